@@ -1,0 +1,104 @@
+"""Entry point of ``sre``.
+
+Sub-commands are imported only when invoked, so ``sre --help`` never imports NVML, Salt, Ansible
+or even the SLO engine. Exit codes (documented in the README):
+
+- health commands: Nagios codes, 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
+- every other command: 0 ok, 1 runtime failure, 2 invalid input or usage.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from sre_tools import __version__
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INVALID = 2
+
+# name -> (module, attribute, one-line help). The help is here so that listing commands does not
+# import them.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "report": ("sre_tools.cli.report", "report", "On-call report: SLOs, reliability, GPU health."),
+    "slo": ("sre_tools.cli.slo", "slo", "SLO specs: validate, generate rules, report."),
+    "sli": ("sre_tools.cli.sli", "sli", "Record and import SLI counts into the store."),
+    "incident": ("sre_tools.cli.incident", "incident", "Open, resolve, list and import incidents."),
+    "reliability": (
+        "sre_tools.cli.reliability",
+        "reliability",
+        "Fleet MTBF/MTTR/availability and checkpoint planning.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a sub-command's module only when it runs."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing commands (``sre --help``) uses the short help above: nothing is imported.
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        command: click.Command = getattr(module, entry[1])
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sre")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """On-call tools for bare-metal GPU clusters: health, SLOs, error budgets, reliability."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map package errors to one-line messages and documented exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        result: Any = cli.main(args=args, prog_name="sre", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("sre: aborted", err=True)
+        return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_INVALID if isinstance(exc, click.UsageError) else exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except Exception as exc:
+        from sre_tools.exceptions import SreError, ValidationError
+
+        if debug:
+            raise
+        if isinstance(exc, ValidationError):
+            click.echo(f"sre: error: {exc}", err=True)
+            return EXIT_INVALID
+        if isinstance(exc, SreError):
+            click.echo(f"sre: error: {exc}", err=True)
+            return EXIT_FAILURE
+        click.echo(
+            f"sre: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            err=True,
+        )
+        return EXIT_FAILURE
+    return int(result) if isinstance(result, int) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

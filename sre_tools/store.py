@@ -1,0 +1,148 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+It holds SLI good/total counts per time bucket and the incident log. Every write runs in one
+``BEGIN IMMEDIATE`` transaction, so a second writer waits (``busy_timeout``) instead of failing,
+and a process killed mid-import leaves every committed row intact and no partial batch.
+
+Users who outgrow it point the same commands at Prometheus (``--prometheus URL``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sre_tools.exceptions import StoreError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- SLI counts: one row per SLO id and bucket start (unix seconds, aligned to the bucket size).
+CREATE TABLE IF NOT EXISTS sli_buckets (
+    slo    TEXT    NOT NULL,
+    start  INTEGER NOT NULL,
+    good   REAL    NOT NULL CHECK (good >= 0),
+    total  REAL    NOT NULL CHECK (total >= 0),
+    PRIMARY KEY (slo, start)
+) WITHOUT ROWID;
+-- Every file imported (SLI or incident CSV), by content hash, so a re-import is refused.
+CREATE TABLE IF NOT EXISTS imports (
+    sha256   TEXT    NOT NULL,
+    kind     TEXT    NOT NULL,
+    path     TEXT    NOT NULL,
+    rows     INTEGER NOT NULL,
+    imported INTEGER NOT NULL,
+    PRIMARY KEY (sha256, kind)
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    started   INTEGER NOT NULL,
+    detected  INTEGER,
+    resolved  INTEGER,
+    component TEXT    NOT NULL,
+    host      TEXT    NOT NULL DEFAULT '',
+    gpu       TEXT    NOT NULL DEFAULT '',
+    category  TEXT    NOT NULL DEFAULT '',
+    planned   INTEGER NOT NULL DEFAULT 0 CHECK (planned IN (0, 1)),
+    cause     TEXT    NOT NULL DEFAULT '',
+    xid       INTEGER,
+    CHECK (resolved IS NULL OR resolved >= started),
+    CHECK (detected IS NULL OR detected >= started)
+);
+CREATE INDEX IF NOT EXISTS incidents_started ON incidents (started);
+"""
+
+
+def default_store_path() -> Path:
+    """``$SRE_STORE``, else ``$XDG_DATA_HOME/sre-tools/store.db`` (``~/.local/share`` default)."""
+    explicit = os.environ.get("SRE_STORE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sre-tools" / "store.db"
+
+
+class Store:
+    """A handle on the SQLite store. Cheap to open; use as a context manager to close."""
+
+    def __init__(self, path: Path | str, *, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StoreError(f"{self.path}: store does not exist (record or import data first)")
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open store: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open store: {exc.strerror or exc}") from exc
+
+    def _migrate(self) -> None:
+        with self.transaction() as cur:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                cur.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: store schema version {row[0]} is newer than this "
+                    f"sre_tools understands ({SCHEMA_VERSION}); upgrade sre_tools"
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One ``BEGIN IMMEDIATE`` .. ``COMMIT``; rolled back on any exception."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: store is busy or read-only: {exc}") from exc
+        try:
+            yield cur
+        except BaseException:
+            self.conn.rollback()
+            raise
+        else:
+            try:
+                self.conn.commit()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+        finally:
+            cur.close()
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Run a read-only query and return all rows."""
+        try:
+            return list(self.conn.execute(sql, params).fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: query failed: {exc}") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
