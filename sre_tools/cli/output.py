@@ -26,9 +26,15 @@ def emit_json(data: Any) -> None:
 
 
 def console() -> Any:
+    import os
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    width = None
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        width = 160  # pipes and CI logs: wide enough that tables do not fold
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:

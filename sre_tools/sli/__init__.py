@@ -1,0 +1,1 @@
+"""SLI sources: the embedded SQLite store (default) and the Prometheus HTTP API."""
