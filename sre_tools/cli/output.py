@@ -41,8 +41,9 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     from rich.table import Table
 
     tab = Table(title=title, title_justify="left", show_lines=False)
-    for col in columns:
-        tab.add_column(col, overflow="fold")
+    for i, col in enumerate(columns):
+        # The first column names the row (an SLO id, a component): never fold it.
+        tab.add_column(col, overflow="fold", no_wrap=i == 0)
     for row in rows:
         tab.add_row(*("-" if cell is None else str(cell) for cell in row))
     return tab

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Shared set-up for the two README commands: system packages, a virtual environment, the project.
+# Usage: source scripts/bootstrap.sh [pip extras, e.g. "dev"]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SRE_VENV:-$ROOT/.venv}"
+EXTRAS="${1:-}"
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+
+need_apt=()
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ "${SRE_NEED_PROMETHEUS:-0}" = "1" ]; then
+  command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+  command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+fi
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "==> apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # --no-install-recommends keeps it small; policy-rc.d may refuse to start the packaged
+  # prometheus service, which is fine: tests run their own servers on loopback.
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+python3 - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"sre_tools needs Python 3.11 or newer, found {sys.version.split()[0]}")
+PY
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> python3 -m venv $VENV"
+  python3 -m venv "$VENV"
+fi
+echo "==> pip install -e .${EXTRAS:+[$EXTRAS]}"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}" 2>&1 \
+  | grep -v "is ignored: it is neither a file nor a directory" || true
+"$VENV/bin/python" -c 'import sre_tools' || { echo "install failed" >&2; exit 1; }
+export PATH="$VENV/bin:$PATH"

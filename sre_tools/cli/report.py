@@ -1,0 +1,152 @@
+"""``sre report``: the on-call view. SLO budgets and burn, fleet reliability, open incidents and
+the local GPUs, in one screen (or one JSON document)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sre_tools.cli import common
+from sre_tools.cli.output import console, emit, json_option
+
+RELIABILITY_WINDOW_SECONDS = 30 * 86400
+
+
+@click.command()
+@click.option("--slos", "slo_files", multiple=True,
+              help="SLO spec file (repeatable; default with --examples: the bundled examples).")
+@click.option("--examples", is_flag=True,
+              help="Use the bundled example SLOs and seed the store with the example SLI data "
+                   "and incident log (once per store).")
+@click.option("--prometheus", "prometheus_url", default=None,
+              help="Read SLIs from Prometheus instead of the store.")
+@common.store_option
+@click.option("--gpus", type=click.IntRange(min=1), default=None,
+              help="GPUs in the fleet, for failures per GPU-day.")
+@click.option("--no-gpu", is_flag=True, help="Skip the local GPU probe.")
+@common.at_option
+@common.period_option
+@common.windows_option
+@json_option
+def report(
+    slo_files: tuple[str, ...],
+    examples: bool,
+    prometheus_url: str | None,
+    store_path: Path | None,
+    gpus: int | None,
+    no_gpu: bool,
+    at: str | None,
+    period: str,
+    alert_windows: Path | None,
+    as_json: bool,
+) -> None:
+    """On-call report: SLOs, reliability over the last 30 days, open incidents, local GPUs."""
+    from sre_tools.reliability.incidents import list_incidents
+    from sre_tools.reliability.report import build_report, report_json
+    from sre_tools.slo.report import build_reports
+
+    when = common.resolve_at(at)
+    files = list(slo_files)
+    data: dict[str, Any] = {}
+    with common.open_store(store_path) as store:
+        data["store"] = str(store.path)
+        if examples:
+            from sre_tools import examples as ex
+
+            seeded = ex.seed(store, int(when))
+            data["examples_seeded"] = seeded
+            if not files:
+                files = ex.slo_files()
+        if files:
+            slos = common.load_slos(tuple(files), period)
+            catalog = common.load_windows(alert_windows)
+            if prometheus_url:
+                from sre_tools.sli.prometheus import PrometheusSource
+
+                source: Any = PrometheusSource(prometheus_url)
+            else:
+                from sre_tools.sli.store import StoreSource
+
+                source = StoreSource(store)
+            data["slos"] = [r.to_dict() for r in build_reports(slos, source, when, catalog)]
+        else:
+            data["slos"] = []
+        since = int(when) - RELIABILITY_WINDOW_SECONDS
+        incidents = list_incidents(store, since=since, until=int(when))
+        if incidents:
+            rel = build_report(store, since=since, until=int(when), gpus=gpus)
+            data["reliability"] = report_json(rel)
+        else:
+            data["reliability"] = None
+        open_now = [i for i in list_incidents(store, open_only=True) if i.started <= when]
+        data["open_incidents"] = [_incident_dict(i) for i in open_now]
+    if not no_gpu:
+        from sre_tools.gpu.probe import probe
+
+        data["gpu"] = probe().to_dict()
+    emit(data, as_json, _render)
+
+
+def _incident_dict(incident: Any) -> dict[str, Any]:
+    from sre_tools.timeutil import iso
+
+    return {
+        "id": incident.id,
+        "started": iso(incident.started),
+        "component": incident.component,
+        "host": incident.host,
+        "gpu": incident.gpu,
+        "category": incident.category,
+        "cause": incident.cause,
+        "xid": incident.xid,
+    }
+
+
+def _render(data: dict[str, Any]) -> None:
+    from sre_tools.cli.output import table
+    from sre_tools.cli.reliability import _render_report
+    from sre_tools.cli.slo import render_reports
+
+    con = console()
+    if data["slos"]:
+        render_reports(data["slos"])
+        paging = [r["id"] for r in data["slos"] if r["status"] == "page"]
+        ticket = [r["id"] for r in data["slos"] if r["status"] == "ticket"]
+        if paging:
+            con.print(f"[bold red]PAGE[/]: {', '.join(paging)} burning error budget fast")
+        if ticket:
+            con.print(f"[yellow]TICKET[/]: {', '.join(ticket)} burning error budget")
+    else:
+        con.print("No SLO specs given (--slos FILE or --examples).")
+    con.print()
+    if data["reliability"] is not None:
+        _render_report(data["reliability"])
+    else:
+        con.print("No incidents in the last 30 days.")
+    if data["open_incidents"]:
+        con.print(
+            table(
+                "Open incidents",
+                ["id", "started", "component", "host", "gpu", "cause", "xid"],
+                [[i["id"], i["started"], i["component"], i["host"], i["gpu"], i["cause"], i["xid"]]
+                 for i in data["open_incidents"]],
+            )
+        )
+    gpu = data.get("gpu")
+    if gpu is not None:
+        con.print()
+        if not gpu["driver_present"]:
+            con.print(f"GPU health: {gpu['message']} (skipped)")
+        else:
+            con.print(f"GPU health: {gpu['message']}")
+            if gpu["gpus"]:
+                con.print(
+                    table(
+                        "Local GPUs",
+                        ["index", "name", "uuid", "pci bus id", "temp C"],
+                        [[g["index"], g["name"], g["uuid"], g["pci_bus_id"], g["temperature_c"]]
+                         for g in gpu["gpus"]],
+                    )
+                )

@@ -1,0 +1,1 @@
+"""The NVML facade: the only package that imports ``pynvml`` (``nvidia-ml-py``)."""
