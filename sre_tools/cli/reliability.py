@@ -1,0 +1,166 @@
+"""``sre reliability``: fleet MTBF/MTTR/availability report, and checkpoint planning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sre_tools.cli.incident import open_store, parse_when, store_option, wide_console
+from sre_tools.cli.output import emit, json_option, pct, table
+from sre_tools.durations import humanize, parse_duration
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _mtbf(stats: dict[str, Any]) -> str:
+    return "no failures" if stats["mtbf_seconds"] is None else humanize(stats["mtbf_seconds"])
+
+
+def _row(name: str, stats: dict[str, Any]) -> tuple[object, ...]:
+    planned = stats["planned"]
+    return (
+        name,
+        stats["failures"],
+        stats["open"],
+        _mtbf(stats),
+        humanize(stats["mttr_seconds"]),
+        humanize(stats["mttd_seconds"]),
+        pct(stats["availability"], 3),
+        _rate(stats["failures_per_gpu_day"]),
+        _rate(stats["failures_per_node_day"]),
+        planned["count"],
+        humanize(planned["downtime_seconds"]) if planned["count"] else "-",
+    )
+
+
+def _render_report(data: dict[str, Any]) -> None:
+    nodes = data["nodes"]
+    if nodes is None:
+        node_text = "nodes unknown"
+    else:
+        node_text = f"{nodes} nodes" + (
+            " (hosts seen)" if data["nodes_source"] == "derived" else ""
+        )
+    gpus = "GPUs unknown (--gpus N)" if data["gpus"] is None else f"{data['gpus']} GPUs"
+    title = (
+        f"Reliability {data['since']} .. {data['until']} "
+        f"({humanize(data['window_seconds'])}, {gpus}, {node_text})"
+    )
+    rows = [_row(name, stats) for name, stats in data["components"].items()]
+    rows.append(_row("fleet", data["fleet"]))
+    columns = ["Component", "Failures", "Open", "MTBF", "MTTR", "MTTD", "Availability"]
+    columns += ["/GPU-day", "/node-day", "Planned", "Planned down"]
+    wide_console().print(table(title, columns, rows))
+
+
+@click.group()
+def reliability() -> None:
+    """Fleet reliability from the incident log, and checkpoint planning."""
+
+
+@reliability.command("report")
+@click.option("--since", default=None, help="Window start [default: earliest incident start].")
+@click.option("--until", default=None, help="Window end, exclusive [default: now].")
+@click.option("--gpus", type=click.IntRange(min=1), default=None, help="GPUs in the fleet.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Nodes in the fleet [default: distinct hosts among the window's incidents].",
+)
+@store_option
+@json_option
+def report_cmd(
+    *,
+    since: str | None,
+    until: str | None,
+    gpus: int | None,
+    nodes: int | None,
+    store_path: Path | None,
+    as_json: bool,
+) -> None:
+    """MTBF, MTTR, MTTD, availability and failure rates per component class and for the fleet.
+
+    Failures are unplanned incidents that started in [--since, --until); planned ones are counted
+    apart.
+    """
+    from sre_tools.reliability.report import build_report, report_json
+
+    since_at = parse_when(since, "--since")
+    until_at = parse_when(until, "--until")
+    with open_store(store_path, create=False) as store:
+        result = build_report(store, since=since_at, until=until_at, gpus=gpus, nodes=nodes)
+    emit(report_json(result), as_json, _render_report)
+
+
+def _duration(value: str | None, option: str, *, zero_ok: bool = False) -> float | None:
+    if value is None:
+        return None
+    if zero_ok and value.strip() in {"0", "0s"}:
+        return 0.0
+    return parse_duration(value, field=option)
+
+
+def _render_plan(data: dict[str, Any]) -> None:
+    rows: list[tuple[str, str]] = []
+    if data["gpus"] is not None:
+        rows.append(("GPUs", str(data["gpus"])))
+        rows.append(("GPU MTBF", humanize(data["gpu_mtbf_seconds"])))
+    rows += [
+        ("Job MTBF", humanize(data["job_mtbf_seconds"])),
+        (
+            f"P(>=1 interruption in {humanize(data['run_length_seconds'])})",
+            pct(data["interruption_probability"], 1),
+        ),
+        ("Expected interruptions", f"{data['expected_interruptions']:.2f}"),
+        ("Checkpoint cost", humanize(data["checkpoint_cost_seconds"])),
+        ("Restart cost", humanize(data["restart_cost_seconds"])),
+        ("Checkpoint interval (Young)", humanize(data["young_seconds"])),
+        ("Checkpoint interval (Daly)", humanize(data["daly_seconds"])),
+        ("Goodput at Young interval", pct(data["goodput_young"], 2)),
+        ("Goodput at Daly interval", pct(data["goodput_daly"], 2)),
+        ("Expected wall time (Daly)", humanize(data["expected_wall_seconds"])),
+    ]
+    wide_console().print(table("Checkpoint plan", ("", "Value"), rows))
+
+
+@reliability.command("plan")
+@click.option("--mtbf", default=None, help="Job MTBF (e.g. 3h). Or give --gpus and --gpu-mtbf.")
+@click.option("--gpus", type=click.IntRange(min=1), default=None, help="GPUs the job runs on.")
+@click.option("--gpu-mtbf", default=None, help="MTBF of one GPU (e.g. 50000h).")
+@click.option("--checkpoint-cost", required=True, help="Time to write a checkpoint (e.g. 5m).")
+@click.option("--restart-cost", default="0s", show_default=True, help="Time to restart a job.")
+@click.option("--run-length", default="24h", show_default=True, help="Run length for P(failure).")
+@json_option
+def plan_cmd(
+    *,
+    mtbf: str | None,
+    gpus: int | None,
+    gpu_mtbf: str | None,
+    checkpoint_cost: str,
+    restart_cost: str,
+    run_length: str,
+    as_json: bool,
+) -> None:
+    """Job MTBF, chance of interruption, Young and Daly checkpoint intervals, goodput."""
+    from dataclasses import asdict
+
+    from sre_tools.reliability.plan import plan_checkpoints
+
+    if mtbf is not None and (gpus is not None or gpu_mtbf is not None):
+        raise click.UsageError("give either --mtbf, or --gpus with --gpu-mtbf, not both")
+    if mtbf is None and (gpus is None or gpu_mtbf is None):
+        raise click.UsageError("give either --mtbf, or both --gpus and --gpu-mtbf")
+    result = plan_checkpoints(
+        checkpoint_cost=_duration(checkpoint_cost, "--checkpoint-cost") or 0.0,
+        mtbf=_duration(mtbf, "--mtbf"),
+        gpus=gpus,
+        gpu_mtbf=_duration(gpu_mtbf, "--gpu-mtbf"),
+        restart_cost=_duration(restart_cost, "--restart-cost", zero_ok=True) or 0.0,
+        run_length=_duration(run_length, "--run-length") or 0.0,
+    )
+    emit(asdict(result), as_json, _render_plan)

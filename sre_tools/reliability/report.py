@@ -1,0 +1,73 @@
+"""The store-backed reliability report (``sre reliability report``, and the on-call report).
+
+Default window: ``since`` is the earliest incident start in the store, ``until`` is now.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sre_tools.exceptions import ValidationError
+from sre_tools.reliability.incidents import earliest_start, list_incidents
+from sre_tools.reliability.metrics import ReliabilityReport, ReliabilityStats, reliability_report
+from sre_tools.store import Store
+from sre_tools.timeutil import iso
+
+
+def build_report(
+    store: Store,
+    *,
+    since: int | None = None,
+    until: int | None = None,
+    gpus: int | None = None,
+    nodes: int | None = None,
+    now: int | None = None,
+) -> ReliabilityReport:
+    """Load the window's incidents from ``store`` and compute the report."""
+    end = until if until is not None else (int(time.time()) if now is None else now)
+    start = since
+    if start is None:
+        start = earliest_start(store)
+        if start is None:
+            raise ValidationError(
+                "the store has no incidents; import some or pass --since", field="--since"
+            )
+    if end <= start:
+        raise ValidationError(
+            f"the window is empty: --since {iso(start)} is not before --until {iso(end)}",
+            field="--since",
+        )
+    incidents = list_incidents(store, since=start, until=end)
+    return reliability_report(incidents, since=start, until=end, gpus=gpus, nodes=nodes)
+
+
+def stats_json(stats: ReliabilityStats) -> dict[str, Any]:
+    return {
+        "failures": stats.failures,
+        "open": stats.open,
+        "mtbf_seconds": stats.mtbf_seconds,
+        "mttr_seconds": stats.mttr_seconds,
+        "mttd_seconds": stats.mttd_seconds,
+        "availability": stats.availability,
+        "failures_per_gpu_day": stats.failures_per_gpu_day,
+        "failures_per_node_day": stats.failures_per_node_day,
+        "planned": {
+            "count": stats.planned.count,
+            "downtime_seconds": stats.planned.downtime_seconds,
+        },
+    }
+
+
+def report_json(report: ReliabilityReport) -> dict[str, Any]:
+    """The report with stable keys (``mtbf_seconds`` is ``null`` when there are no failures)."""
+    return {
+        "since": iso(report.since),
+        "until": iso(report.until),
+        "window_seconds": report.window_seconds,
+        "gpus": report.gpus,
+        "nodes": report.nodes,
+        "nodes_source": "derived" if report.nodes_derived else "given",
+        "fleet": stats_json(report.fleet),
+        "components": {name: stats_json(stats) for name, stats in report.components},
+    }
