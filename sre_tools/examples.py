@@ -47,7 +47,7 @@ def generate_sli_csv(end: int, days: int = 30) -> str:
     and jobs land on it: page); the training API has run at 0.4 % errors for 30 hours (a slow
     burn: ticket); GPU node availability and checkpoint writes are within budget.
     """
-    rng = random.Random(SEED)
+    rng = random.Random(SEED)  # noqa: S311 - reproducible example data, not security
     end -= end % MINUTE
     start = end - days * DAY
     out = io.StringIO()
@@ -101,9 +101,7 @@ def seed(store: Store, now: int) -> bool:
     import_sli(store, generate_sli_csv(end), "examples:sli", force=True)
     import_incidents(store, shifted_incidents(end), "examples:incidents.csv", force=True)
     with store.transaction() as cur:
-        cur.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META_KEY, str(end))
-        )
+        cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META_KEY, str(end)))
     return True
 
 
@@ -115,7 +113,9 @@ def shifted_incidents(end: int) -> str:
     text = incidents_file().read_text(encoding="utf-8")
     rows = list(csv.reader(io.StringIO(text)))
     header, body = rows[0], rows[1:]
-    time_cols = [i for i, name in enumerate(header) if name.strip() in {"started", "resolved", "detected"}]
+    time_cols = [
+        i for i, name in enumerate(header) if name.strip() in {"started", "resolved", "detected"}
+    ]
 
     def parse(value: str) -> int:
         return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())

@@ -8,7 +8,7 @@ from sre_tools.exceptions import ValidationError
 
 
 def parse_time(text: object, *, field: str | None = None, source: str | None = None) -> datetime:
-    """Parse an ISO-8601 timestamp (``2026-11-01T10:00:00Z``, a date, or unix seconds ``@1700000000``).
+    """Parse ISO-8601 (``2026-11-01T10:00:00Z``, a date) or unix seconds (``@1700000000``).
 
     A timestamp without a zone is taken as UTC.
     """

@@ -15,16 +15,31 @@ RELIABILITY_WINDOW_SECONDS = 30 * 86400
 
 
 @click.command()
-@click.option("--slos", "slo_files", multiple=True,
-              help="SLO spec file (repeatable; default with --examples: the bundled examples).")
-@click.option("--examples", is_flag=True,
-              help="Use the bundled example SLOs and seed the store with the example SLI data "
-                   "and incident log (once per store).")
-@click.option("--prometheus", "prometheus_url", default=None,
-              help="Read SLIs from Prometheus instead of the store.")
+@click.option(
+    "--slos",
+    "slo_files",
+    multiple=True,
+    help="SLO spec file (repeatable; default with --examples: the bundled examples).",
+)
+@click.option(
+    "--examples",
+    is_flag=True,
+    help="Use the bundled example SLOs and seed the store with the example SLI data "
+    "and incident log (once per store).",
+)
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    default=None,
+    help="Read SLIs from Prometheus instead of the store.",
+)
 @common.store_option
-@click.option("--gpus", type=click.IntRange(min=1), default=None,
-              help="GPUs in the fleet, for failures per GPU-day.")
+@click.option(
+    "--gpus",
+    type=click.IntRange(min=1),
+    default=None,
+    help="GPUs in the fleet, for failures per GPU-day.",
+)
 @click.option("--no-gpu", is_flag=True, help="Skip the local GPU probe.")
 @common.at_option
 @common.period_option
@@ -130,8 +145,18 @@ def _render(data: dict[str, Any]) -> None:
             table(
                 "Open incidents",
                 ["id", "started", "component", "host", "gpu", "cause", "xid"],
-                [[i["id"], i["started"], i["component"], i["host"], i["gpu"], i["cause"], i["xid"]]
-                 for i in data["open_incidents"]],
+                [
+                    [
+                        i["id"],
+                        i["started"],
+                        i["component"],
+                        i["host"],
+                        i["gpu"],
+                        i["cause"],
+                        i["xid"],
+                    ]
+                    for i in data["open_incidents"]
+                ],
             )
         )
     gpu = data.get("gpu")
@@ -146,7 +171,9 @@ def _render(data: dict[str, Any]) -> None:
                     table(
                         "Local GPUs",
                         ["index", "name", "uuid", "pci bus id", "temp C"],
-                        [[g["index"], g["name"], g["uuid"], g["pci_bus_id"], g["temperature_c"]]
-                         for g in gpu["gpus"]],
+                        [
+                            [g["index"], g["name"], g["uuid"], g["pci_bus_id"], g["temperature_c"]]
+                            for g in gpu["gpus"]
+                        ],
                     )
                 )

@@ -23,8 +23,9 @@ def sli() -> None:
 @common.at_option
 @common.store_option
 @json_option
-def record(slo_id: str, good: float, total: float, at: str | None, store_path: Path | None,
-           as_json: bool) -> None:
+def record(
+    slo_id: str, good: float, total: float, at: str | None, store_path: Path | None, as_json: bool
+) -> None:
     """Add GOOD/TOTAL events to the SLO's 1-minute bucket at --at (default now)."""
     from sre_tools.sli.store import DEFAULT_BUCKET_SECONDS, _count, make_sample
     from sre_tools.sli.store import record as record_samples
@@ -38,8 +39,13 @@ def record(slo_id: str, good: float, total: float, at: str | None, store_path: P
         record_samples(store, [sample])
         path = str(store.path)
     data = {"slo": slo_id, "bucket": iso(sample.start), "good": g, "total": t, "store": path}
-    emit(data, as_json, lambda d: click.echo(
-        f"recorded {d['good']:g}/{d['total']:g} for {d['slo']} at {d['bucket']}"))
+    emit(
+        data,
+        as_json,
+        lambda d: click.echo(
+            f"recorded {d['good']:g}/{d['total']:g} for {d['slo']} at {d['bucket']}"
+        ),
+    )
 
 
 @sli.command(name="import")
@@ -54,8 +60,11 @@ def import_(file: str, force: bool, store_path: Path | None, as_json: bool) -> N
     text = read_text(file)
     with common.open_store(store_path) as store:
         count = import_csv(store, text, file if file != "-" else "<stdin>", force=force)
-    emit({"file": file, "rows": count}, as_json,
-         lambda d: click.echo(f"imported {d['rows']} rows from {d['file']}"))
+    emit(
+        {"file": file, "rows": count},
+        as_json,
+        lambda d: click.echo(f"imported {d['rows']} rows from {d['file']}"),
+    )
 
 
 @sli.command(name="list")
@@ -68,11 +77,20 @@ def list_(store_path: Path | None, as_json: bool) -> None:
 
     with common.open_store(store_path, create=False) as store:
         rows = [
-            {"slo": s, "buckets": n, "first": iso(a), "last": iso(b)} for s, n, a, b in known_slos(store)
+            {"slo": s, "buckets": n, "first": iso(a), "last": iso(b)}
+            for s, n, a, b in known_slos(store)
         ]
-    emit(rows, as_json, lambda rs: console().print(
-        table("SLI data in the store", ["SLO", "buckets", "first", "last"],
-              [[r["slo"], r["buckets"], r["first"], r["last"]] for r in rs])))
+    emit(
+        rows,
+        as_json,
+        lambda rs: console().print(
+            table(
+                "SLI data in the store",
+                ["SLO", "buckets", "first", "last"],
+                [[r["slo"], r["buckets"], r["first"], r["last"]] for r in rs],
+            )
+        ),
+    )
 
 
 def read_text(file: str) -> str:
@@ -91,4 +109,6 @@ def read_text(file: str) -> str:
     except UnicodeDecodeError:
         raise ValidationError("not a UTF-8 text file", source=file) from None
     except (OSError, EOFError) as exc:
-        raise ValidationError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", source=file) from None
+        raise ValidationError(
+            f"cannot read: {getattr(exc, 'strerror', None) or exc}", source=file
+        ) from None

@@ -24,7 +24,9 @@ def slo() -> None:
 @common.period_option
 @common.windows_option
 @json_option
-def validate(files: tuple[str, ...], period: str, alert_windows: Path | None, as_json: bool) -> None:
+def validate(
+    files: tuple[str, ...], period: str, alert_windows: Path | None, as_json: bool
+) -> None:
     """Validate spec FILES (multi-document YAML; '-' reads stdin) and list their SLOs."""
     from sre_tools.durations import format_duration, humanize
     from sre_tools.slo.math import allowed_downtime
@@ -91,12 +93,20 @@ def _atomic_write(path: Path, writer: Any) -> None:
 
 @slo.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the rule file here (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the rule file here (default: stdout).",
+)
 @common.period_option
 @common.windows_option
-@click.option("--runbook-base", default=None,
-              help="Base URL for runbook_url annotations (default: the repository's runbooks/).")
+@click.option(
+    "--runbook-base",
+    default=None,
+    help="Base URL for runbook_url annotations (default: the repository's runbooks/).",
+)
 @json_option
 def rules(
     files: tuple[str, ...],
@@ -128,16 +138,30 @@ def rules(
         from sre_tools.exceptions import SreError
 
         raise SreError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    summary = {"output": str(output), "slos": len(slos), "groups": len(rule_file["groups"]),
-               "rules": n_rules}
-    emit(summary, as_json, lambda s: click.echo(
-        f"wrote {s['rules']} rules in {s['groups']} groups for {s['slos']} SLOs to {s['output']}"))
+    summary = {
+        "output": str(output),
+        "slos": len(slos),
+        "groups": len(rule_file["groups"]),
+        "rules": n_rules,
+    }
+    emit(
+        summary,
+        as_json,
+        lambda s: click.echo(
+            f"wrote {s['rules']} rules in {s['groups']} groups "
+            f"for {s['slos']} SLOs to {s['output']}"
+        ),
+    )
 
 
 @slo.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--prometheus", "prometheus_url", default=None,
-              help="Read SLIs from this Prometheus (or Thanos/Mimir) HTTP API base URL.")
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    default=None,
+    help="Read SLIs from this Prometheus (or Thanos/Mimir) HTTP API base URL.",
+)
 @common.store_option
 @click.option("--slo", "only", multiple=True, help="Report only this SLO id (repeatable).")
 @common.at_option
@@ -167,13 +191,15 @@ def report(
     if prometheus_url:
         from sre_tools.sli.prometheus import PrometheusSource
 
-        reports = build_reports(slos, PrometheusSource(prometheus_url, timeout=timeout), when, catalog)
+        reports = build_reports(
+            slos, PrometheusSource(prometheus_url, timeout=timeout), when, catalog
+        )
     else:
         from sre_tools.sli.store import StoreSource
 
         with common.open_store(store_path, create=False) as store:
             reports = build_reports(slos, StoreSource(store), when, catalog)
-    emit([r.to_dict() for r in reports], as_json, lambda rows: render_reports(rows))
+    emit([r.to_dict() for r in reports], as_json, render_reports)
 
 
 STATUS_STYLE = {
@@ -196,8 +222,16 @@ def render_reports(rows: list[dict[str, Any]], title: str | None = None) -> None
                 windows.append(w)
     tab = table(
         title or (f"SLOs at {rows[0]['at']}" if rows else "SLOs"),
-        ["SLO", "status", "objective", "SLI (period)", "budget left", "exhaustion",
-         *[f"burn {w}" for w in windows], "firing"],
+        [
+            "SLO",
+            "status",
+            "objective",
+            "SLI (period)",
+            "budget left",
+            "exhaustion",
+            *[f"burn {w}" for w in windows],
+            "firing",
+        ],
         [],
     )
     for r in rows:

@@ -6,6 +6,7 @@ without an NVIDIA driver is a normal answer here ("no NVIDIA driver"), not an er
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,10 @@ def probe(nvml: Any = None, proc_version: Path = PROC_VERSION) -> ProbeResult:
     """Initialise NVML and list GPUs; ``nvml`` may be injected (a recorded backend in tests)."""
     if nvml is None:
         try:
-            import pynvml as nvml
+            import pynvml
         except ImportError:
             return ProbeResult(False, "nvidia-ml-py is not installed")
+        nvml = pynvml
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as exc:
@@ -61,7 +63,9 @@ def probe(nvml: Any = None, proc_version: Path = PROC_VERSION) -> ProbeResult:
         for i in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
             try:
-                temp: int | None = int(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
+                temp: int | None = int(
+                    nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
+                )
             except nvml.NVMLError:
                 temp = None
             pci = nvml.nvmlDeviceGetPciInfo(handle)
@@ -78,7 +82,5 @@ def probe(nvml: Any = None, proc_version: Path = PROC_VERSION) -> ProbeResult:
     except nvml.NVMLError as exc:
         return ProbeResult(True, f"NVML query failed: {exc}")
     finally:
-        try:
+        with contextlib.suppress(nvml.NVMLError):
             nvml.nvmlShutdown()
-        except nvml.NVMLError:
-            pass

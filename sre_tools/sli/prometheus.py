@@ -43,7 +43,8 @@ class PrometheusSource:
         self._auth: str | None = None
         if parsed.username is not None:
             # Credentials in the URL become a basic-auth header; they are never printed.
-            creds = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
+            user = urllib.parse.unquote(parsed.username)
+            creds = f"{user}:{urllib.parse.unquote(parsed.password or '')}"
             self._auth = "Basic " + base64.b64encode(creds.encode()).decode()
             netloc = parsed.hostname or ""
             if parsed.port:
@@ -80,7 +81,9 @@ class PrometheusSource:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise QueryError(f"{self.base_url}: answer is not JSON") from None
         if not isinstance(payload, dict) or payload.get("status") != "success":
-            raise QueryError(f"{self.base_url}: query failed: {payload.get('error', payload)!r:.200}")
+            raise QueryError(
+                f"{self.base_url}: query failed: {payload.get('error', payload)!r:.200}"
+            )
         data = payload.get("data") or {}
         if data.get("resultType") == "scalar":
             return [{"metric": {}, "value": data.get("result")}]

@@ -42,7 +42,9 @@ def _count(text: object, field: str, source: str) -> float:
     try:
         value = float(str(text).strip())
     except ValueError:
-        raise ValidationError(f"expected a number, got {text!r}", source=source, field=field) from None
+        raise ValidationError(
+            f"expected a number, got {text!r}", source=source, field=field
+        ) from None
     if not math.isfinite(value) or value < 0 or value > MAX_COUNT:
         raise ValidationError(
             f"must be a finite number between 0 and {MAX_COUNT:g}, got {text!r}",
@@ -60,7 +62,9 @@ def make_sample(
         raise ValidationError(f"{prefix}invalid SLO id {slo!r}", source=source, field="slo")
     if good > total:
         raise ValidationError(
-            f"{prefix}good ({good:g}) is greater than total ({total:g})", source=source, field="good"
+            f"{prefix}good ({good:g}) is greater than total ({total:g})",
+            source=source,
+            field="good",
         )
     start = int(at) - int(at) % bucket
     return Sample(slo, start, good, total)
@@ -74,7 +78,9 @@ def parse_csv(text: str, source: str, *, bucket: int = DEFAULT_BUCKET_SECONDS) -
     except csv.Error as exc:
         raise ValidationError(f"row 1: {exc}", source=source) from None
     if header is None:
-        raise ValidationError("empty file (expected header timestamp,slo,good,total)", source=source)
+        raise ValidationError(
+            "empty file (expected header timestamp,slo,good,total)", source=source
+        )
     names = tuple(h.strip() for h in header)
     if names != CSV_HEADER:
         raise ValidationError(
@@ -101,9 +107,7 @@ def parse_csv(text: str, source: str, *, bucket: int = DEFAULT_BUCKET_SECONDS) -
                 )
             except ValidationError as exc:
                 field = exc.field or "timestamp"
-                raise ValidationError(
-                    f"row {line}: {field}: {exc.reason}", source=source
-                ) from None
+                raise ValidationError(f"row {line}: {field}: {exc.reason}", source=source) from None
     except csv.Error as exc:
         raise ValidationError(f"row {reader.line_num}: {exc}", source=source) from None
     return samples
@@ -128,8 +132,14 @@ def record(store: Store, samples: Sequence[Sample]) -> int:
     return _upsert(store, samples)
 
 
-def import_csv(store: Store, text: str, source: str, *, force: bool = False,
-               bucket: int = DEFAULT_BUCKET_SECONDS) -> int:
+def import_csv(
+    store: Store,
+    text: str,
+    source: str,
+    *,
+    force: bool = False,
+    bucket: int = DEFAULT_BUCKET_SECONDS,
+) -> int:
     """Validate the whole file, then add it in one transaction; refuse a second import."""
     samples = parse_csv(text, source, bucket=bucket)
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

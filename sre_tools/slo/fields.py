@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -71,18 +72,21 @@ def boolean(value: dict[str, Any], key: str, path: str, default: bool) -> bool:
     if value.get(key) is None:
         return default
     if not isinstance(value[key], bool):
-        raise ValidationError(f"expected true or false, got {_kind(value[key])}", field=join(path, key))
+        raise ValidationError(
+            f"expected true or false, got {_kind(value[key])}", field=join(path, key)
+        )
     return bool(value[key])
 
 
-def number(value: Any, path: str, *, low: float, high: float, low_open: bool = True,
-           high_open: bool = True) -> float:
+def number(
+    value: Any, path: str, *, low: float, high: float, low_open: bool = True, high_open: bool = True
+) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"expected a number, got {_kind(value)}", field=path)
     num = float(value)
     low_ok = num > low if low_open else num >= low
     high_ok = num < high if high_open else num <= high
-    if not (low_ok and high_ok) or num != num:
+    if not (low_ok and high_ok) or math.isnan(num):
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
         raise ValidationError(f"must be in {lo}{low:g}, {high:g}{hi}, got {value!r}", field=path)

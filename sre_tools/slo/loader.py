@@ -38,7 +38,9 @@ def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
     return out
 
 
-def load_texts(texts: Iterable[tuple[str, str]], *, period_seconds: float | None = None) -> list[SLO]:
+def load_texts(
+    texts: Iterable[tuple[str, str]], *, period_seconds: float | None = None
+) -> list[SLO]:
     """Load SLOs from ``(source name, text)`` pairs. Raises ValidationError naming file and field.
 
     ``period_seconds`` sets the period of Sloth specs (which carry none); OpenSLO specs always

@@ -59,7 +59,9 @@ def allowed_downtime(objective_ratio: float, period_seconds: float) -> float:
     return error_budget(objective_ratio) * period_seconds
 
 
-def burn_rate_factor(budget_percent: float, period_seconds: float, long_window_seconds: float) -> float:
+def burn_rate_factor(
+    budget_percent: float, period_seconds: float, long_window_seconds: float
+) -> float:
     """Burn rate that spends ``budget_percent`` of the budget within the long window.
 
     factor = (budget_percent / 100) * period / long_window; 2 % in 1 h of 30 d gives 14.4.

@@ -68,7 +68,9 @@ def check_object(doc: dict[str, Any], source: str) -> Obj:
     kind = doc.get("kind")
     if kind not in KINDS:
         raise ValidationError(
-            f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})", source=source, field="kind"
+            f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})",
+            source=source,
+            field="kind",
         )
     try:
         f.no_extra(doc, {"apiVersion", "kind", "metadata", "spec"}, "")
@@ -100,7 +102,9 @@ class OpenSLOSet:
         ref_name = f.string(name, path)
         found = self.objects.get((kind, ref_name))
         if found is None:
-            raise ValidationError(f"no {kind} named {ref_name!r} was loaded", source=source, field=path)
+            raise ValidationError(
+                f"no {kind} named {ref_name!r} was loaded", source=source, field=path
+            )
         return found
 
     def slos(self) -> list[SLO]:
@@ -121,8 +125,14 @@ class OpenSLOSet:
         f.no_extra(
             spec,
             {
-                "description", "service", "indicator", "indicatorRef", "timeWindow",
-                "budgetingMethod", "objectives", "alertPolicies",
+                "description",
+                "service",
+                "indicator",
+                "indicatorRef",
+                "timeWindow",
+                "budgetingMethod",
+                "objectives",
+                "alertPolicies",
             },
             "spec",
         )
@@ -130,11 +140,15 @@ class OpenSLOSet:
         has_inline = spec.get("indicator") is not None
         has_ref = spec.get("indicatorRef") is not None
         if has_inline == has_ref:
-            raise ValidationError("exactly one of indicator or indicatorRef is required", field="spec")
+            raise ValidationError(
+                "exactly one of indicator or indicatorRef is required", field="spec"
+            )
         if has_inline:
             sli_doc = f.mapping(spec["indicator"], "spec.indicator")
             f.no_extra(sli_doc, {"metadata", "spec"}, "spec.indicator")
-            sli_spec = f.mapping(f.required(sli_doc, "spec", "spec.indicator"), "spec.indicator.spec")
+            sli_spec = f.mapping(
+                f.required(sli_doc, "spec", "spec.indicator"), "spec.indicator.spec"
+            )
             sli = _sli(sli_spec, "spec.indicator.spec")
         else:
             ref = self.ref("SLI", spec["indicatorRef"], obj.source, "spec.indicatorRef")
@@ -163,8 +177,18 @@ class OpenSLOSet:
             item = f.mapping(raw, path)
             f.no_extra(
                 item,
-                {"displayName", "op", "value", "target", "targetPercent", "timeSliceTarget",
-                 "timeSliceWindow", "indicator", "indicatorRef", "compositeWeight"},
+                {
+                    "displayName",
+                    "op",
+                    "value",
+                    "target",
+                    "targetPercent",
+                    "timeSliceTarget",
+                    "timeSliceWindow",
+                    "indicator",
+                    "indicatorRef",
+                    "compositeWeight",
+                },
                 path,
             )
             for unsupported in ("op", "value", "indicator", "indicatorRef", "compositeWeight"):
@@ -183,7 +207,9 @@ class OpenSLOSet:
                 suffix = re.sub(r"[^A-Za-z0-9]+", "-", display).strip("-").lower() or str(i)
                 slo_name = f"{obj.name}-{suffix}"
             if slo_name in used:
-                raise ValidationError(f"duplicate objective name {slo_name!r}", field=f.join(path, "displayName"))
+                raise ValidationError(
+                    f"duplicate objective name {slo_name!r}", field=f.join(path, "displayName")
+                )
             used.add(slo_name)
             out.append(
                 SLO(
@@ -242,7 +268,9 @@ class OpenSLOSet:
             item = f.mapping(raw, path)
             if item.get("alertPolicyRef") is not None:
                 f.no_extra(item, {"alertPolicyRef"}, path)
-                ref = self.ref("AlertPolicy", item["alertPolicyRef"], source, f.join(path, "alertPolicyRef"))
+                ref = self.ref(
+                    "AlertPolicy", item["alertPolicyRef"], source, f.join(path, "alertPolicyRef")
+                )
                 doc, psource, ppath = ref.doc, ref.source, ""
             else:
                 if item.get("kind") != "AlertPolicy":
@@ -250,13 +278,21 @@ class OpenSLOSet:
                 doc, psource, ppath = item, source, path
         try:
             meta = f.mapping(f.required(doc, "metadata", ppath), f.join(ppath, "metadata"))
-            pname = f.name(f.required(meta, "name", f.join(ppath, "metadata")), f.join(ppath, "metadata.name"))
+            pname = f.name(
+                f.required(meta, "name", f.join(ppath, "metadata")), f.join(ppath, "metadata.name")
+            )
             spec_path = f.join(ppath, "spec")
             spec = f.mapping(f.required(doc, "spec", ppath), spec_path)
             f.no_extra(
                 spec,
-                {"description", "alertWhenNoData", "alertWhenResolved", "alertWhenBreaching",
-                 "conditions", "notificationTargets"},
+                {
+                    "description",
+                    "alertWhenNoData",
+                    "alertWhenResolved",
+                    "alertWhenBreaching",
+                    "conditions",
+                    "notificationTargets",
+                },
                 spec_path,
             )
             for flag in ("alertWhenNoData", "alertWhenResolved", "alertWhenBreaching"):
@@ -266,18 +302,36 @@ class OpenSLOSet:
             if description:
                 annotations["policy_description"] = description
             targets = []
-            for j, traw in enumerate(f.sequence(spec.get("notificationTargets") or [], "x", non_empty=False)):
+            for j, traw in enumerate(
+                f.sequence(spec.get("notificationTargets") or [], "x", non_empty=False)
+            ):
                 tpath = f"{spec_path}.notificationTargets[{j}]"
                 titem = f.mapping(traw, tpath)
                 if titem.get("targetRef") is not None:
-                    targets.append(self.ref("AlertNotificationTarget", titem["targetRef"], psource, f.join(tpath, "targetRef")).name)
+                    targets.append(
+                        self.ref(
+                            "AlertNotificationTarget",
+                            titem["targetRef"],
+                            psource,
+                            f.join(tpath, "targetRef"),
+                        ).name
+                    )
                 else:
-                    tmeta = f.mapping(f.required(titem, "metadata", tpath), f.join(tpath, "metadata"))
-                    targets.append(f.name(f.required(tmeta, "name", f.join(tpath, "metadata")), f.join(tpath, "metadata.name")))
+                    tmeta = f.mapping(
+                        f.required(titem, "metadata", tpath), f.join(tpath, "metadata")
+                    )
+                    targets.append(
+                        f.name(
+                            f.required(tmeta, "name", f.join(tpath, "metadata")),
+                            f.join(tpath, "metadata.name"),
+                        )
+                    )
             if targets:
                 annotations["notification_targets"] = ",".join(targets)
             page = ticket = False
-            conditions = f.sequence(f.required(spec, "conditions", spec_path), f.join(spec_path, "conditions"))
+            conditions = f.sequence(
+                f.required(spec, "conditions", spec_path), f.join(spec_path, "conditions")
+            )
             for k, craw in enumerate(conditions):
                 cpath = f"{spec_path}.conditions[{k}]"
                 severity = self._condition(craw, psource, cpath)
@@ -296,7 +350,9 @@ class OpenSLOSet:
     def _condition(self, raw: Any, source: str, path: str) -> str:
         item = f.mapping(raw, path)
         if item.get("conditionRef") is not None:
-            ref = self.ref("AlertCondition", item["conditionRef"], source, f.join(path, "conditionRef"))
+            ref = self.ref(
+                "AlertCondition", item["conditionRef"], source, f.join(path, "conditionRef")
+            )
             doc, cpath = ref.doc, ""
             try:
                 return _condition_spec(doc, cpath)
@@ -319,9 +375,15 @@ def _condition_spec(doc: dict[str, Any], path: str) -> str:
         raise ValidationError("only kind 'burnrate' is supported", field=f.join(cond_path, "kind"))
     op = f.req_str(cond, "op", cond_path)
     if op not in {"gt", "gte", "lt", "lte"}:
-        raise ValidationError(f"invalid op {op!r} (gt, gte, lt, lte)", field=f.join(cond_path, "op"))
-    f.number(f.required(cond, "threshold", cond_path), f.join(cond_path, "threshold"), low=0, high=1e9)
-    parse_duration(f.required(cond, "lookbackWindow", cond_path), field=f.join(cond_path, "lookbackWindow"))
+        raise ValidationError(
+            f"invalid op {op!r} (gt, gte, lt, lte)", field=f.join(cond_path, "op")
+        )
+    f.number(
+        f.required(cond, "threshold", cond_path), f.join(cond_path, "threshold"), low=0, high=1e9
+    )
+    parse_duration(
+        f.required(cond, "lookbackWindow", cond_path), field=f.join(cond_path, "lookbackWindow")
+    )
     if cond.get("alertAfter") is not None:
         parse_duration(cond["alertAfter"], field=f.join(cond_path, "alertAfter"))
     return severity
@@ -333,11 +395,17 @@ def _time_window(spec: dict[str, Any]) -> float:
         raise ValidationError("exactly one time window is supported", field="spec.timeWindow")
     win = f.mapping(windows[0], "spec.timeWindow[0]")
     f.no_extra(win, {"duration", "isRolling", "calendar"}, "spec.timeWindow[0]")
-    if not f.boolean(win, "isRolling", "spec.timeWindow[0]", False) or win.get("calendar") is not None:
+    if (
+        not f.boolean(win, "isRolling", "spec.timeWindow[0]", False)
+        or win.get("calendar") is not None
+    ):
         raise ValidationError(
-            "only rolling windows are supported (set isRolling: true)", field="spec.timeWindow[0].isRolling"
+            "only rolling windows are supported (set isRolling: true)",
+            field="spec.timeWindow[0].isRolling",
         )
-    return parse_duration(f.required(win, "duration", "spec.timeWindow[0]"), field="spec.timeWindow[0].duration")
+    return parse_duration(
+        f.required(win, "duration", "spec.timeWindow[0]"), field="spec.timeWindow[0].duration"
+    )
 
 
 def _target(item: dict[str, Any], path: str) -> float:
@@ -350,22 +418,37 @@ def _target(item: dict[str, Any], path: str) -> float:
     return f.number(item["targetPercent"], f.join(path, "targetPercent"), low=0, high=100)
 
 
-def _slices(item: dict[str, Any], method: BudgetingMethod, path: str) -> tuple[float | None, float | None]:
+def _slices(
+    item: dict[str, Any], method: BudgetingMethod, path: str
+) -> tuple[float | None, float | None]:
     if method is BudgetingMethod.OCCURRENCES:
         for key in ("timeSliceTarget", "timeSliceWindow"):
             if item.get(key) is not None:
-                raise ValidationError("only valid with Timeslices or RatioTimeslices budgeting", field=f.join(path, key))
+                raise ValidationError(
+                    "only valid with Timeslices or RatioTimeslices budgeting",
+                    field=f.join(path, key),
+                )
         return None, None
-    window = parse_duration(f.required(item, "timeSliceWindow", path), field=f.join(path, "timeSliceWindow"))
+    window = parse_duration(
+        f.required(item, "timeSliceWindow", path), field=f.join(path, "timeSliceWindow")
+    )
     if window < 60 or window % 60:
-        raise ValidationError("must be a whole number of minutes", field=f.join(path, "timeSliceWindow"))
+        raise ValidationError(
+            "must be a whole number of minutes", field=f.join(path, "timeSliceWindow")
+        )
     if method is BudgetingMethod.TIMESLICES:
         target = f.number(
-            f.required(item, "timeSliceTarget", path), f.join(path, "timeSliceTarget"), low=0, high=1, high_open=False
+            f.required(item, "timeSliceTarget", path),
+            f.join(path, "timeSliceTarget"),
+            low=0,
+            high=1,
+            high_open=False,
         )
         return target, window
     if item.get("timeSliceTarget") is not None:
-        raise ValidationError("only valid with Timeslices budgeting", field=f.join(path, "timeSliceTarget"))
+        raise ValidationError(
+            "only valid with Timeslices budgeting", field=f.join(path, "timeSliceTarget")
+        )
     return None, window
 
 
@@ -377,7 +460,9 @@ def _metric_query(raw: Any, path: str, counter: bool, *, ratio: bool) -> str:
     f.no_extra(src, {"metricSourceRef", "type", "spec"}, src_path)
     kind = f.opt_str(src, "type", src_path, "Prometheus")
     if kind.lower() != "prometheus":
-        raise ValidationError(f"unsupported metric source {kind!r} (only Prometheus)", field=f.join(src_path, "type"))
+        raise ValidationError(
+            f"unsupported metric source {kind!r} (only Prometheus)", field=f.join(src_path, "type")
+        )
     spec = f.mapping(f.required(src, "spec", src_path), f.join(src_path, "spec"))
     query = f.req_str(spec, "query", f.join(src_path, "spec")).strip()
     if WINDOW_PLACEHOLDER in query:
@@ -385,7 +470,7 @@ def _metric_query(raw: Any, path: str, counter: bool, *, ratio: bool) -> str:
     if not _SELECTOR.fullmatch(query):
         raise ValidationError(
             f"query without {WINDOW_PLACEHOLDER} must be a series selector such as "
-            "http_requests_total{code!~\"5..\"}",
+            'http_requests_total{code!~"5.."}',
             field=f.join(src_path, "spec.query"),
         )
     if ratio:
@@ -399,7 +484,10 @@ def _sli(spec: Any, path: str) -> EventsSLI | RawSLI:
     sli = f.mapping(spec, path)
     f.no_extra(sli, {"description", "thresholdMetric", "ratioMetric"}, path)
     if sli.get("thresholdMetric") is not None:
-        raise ValidationError("thresholdMetric SLIs are not supported; use ratioMetric", field=f.join(path, "thresholdMetric"))
+        raise ValidationError(
+            "thresholdMetric SLIs are not supported; use ratioMetric",
+            field=f.join(path, "thresholdMetric"),
+        )
     rpath = f.join(path, "ratioMetric")
     ratio = f.mapping(f.required(sli, "ratioMetric", path), rpath)
     f.no_extra(ratio, {"counter", "good", "bad", "total", "raw", "rawType"}, rpath)
@@ -407,20 +495,28 @@ def _sli(spec: Any, path: str) -> EventsSLI | RawSLI:
     if ratio.get("raw") is not None:
         for other in ("good", "bad", "total"):
             if ratio.get(other) is not None:
-                raise ValidationError("raw cannot be combined with good, bad or total", field=f.join(rpath, other))
+                raise ValidationError(
+                    "raw cannot be combined with good, bad or total", field=f.join(rpath, other)
+                )
         raw_type = f.req_str(ratio, "rawType", rpath)
         if raw_type not in {"success", "failure"}:
-            raise ValidationError(f"expected success or failure, got {raw_type!r}", field=f.join(rpath, "rawType"))
+            raise ValidationError(
+                f"expected success or failure, got {raw_type!r}", field=f.join(rpath, "rawType")
+            )
         query = _metric_query(ratio["raw"], f.join(rpath, "raw"), counter, ratio=True)
         if raw_type == "success":
             query = f"1 - ({query})"
         return RawSLI(query)
-    total = _metric_query(f.required(ratio, "total", rpath), f.join(rpath, "total"), counter, ratio=False)
+    total = _metric_query(
+        f.required(ratio, "total", rpath), f.join(rpath, "total"), counter, ratio=False
+    )
     has_good = ratio.get("good") is not None
     has_bad = ratio.get("bad") is not None
     if has_good == has_bad:
         raise ValidationError("exactly one of good or bad is required with total", field=rpath)
     if has_bad:
-        return EventsSLI(_metric_query(ratio["bad"], f.join(rpath, "bad"), counter, ratio=False), total)
+        return EventsSLI(
+            _metric_query(ratio["bad"], f.join(rpath, "bad"), counter, ratio=False), total
+        )
     good = _metric_query(ratio["good"], f.join(rpath, "good"), counter, ratio=False)
     return EventsSLI(f"({total}) - ({good})", total)

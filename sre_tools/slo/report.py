@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sre_tools.durations import format_duration
+from sre_tools.sli.source import SLISource
 from sre_tools.slo import math as m
 from sre_tools.slo.model import SLO
 from sre_tools.slo.windows import WindowCatalog, WindowSet
-from sre_tools.sli.source import SLISource
 from sre_tools.timeutil import iso
 
 STATUS_NO_DATA = "no_data"
@@ -147,7 +147,9 @@ def build_report(slo: SLO, ws: WindowSet, source: SLISource, at: float) -> SLORe
                 firing,
             )
         )
-    return SLOReport(slo, at, period_ratio, remaining, current, current_window, tte, burn, tuple(pairs))
+    return SLOReport(
+        slo, at, period_ratio, remaining, current, current_window, tte, burn, tuple(pairs)
+    )
 
 
 def build_reports(

@@ -130,7 +130,9 @@ def alert_expr(slo: SLO, ws: WindowSet, severity: str) -> str:
     return "\nor\n".join(pairs) + "\n"
 
 
-def _alert(slo: SLO, ws: WindowSet, severity: str, runbook_base: str | None) -> dict[str, Any] | None:
+def _alert(
+    slo: SLO, ws: WindowSet, severity: str, runbook_base: str | None
+) -> dict[str, Any] | None:
     alerting = slo.alerting
     spec = None
     if alerting is not None:

@@ -48,7 +48,9 @@ def _sli(raw: Any, path: str) -> EventsSLI | RawSLI:
         ev_path = f.join(path, "events")
         events = f.mapping(sli["events"], ev_path)
         f.no_extra(events, {"error_query", "total_query"}, ev_path)
-        return EventsSLI(_query(events, "error_query", ev_path), _query(events, "total_query", ev_path))
+        return EventsSLI(
+            _query(events, "error_query", ev_path), _query(events, "total_query", ev_path)
+        )
     raw_path = f.join(path, "raw")
     raw_sli = f.mapping(sli["raw"], raw_path)
     f.no_extra(raw_sli, {"error_ratio_query"}, raw_path)
@@ -91,7 +93,9 @@ def _alerting(raw: Any, path: str) -> Alerting | None:
     )
 
 
-def load_sloth(doc: dict[str, Any], source: str, *, period_seconds: float | None = None) -> list[SLO]:
+def load_sloth(
+    doc: dict[str, Any], source: str, *, period_seconds: float | None = None
+) -> list[SLO]:
     """Turn one parsed Sloth document into SLOs. Raises ValidationError naming the field."""
     f.no_extra(doc, {"version", "service", "labels", "slos"}, "")
     if doc.get("version") != VERSION:

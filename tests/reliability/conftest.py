@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from reliability_helpers import Result
 
 from sre_tools.cli.main import main
 from sre_tools.store import Store
+
 
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:

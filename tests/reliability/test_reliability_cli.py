@@ -87,9 +87,7 @@ def test_quick_start_report_on_the_example(sre: Sre, store_path: Path) -> None:
     code, out, err = sre(*args, "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert {"since", "until", "window_seconds", "gpus", "nodes", "fleet", "components"} <= set(
-        data
-    )
+    assert {"since", "until", "window_seconds", "gpus", "nodes", "fleet", "components"} <= set(data)
     assert set(data["fleet"]) == STAT_KEYS
     assert set(data["fleet"]["planned"]) == {"count", "downtime_seconds"}
     assert set(data["components"]) == {"gpu", "host", "infiniband", "nvlink", "psu", "software"}

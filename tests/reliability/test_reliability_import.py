@@ -81,8 +81,7 @@ def count(store: Store) -> int:
         ),
         pytest.param(
             csv_text(
-                "2026-11-01T10:00:00Z,2026-11-01T11:00:00Z,gpu,n,0,hw,no,"
-                "2026-11-01T09:59:00Z,,",
+                "2026-11-01T10:00:00Z,2026-11-01T11:00:00Z,gpu,n,0,hw,no,2026-11-01T09:59:00Z,,",
                 header=FULL_HEADER,
             ),
             "incidents.csv: row 2: detected: detected is before started",
@@ -90,8 +89,7 @@ def count(store: Store) -> int:
         ),
         pytest.param(
             csv_text(
-                "2026-11-01T10:00:00Z,2026-11-01T11:00:00Z,gpu,n,0,hw,no,"
-                "2026-11-01T11:00:01Z,,",
+                "2026-11-01T10:00:00Z,2026-11-01T11:00:00Z,gpu,n,0,hw,no,2026-11-01T11:00:01Z,,",
                 header=FULL_HEADER,
             ),
             "incidents.csv: row 2: detected: detected is after resolved",
@@ -210,7 +208,7 @@ def test_open_resolve_list(store: Store) -> None:
         resolve_incident(store, first.id, at=5000)
     with pytest.raises(NotFoundError, match="no incident with id 999"):
         resolve_incident(store, 999)
-    with pytest.raises(ValidationError, match="before incident .* was detected"):
+    with pytest.raises(ValidationError, match=r"before incident .* was detected"):
         resolve_incident(store, second.id, at=2050)
     with pytest.raises(ValidationError, match="--detected: detected is before started"):
         open_incident(store, component="gpu", started=2000, detected=1000)

@@ -59,9 +59,7 @@ def inc(
     ],
 )
 def test_availability(mtbf_s: float | None, mttr_s: float | None, expected: float | None) -> None:
-    assert availability(mtbf_s, mttr_s) == (
-        None if expected is None else pytest.approx(expected)
-    )
+    assert availability(mtbf_s, mttr_s) == (None if expected is None else pytest.approx(expected))
 
 
 @pytest.mark.parametrize(

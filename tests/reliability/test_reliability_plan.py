@@ -95,9 +95,7 @@ def test_interruption_probability(run: float, mtbf: float, expected: float) -> N
         pytest.param(
             HOUR, 0.0, HOUR, HOUR, 1 / (math.e * (math.e - 1)), id="restart-cost-scales-by-e^(R/M)"
         ),
-        pytest.param(
-            100.0, 5.0, 0.0, 1e15, 100 / 105, id="no-failures-gives-tau/(tau+C)"
-        ),
+        pytest.param(100.0, 5.0, 0.0, 1e15, 100 / 105, id="no-failures-gives-tau/(tau+C)"),
     ],
 )
 def test_goodput_daly_wall_clock_model(

@@ -46,7 +46,7 @@ def test_two_processes_importing_different_files_lose_nothing(tmp_path: Path) ->
         for path in files
     ]
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
     assert count(store) == 15000
     with Store(store) as opened:
@@ -86,6 +86,7 @@ def test_sigkill_during_large_import_leaves_committed_rows_and_no_partial_batch(
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    print(f"{when}: exit {proc.returncode} after {time.monotonic() - start:.2f}s")
     with Store(store) as opened:
         assert opened.query("PRAGMA integrity_check") == [("ok",)]
         total = int(str(opened.query("SELECT COUNT(*) FROM incidents")[0][0]))
@@ -116,9 +117,7 @@ _HEADERS = st.one_of(
     st.just(HEADER),
     st.just(FULL_HEADER),
     st.permutations(FULL_HEADER.split(",")).map(",".join),
-    st.lists(st.sampled_from([*FULL_HEADER.split(","), "owner", ""]), max_size=11).map(
-        ",".join
-    ),
+    st.lists(st.sampled_from([*FULL_HEADER.split(","), "owner", ""]), max_size=11).map(",".join),
 )
 _ROW = st.lists(_FIELD, min_size=0, max_size=11).map(",".join)
 _NEWLINE = st.sampled_from(["\n", "\r\n", "\r"])

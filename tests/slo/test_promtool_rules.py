@@ -70,8 +70,9 @@ def rule_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_promtool_check_rules_accepts_generated_rules(rule_file: Path) -> None:
-    proc = subprocess.run([promtool(), "check", "rules", str(rule_file)], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [promtool(), "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 
@@ -141,49 +142,97 @@ def _unit_tests() -> dict[str, Any]:
                 "input_series": series,
                 "alert_rule_test": [
                     # Fast burn pages (and, as a 20x burn is above 3x too, opens a ticket).
-                    {"eval_time": "70m", "alertname": "JobsBurnFast",
-                     "exp_alerts": [_alert("fast", "page", "2%"), _alert("fast", "ticket", "2%")]},
+                    {
+                        "eval_time": "70m",
+                        "alertname": "JobsBurnFast",
+                        "exp_alerts": [
+                            _alert("fast", "page", "2%"),
+                            _alert("fast", "ticket", "2%"),
+                        ],
+                    },
                     # Slow burn: a ticket only, never a page.
-                    {"eval_time": "3h", "alertname": "JobsBurnSlow",
-                     "exp_alerts": [_alert("slow", "ticket", "0.5%")]},
+                    {
+                        "eval_time": "3h",
+                        "alertname": "JobsBurnSlow",
+                        "exp_alerts": [_alert("slow", "ticket", "0.5%")],
+                    },
                     # 7x: the 1h/5m pair stays quiet, the 6h/30m pair pages.
-                    {"eval_time": "70m", "alertname": "JobsBurnPageSlow",
-                     "exp_alerts": [_alert("pageslow", "page", "0.7%"),
-                                    _alert("pageslow", "ticket", "0.7%")]},
+                    {
+                        "eval_time": "70m",
+                        "alertname": "JobsBurnPageSlow",
+                        "exp_alerts": [
+                            _alert("pageslow", "page", "0.7%"),
+                            _alert("pageslow", "ticket", "0.7%"),
+                        ],
+                    },
                     {"eval_time": "4h", "alertname": "JobsBurnHealthy", "exp_alerts": []},
                     {"eval_time": "4h", "alertname": "JobsBurnIdle", "exp_alerts": []},
                     # During the burn it pages ...
-                    {"eval_time": "55m", "alertname": "JobsBurnRecovered",
-                     "exp_alerts": [_alert("recovered", "page", "10%"),
-                                    _alert("recovered", "ticket", "10%")]},
+                    {
+                        "eval_time": "55m",
+                        "alertname": "JobsBurnRecovered",
+                        "exp_alerts": [
+                            _alert("recovered", "page", "10%"),
+                            _alert("recovered", "ticket", "10%"),
+                        ],
+                    },
                     # ... and 35 minutes after recovery the page has cleared: both short windows
                     # (5m, 30m) are clean although the 1h window still holds 25 minutes at 10 %
                     # (4.2 %, far above 14.4 x 0.1 %). The ticket stays: its 2h window holds
                     # 6000 errors in 95000 requests (6.316 %).
-                    {"eval_time": "95m", "alertname": "JobsBurnRecovered",
-                     "exp_alerts": [_alert("recovered", "ticket", "6.316%")]},
+                    {
+                        "eval_time": "95m",
+                        "alertname": "JobsBurnRecovered",
+                        "exp_alerts": [_alert("recovered", "ticket", "6.316%")],
+                    },
                 ],
                 "promql_expr_test": [
                     # Zero traffic is an absent series (explicit no data), never NaN.
-                    {"expr": 'slo:sli_error:ratio_rate5m{sre_id="jobs-idle"}', "eval_time": "4h",
-                     "exp_samples": []},
-                    {"expr": 'slo:period_error_budget_remaining:ratio{sre_id="jobs-idle"}',
-                     "eval_time": "4h", "exp_samples": []},
+                    {
+                        "expr": 'slo:sli_error:ratio_rate5m{sre_id="jobs-idle"}',
+                        "eval_time": "4h",
+                        "exp_samples": [],
+                    },
+                    {
+                        "expr": 'slo:period_error_budget_remaining:ratio{sre_id="jobs-idle"}',
+                        "eval_time": "4h",
+                        "exp_samples": [],
+                    },
                     # Period ratio computed from counters: exact 0.5 %, remaining 1 - 5 = -4.
-                    {"expr": 'slo:period_error_budget_remaining:ratio{sre_id="jobs-slow"}',
-                     "eval_time": "4h",
-                     "exp_samples": [{"labels": 'slo:period_error_budget_remaining:ratio{'
-                                      'sre_id="jobs-slow",sre_service="jobs",sre_slo="slow",'
-                                      'team="hpc"}', "value": -4}]},
-                    {"expr": 'slo:current_burn_rate:ratio{sre_id="jobs-healthy"}',
-                     "eval_time": "4h",
-                     "exp_samples": [{"labels": 'slo:current_burn_rate:ratio{sre_id="jobs-healthy",'
-                                      'sre_service="jobs",sre_slo="healthy",team="hpc"}',
-                                      "value": 0.5}]},
-                    {"expr": 'slo:error_budget:ratio{sre_id="jobs-fast"}', "eval_time": "1m",
-                     "exp_samples": [{"labels": 'slo:error_budget:ratio{sre_id="jobs-fast",'
-                                      'sre_service="jobs",sre_slo="fast",team="hpc"}',
-                                      "value": 0.001}]},
+                    {
+                        "expr": 'slo:period_error_budget_remaining:ratio{sre_id="jobs-slow"}',
+                        "eval_time": "4h",
+                        "exp_samples": [
+                            {
+                                "labels": "slo:period_error_budget_remaining:ratio{"
+                                'sre_id="jobs-slow",sre_service="jobs",sre_slo="slow",'
+                                'team="hpc"}',
+                                "value": -4,
+                            }
+                        ],
+                    },
+                    {
+                        "expr": 'slo:current_burn_rate:ratio{sre_id="jobs-healthy"}',
+                        "eval_time": "4h",
+                        "exp_samples": [
+                            {
+                                "labels": 'slo:current_burn_rate:ratio{sre_id="jobs-healthy",'
+                                'sre_service="jobs",sre_slo="healthy",team="hpc"}',
+                                "value": 0.5,
+                            }
+                        ],
+                    },
+                    {
+                        "expr": 'slo:error_budget:ratio{sre_id="jobs-fast"}',
+                        "eval_time": "1m",
+                        "exp_samples": [
+                            {
+                                "labels": 'slo:error_budget:ratio{sre_id="jobs-fast",'
+                                'sre_service="jobs",sre_slo="fast",team="hpc"}',
+                                "value": 0.001,
+                            }
+                        ],
+                    },
                 ],
             }
         ],
@@ -193,7 +242,12 @@ def _unit_tests() -> dict[str, Any]:
 def test_promtool_unit_tests_prove_alerting_behaviour(rule_file: Path) -> None:
     test_file = rule_file.parent / "slo.test.yml"
     test_file.write_text(yaml.safe_dump(_unit_tests(), sort_keys=False))
-    proc = subprocess.run([promtool(), "test", "rules", str(test_file)], capture_output=True,
-                          text=True, timeout=300, cwd=rule_file.parent)
+    proc = subprocess.run(
+        [promtool(), "test", "rules", str(test_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=rule_file.parent,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
