@@ -90,7 +90,7 @@ def test_no_driver_line(
         class NVMLError(Exception):
             pass
 
-        def nvmlInit(self) -> None:  # noqa: N802 - NVML's name
+        def nvmlInit(self) -> None:
             raise self.NVMLError("Driver Not Loaded")
 
     original = probe_mod.probe
