@@ -37,7 +37,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "==> pip install -e .${EXTRAS:+[$EXTRAS]}"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}" 2>&1 \
-  | grep -v "is ignored: it is neither a file nor a directory" || true
+PIP_LOG="$(mktemp)"
+if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    -e "$ROOT${EXTRAS:+[$EXTRAS]}" >"$PIP_LOG" 2>&1; then
+  cat "$PIP_LOG" >&2
+  echo "pip install failed" >&2
+  exit 1
+fi
+rm -f "$PIP_LOG"
 "$VENV/bin/python" -c 'import sre_tools' || { echo "install failed" >&2; exit 1; }
 export PATH="$VENV/bin:$PATH"

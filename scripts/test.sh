@@ -9,8 +9,10 @@ SRE_NEED_PROMETHEUS=1
 source "$ROOT/scripts/bootstrap.sh" "dev"
 
 echo "==> ruff"
-"$VENV/bin/ruff" check sre_tools tests benchmarks scripts
-"$VENV/bin/ruff" format --check sre_tools tests benchmarks scripts
+PY_DIRS=()
+for d in sre_tools tests benchmarks scripts; do [ -d "$d" ] && PY_DIRS+=("$d"); done
+"$VENV/bin/ruff" check "${PY_DIRS[@]}"
+"$VENV/bin/ruff" format --check "${PY_DIRS[@]}"
 echo "==> mypy (strict on sre_tools.slo, sre_tools.sli, sre_tools.reliability)"
 "$VENV/bin/mypy"
 echo "==> yamllint"

@@ -31,7 +31,9 @@ class ValidationError(SreError, ValueError):
             where = f"{self.source}: "
         elif self.field:
             where = f"{self.field}: "
-        return f"{where}{self.reason}"
+        # One line, always: a YAML key or a file name may carry a newline.
+        text = f"{where}{self.reason}"
+        return text.replace("\r", "\\r").replace("\n", "\\n")
 
     def at(self, source: str) -> ValidationError:
         """Return the same error attributed to ``source`` (used by loaders that read files)."""

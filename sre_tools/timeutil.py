@@ -35,7 +35,12 @@ def parse_time(text: object, *, field: str | None = None, source: str | None = N
         value = value.replace(tzinfo=UTC)
     if not 1970 <= value.year <= 9999:
         raise ValidationError(f"timestamp {text!r} out of range", source=source, field=field)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 lies past datetime.max in UTC
+        raise ValidationError(
+            f"timestamp {text!r} out of range", source=source, field=field
+        ) from None
 
 
 def to_unix(value: datetime) -> int:

@@ -9,15 +9,13 @@ import click
 
 from sre_tools.exceptions import NotFoundError, ValidationError
 
-
-def store_option(f: Any) -> Any:
-    return click.option(
-        "--store",
-        "store_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="SQLite store (default: $SRE_STORE or $XDG_DATA_HOME/sre-tools/store.db).",
-    )(f)
+store_option = click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite store (default: $SRE_STORE or $XDG_DATA_HOME/sre-tools/store.db).",
+)
 
 
 def open_store(path: Path | None, *, create: bool = True) -> Any:
@@ -87,3 +85,34 @@ def resolve_at(at: str | None) -> float:
     from sre_tools.timeutil import now, parse_time
 
     return (parse_time(at, field="--at") if at else now()).timestamp()
+
+
+def read_input(file: str) -> tuple[str, str]:
+    """Return ``(text, source name)`` for a path or ``-`` (stdin); ``.gz`` files are unpacked."""
+    import sys
+
+    if file == "-":
+        source = "<stdin>"
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:  # a text-only stdin (an io.StringIO in tests)
+            return sys.stdin.read(), source
+        data = buffer.read()
+    else:
+        source = file
+        try:
+            if file.endswith(".gz"):
+                import gzip
+
+                with gzip.open(file, "rb") as fh:
+                    data = fh.read()
+            else:
+                data = Path(file).read_bytes()
+        except (OSError, EOFError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ValidationError(f"cannot read file: {reason}", source=source) from None
+    try:
+        return data.decode("utf-8"), source
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"not UTF-8 text (invalid byte at offset {exc.start})", source=source
+        ) from None

@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from sre_tools.cli.common import open_store, read_input, store_option
 from sre_tools.cli.output import console, emit, json_option, table
 from sre_tools.durations import humanize
-from sre_tools.exceptions import ValidationError
 from sre_tools.reliability.model import Incident
 from sre_tools.timeutil import iso
 
 EXAMPLE_RESOURCE = "data/examples/incidents.csv"
-
-store_option = click.option(
-    "--store",
-    "store_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Store file [default: $SRE_STORE or ~/.local/share/sre-tools/store.db].",
-)
-
-
-def wide_console() -> Any:
-    """The shared console; at least 120 columns wide when not on a terminal (pipes, logs)."""
-    out = console()
-    if not out.is_terminal:
-        out.width = max(out.width, 120)
-    return out
-
-
-def open_store(path: Path | None, *, create: bool) -> Any:
-    from sre_tools.store import Store, default_store_path
-
-    return Store(path if path is not None else default_store_path(), create=create)
 
 
 def parse_when(value: str | None, option: str) -> int | None:
@@ -63,30 +40,6 @@ def incident_json(incident: Incident) -> dict[str, Any]:
         "cause": incident.cause,
         "xid": incident.xid,
     }
-
-
-def read_source(file: str) -> tuple[str, str]:
-    """Return ``(text, source name)`` for a path, or for ``-`` (stdin)."""
-    if file == "-":
-        source = "<stdin>"
-        buffer = getattr(sys.stdin, "buffer", None)
-        if buffer is None:  # a text-only stdin (an io.StringIO in tests)
-            return sys.stdin.read(), source
-        data = buffer.read()
-    else:
-        source = file
-        try:
-            data = Path(file).read_bytes()
-        except OSError as exc:
-            raise ValidationError(
-                f"cannot read file: {exc.strerror or exc}", source=source
-            ) from None
-    try:
-        return data.decode("utf-8"), source
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"not UTF-8 text (invalid byte at offset {exc.start})", source=source
-        ) from None
 
 
 def read_example() -> tuple[str, str]:
@@ -207,7 +160,7 @@ def list_cmd(
             for i in data["incidents"]
         ]
         columns = ("ID", "Started", "Resolved", "TTR", "Component", "Host", "GPU", "Planned")
-        wide_console().print(table(None, (*columns, "XID", "Cause"), rows))
+        console().print(table(None, (*columns, "XID", "Cause"), rows))
 
     emit({"incidents": [incident_json(i) for i in found]}, as_json, render)
 
@@ -229,7 +182,7 @@ def import_cmd(
 
     if example == (file is not None):
         raise click.UsageError("give either FILE.csv (or - for stdin) or --example")
-    text, source = read_example() if example else read_source(str(file))
+    text, source = read_example() if example else read_input(str(file))
     with open_store(store_path, create=True) as store:
         count = import_csv(store, text, source, force=force)
         where = str(store.path)

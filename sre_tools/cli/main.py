@@ -77,25 +77,32 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("sre: aborted", err=True)
         return EXIT_FAILURE
     except click.ClickException as exc:
-        exc.show()
-        return EXIT_INVALID if isinstance(exc, click.UsageError) else exc.exit_code
+        # One line, like every other input error: the message and where to read more.
+        message = " ".join(exc.format_message().split())
+        if isinstance(exc, click.UsageError):
+            where = exc.ctx.command_path if exc.ctx is not None else "sre"
+            click.echo(f"sre: usage error: {message} (see '{where} --help')", err=True)
+            return EXIT_INVALID
+        click.echo(f"sre: error: {message}", err=True)
+        return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:
         from sre_tools.exceptions import SreError, ValidationError
 
         if debug:
-            raise
+            # The traceback, then the usual one-line message: exit codes do not change.
+            import traceback
+
+            traceback.print_exc()
         if isinstance(exc, ValidationError):
             click.echo(f"sre: error: {exc}", err=True)
             return EXIT_INVALID
         if isinstance(exc, SreError):
             click.echo(f"sre: error: {exc}", err=True)
             return EXIT_FAILURE
-        click.echo(
-            f"sre: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-            err=True,
-        )
+        hint = "" if debug else " (run with --debug for details)"
+        click.echo(f"sre: internal error: {type(exc).__name__}: {exc}{hint}", err=True)
         return EXIT_FAILURE
     return int(result) if isinstance(result, int) else EXIT_OK
 

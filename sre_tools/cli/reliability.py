@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.incident import open_store, parse_when, store_option, wide_console
-from sre_tools.cli.output import emit, json_option, pct, table
+from sre_tools.cli.common import open_store, store_option
+from sre_tools.cli.incident import parse_when
+from sre_tools.cli.output import console, emit, json_option, pct, table
 from sre_tools.durations import humanize, parse_duration
 
 
@@ -54,7 +55,7 @@ def _render_report(data: dict[str, Any]) -> None:
     rows.append(_row("fleet", data["fleet"]))
     columns = ["Component", "Failures", "Open", "MTBF", "MTTR", "MTTD", "Availability"]
     columns += ["/GPU-day", "/node-day", "Planned", "Planned down"]
-    wide_console().print(table(title, columns, rows))
+    console().print(table(title, columns, rows))
 
 
 @click.group()
@@ -125,7 +126,7 @@ def _render_plan(data: dict[str, Any]) -> None:
         ("Goodput at Daly interval", pct(data["goodput_daly"], 2)),
         ("Expected wall time (Daly)", humanize(data["expected_wall_seconds"])),
     ]
-    wide_console().print(table("Checkpoint plan", ("", "Value"), rows))
+    console().print(table("Checkpoint plan", ("", "Value"), rows))
 
 
 @reliability.command("plan")

@@ -58,6 +58,7 @@ def report(
     as_json: bool,
 ) -> None:
     """On-call report: SLOs, reliability over the last 30 days, open incidents, local GPUs."""
+    from sre_tools.cli.incident import incident_json
     from sre_tools.reliability.incidents import list_incidents
     from sre_tools.reliability.report import build_report, report_json
     from sre_tools.slo.report import build_reports
@@ -96,27 +97,12 @@ def report(
         else:
             data["reliability"] = None
         open_now = [i for i in list_incidents(store, open_only=True) if i.started <= when]
-        data["open_incidents"] = [_incident_dict(i) for i in open_now]
+        data["open_incidents"] = [incident_json(i) for i in open_now]
     if not no_gpu:
         from sre_tools.gpu.probe import probe
 
         data["gpu"] = probe().to_dict()
     emit(data, as_json, _render)
-
-
-def _incident_dict(incident: Any) -> dict[str, Any]:
-    from sre_tools.timeutil import iso
-
-    return {
-        "id": incident.id,
-        "started": iso(incident.started),
-        "component": incident.component,
-        "host": incident.host,
-        "gpu": incident.gpu,
-        "category": incident.category,
-        "cause": incident.cause,
-        "xid": incident.xid,
-    }
 
 
 def _render(data: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -57,9 +56,9 @@ def import_(file: str, force: bool, store_path: Path | None, as_json: bool) -> N
     """Import a CSV (header timestamp,slo,good,total; '-' reads stdin; .gz accepted)."""
     from sre_tools.sli.store import import_csv
 
-    text = read_text(file)
+    text, source = common.read_input(file)
     with common.open_store(store_path) as store:
-        count = import_csv(store, text, file if file != "-" else "<stdin>", force=force)
+        count = import_csv(store, text, source, force=force)
     emit(
         {"file": file, "rows": count},
         as_json,
@@ -91,24 +90,3 @@ def list_(store_path: Path | None, as_json: bool) -> None:
             )
         ),
     )
-
-
-def read_text(file: str) -> str:
-    """Read a text file (or stdin for '-'; gzip when the name ends in .gz)."""
-    from sre_tools.exceptions import ValidationError
-
-    if file == "-":
-        return sys.stdin.read()
-    try:
-        if file.endswith(".gz"):
-            import gzip
-
-            with gzip.open(file, "rt", encoding="utf-8") as fh:
-                return fh.read()
-        return Path(file).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError("not a UTF-8 text file", source=file) from None
-    except (OSError, EOFError) as exc:
-        raise ValidationError(
-            f"cannot read: {getattr(exc, 'strerror', None) or exc}", source=file
-        ) from None

@@ -43,14 +43,15 @@ _XID = re.compile(r"[0-9]{1,9}")
 def parse_timestamp(text: str, *, source: str | None, field: str) -> int:
     """ISO-8601 (or ``@unix``) to unix seconds; any failure is a :class:`ValidationError`."""
     try:
-        return to_unix(parse_time(text, field=field, source=source))
+        seconds = to_unix(parse_time(text, field=field, source=source))
     except ValidationError:
         raise
     except (ValueError, OverflowError, OSError):
         # e.g. 9999-12-31T23:00:00-05:00 is in range locally but overflows when made UTC.
-        raise ValidationError(
-            f"timestamp {text!r} out of range", source=source, field=field
-        ) from None
+        seconds = -1
+    if seconds < 0:  # also 1970-01-01T00:00:00+01:00, which is 1969 in UTC
+        raise ValidationError(f"timestamp {text!r} out of range", source=source, field=field)
+    return seconds
 
 
 def parse_planned(text: str, *, source: str | None, field: str) -> bool:

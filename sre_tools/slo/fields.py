@@ -93,6 +93,20 @@ def number(
     return num
 
 
+def objective_percent(percent: float, path: str, given: Any) -> float:
+    """Reject an objective so close to 0 or 100 % that the ratio or the budget rounds to zero.
+
+    The model rounds ratios to 12 digits; 99.99999999999999 would leave a zero error budget and
+    divide by zero downstream.
+    """
+    if round(percent / 100.0, 12) <= 0 or round((100.0 - percent) / 100.0, 12) <= 0:
+        raise ValidationError(
+            f"{given!r} leaves no error budget (or no objective) at 12-digit precision",
+            field=path,
+        )
+    return percent
+
+
 def labels(value: dict[str, Any], key: str, path: str) -> tuple[tuple[str, str], ...]:
     """A label map: Prometheus label names, scalar values (lists joined with commas)."""
     raw = value.get(key)

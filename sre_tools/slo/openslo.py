@@ -303,7 +303,11 @@ class OpenSLOSet:
                 annotations["policy_description"] = description
             targets = []
             for j, traw in enumerate(
-                f.sequence(spec.get("notificationTargets") or [], "x", non_empty=False)
+                f.sequence(
+                    spec.get("notificationTargets") or [],
+                    f.join(spec_path, "notificationTargets"),
+                    non_empty=False,
+                )
             ):
                 tpath = f"{spec_path}.notificationTargets[{j}]"
                 titem = f.mapping(traw, tpath)
@@ -414,8 +418,12 @@ def _target(item: dict[str, Any], path: str) -> float:
     if has_target == has_pct:
         raise ValidationError("exactly one of target or targetPercent is required", field=path)
     if has_target:
-        return 100.0 * f.number(item["target"], f.join(path, "target"), low=0, high=1)
-    return f.number(item["targetPercent"], f.join(path, "targetPercent"), low=0, high=100)
+        where = f.join(path, "target")
+        percent = 100.0 * f.number(item["target"], where, low=0, high=1)
+        return f.objective_percent(percent, where, item["target"])
+    where = f.join(path, "targetPercent")
+    percent = f.number(item["targetPercent"], where, low=0, high=100)
+    return f.objective_percent(percent, where, item["targetPercent"])
 
 
 def _slices(

@@ -193,12 +193,13 @@ def generate(
     catalog = catalog or WindowCatalog()
     groups: list[dict[str, Any]] = []
     for slo in slos:
+        # One group per SLO. Prometheus evaluates the rules of a group in order, so the meta
+        # rules and the alerts always see this cycle's SLI recordings; across groups the order
+        # is not defined and an alert could act on the previous cycle's values.
         ws = catalog.for_period(slo.period_seconds)
-        groups.append(sli_group(slo, ws))
-        groups.append(meta_group(slo, ws))
-        alerts = alert_group(slo, ws, runbook_base)
-        if alerts["rules"]:
-            groups.append(alerts)
+        rules = sli_group(slo, ws)["rules"] + meta_group(slo, ws)["rules"]
+        rules += alert_group(slo, ws, runbook_base)["rules"]
+        groups.append({"name": f"sre-slo-{slo.id}", "rules": rules})
     return {"groups": groups}
 
 

@@ -113,8 +113,11 @@ def load_sloth(
         if name in seen:
             raise ValidationError(f"duplicate SLO name {name!r}", field=f.join(path, "name"))
         seen.add(name)
-        objective = f.number(
-            f.required(item, "objective", path), f.join(path, "objective"), low=0, high=100
+        objective_raw = f.required(item, "objective", path)
+        objective = f.objective_percent(
+            f.number(objective_raw, f.join(path, "objective"), low=0, high=100),
+            f.join(path, "objective"),
+            objective_raw,
         )
         labels = dict(common_labels)
         labels.update(f.labels(item, "labels", path))

@@ -111,6 +111,8 @@ def parse_alert_windows(text: str, source: str) -> WindowCatalog:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise ValidationError(f"invalid YAML: {_yaml_reason(exc)}", source=source) from None
+    except RecursionError:
+        raise ValidationError("invalid YAML: nested too deeply", source=source) from None
     if not docs:
         raise ValidationError("no AlertWindows document found", source=source)
     sets: list[WindowSet] = []

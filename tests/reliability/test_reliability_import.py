@@ -111,6 +111,11 @@ def count(store: Store) -> int:
             id="timestamp-overflows-utc",
         ),
         pytest.param(
+            csv_text("1970-01-01T00:30:00+01:00,,gpu,n,0,hw,no"),
+            "incidents.csv: row 2: started: timestamp '1970-01-01T00:30:00+01:00' out of range",
+            id="timestamp-before-1970-utc",
+        ),
+        pytest.param(
             csv_text('2026-11-01T10:00:00Z,,gpu,n,0,hw,"no'),
             "incidents.csv: row 2: malformed CSV",
             id="unterminated-quote",
