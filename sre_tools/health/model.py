@@ -1,0 +1,147 @@
+"""Findings: the one object every front end shows. Frozen dataclasses, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON_SCHEMA_VERSION = 1
+
+
+class Severity(enum.StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    CRIT = "crit"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"  # not applicable here (NVML NotSupported, no NVSwitch, ...)
+
+    @property
+    def rank(self) -> int:
+        """Order for "worst of": skipped < ok < unknown < warn < crit."""
+        return {"skipped": 0, "ok": 1, "unknown": 2, "warn": 3, "crit": 4}[self.value]
+
+
+class Action(enum.StrEnum):
+    """What must be done, from least to most disruptive (the enum order is the priority)."""
+
+    NONE = "none"
+    RESTART_APP = "restart_app"
+    RESTART_FABRIC_MANAGER = "restart_fabric_manager"
+    RESET_GPU = "reset_gpu"
+    DRAIN_AND_RESET = "drain_and_reset"
+    REBOOT = "reboot"
+    POWER_CYCLE = "power_cycle"
+    CHECK_MECHANICALS = "check_mechanicals"
+    CONTACT_SUPPORT = "contact_support"
+    RMA_CANDIDATE = "rma_candidate"
+
+    @property
+    def rank(self) -> int:
+        return list(Action).index(self)
+
+
+@dataclass(frozen=True)
+class GpuRef:
+    """Which device a finding concerns."""
+
+    index: int
+    uuid: str = ""
+    pci_bus_id: str = ""
+    mig: str | None = None  # GPU instance (``GPU-I:nn``) where relevant
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "uuid": self.uuid,
+            "pci_bus_id": self.pci_bus_id,
+            "mig": self.mig,
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # stable id, e.g. "ecc.uncorrected_volatile"
+    severity: Severity
+    summary: str
+    action: Action = Action.NONE
+    gpu: GpuRef | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "severity": self.severity.value,
+            "action": self.action.value,
+            "summary": self.summary,
+            "gpu": None if self.gpu is None else self.gpu.to_dict(),
+            "evidence": self.evidence,
+        }
+
+
+NAGIOS = {
+    Severity.OK: 0,
+    Severity.SKIPPED: 0,
+    Severity.WARN: 1,
+    Severity.CRIT: 2,
+    Severity.UNKNOWN: 3,
+}
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    host: str
+    at: float
+    findings: tuple[Finding, ...]
+    source: str = "nvml"  # "nvml" or "replay:<file>"
+    duration_seconds: float = 0.0
+
+    @property
+    def severity(self) -> Severity:
+        worst = Severity.OK
+        for f in self.findings:
+            if f.severity.rank > worst.rank:
+                worst = f.severity
+        return worst
+
+    @property
+    def action(self) -> Action:
+        best = Action.NONE
+        for f in self.findings:
+            if f.severity in (Severity.WARN, Severity.CRIT) and f.action.rank > best.rank:
+                best = f.action
+        return best
+
+    @property
+    def exit_code(self) -> int:
+        """Nagios: CRITICAL beats WARNING beats UNKNOWN beats OK."""
+        sev = {f.severity for f in self.findings}
+        if Severity.CRIT in sev:
+            return 2
+        if Severity.WARN in sev:
+            return 1
+        if Severity.UNKNOWN in sev:
+            return 3
+        return 0
+
+    def problems(self) -> list[Finding]:
+        return [
+            f
+            for f in self.findings
+            if f.severity in (Severity.WARN, Severity.CRIT, Severity.UNKNOWN)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        from sre_tools.timeutil import iso
+
+        return {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "host": self.host,
+            "at": iso(self.at),
+            "source": self.source,
+            "duration_seconds": round(self.duration_seconds, 6),
+            "status": self.severity.value,
+            "exit_code": self.exit_code,
+            "action": self.action.value,
+            "findings": [f.to_dict() for f in self.findings],
+        }

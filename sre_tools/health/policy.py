@@ -1,0 +1,136 @@
+"""Health policy: shipped profiles (``generic``, ``h100-sxm-8``, ``a100-sxm-8``) plus a site file.
+
+A site file is a YAML mapping that may name a profile (``profile: h100-sxm-8``) and override any
+key; unknown keys and wrong types are errors that name the file and the field.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sre_tools.exceptions import ValidationError
+
+PROFILES = ("generic", "h100-sxm-8", "a100-sxm-8")
+# Keys whose default is null ("derive it"), and the type a site file may set them to.
+NULLABLE: dict[str, tuple[type, ...]] = {
+    "expected_gpus": (int,),
+    "pcie.expected_width": (int,),
+    "pcie.expected_gen": (int,),
+    "nvlink.expected_links": (int,),
+    "infiniband.expected_rate_gbps": (int, float),
+}
+
+
+def _profile_text(name: str) -> str:
+    if name not in PROFILES:
+        raise ValidationError(
+            f"unknown profile {name!r} (expected one of {', '.join(PROFILES)})", field="profile"
+        )
+    return (resources.files("sre_tools") / "health" / "profiles" / f"{name}.yaml").read_text(
+        encoding="utf-8"
+    )
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], path: str, source: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key in {"profile", "extends"}:
+            out[key] = value
+            continue
+        if key not in base:
+            raise ValidationError("unknown policy key", source=source, field=where)
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ValidationError("expected a mapping", source=source, field=where)
+            out[key] = _merge(base[key], value, where, source)
+            continue
+        expected = base[key]
+        if value is not None and expected is not None:
+            ok = (
+                isinstance(value, bool) == isinstance(expected, bool)
+                and isinstance(
+                    value, type(expected) if not isinstance(expected, int | float) else (int, float)
+                )
+            ) or (isinstance(expected, str) and isinstance(value, bool))
+            if not ok:
+                raise ValidationError(
+                    f"expected {type(expected).__name__}, got {value!r}", source=source, field=where
+                )
+        if expected is None and value is not None and where in NULLABLE:
+            types = NULLABLE[where]
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise ValidationError(
+                    f"expected {types[0].__name__} or null, got {value!r}",
+                    source=source,
+                    field=where,
+                )
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ValidationError("must not be negative", source=source, field=where)
+        out[key] = value
+    return out
+
+
+def _load_profile(name: str, depth: int = 0) -> dict[str, Any]:
+    doc = yaml.safe_load(_profile_text(name))
+    parent = doc.get("extends")
+    if parent is None:
+        return dict(doc)
+    if depth > 3:
+        raise ValidationError("profile inheritance too deep", field="extends")
+    return _merge(_load_profile(str(parent), depth + 1), doc, "", f"profile {name}")
+
+
+@dataclass(frozen=True)
+class Policy:
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.data.get("profile", "generic"))
+
+    def get(self, dotted: str) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+
+def load_policy(
+    profile: str | None = None, config_text: str | None = None, source: str = "<config>"
+) -> Policy:
+    """Profile (default ``generic``) with the site file's overrides applied."""
+    over: dict[str, Any] = {}
+    if config_text is not None:
+        try:
+            loaded = yaml.safe_load(config_text)
+        except yaml.YAMLError as exc:
+            raise ValidationError(
+                f"invalid YAML: {str(exc).splitlines()[0]}", source=source
+            ) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValidationError("expected a mapping at the top level", source=source)
+        over = loaded or {}
+    name = profile or str(over.get("profile") or "generic")
+    try:
+        base = _load_profile(name)
+    except ValidationError as exc:
+        raise exc.at(source) from None
+    return Policy(_merge(base, over, "", source))
+
+
+def load_policy_file(path: Path | None, profile: str | None = None) -> Policy:
+    if path is None:
+        return load_policy(profile)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValidationError(f"cannot read: {reason}", source=str(path)) from None
+    return load_policy(profile, text, str(path))

@@ -1,0 +1,118 @@
+"""The check registry and the context checks run in.
+
+A check is ``fn(ctx) -> iterable of Finding`` registered with :func:`check`; per-GPU checks use
+:func:`gpu_check`, which also turns NVML outcomes into findings: NotSupported becomes SKIPPED
+("not applicable here"), a lost GPU stops that GPU's other checks, other read errors are UNKNOWN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sre_tools.gpu.backend import Backend
+from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
+from sre_tools.health.model import Finding, GpuRef, Severity
+from sre_tools.health.policy import Policy
+from sre_tools.health.state import CounterState
+
+
+@dataclass
+class Context:
+    backend: Backend
+    policy: Policy
+    state: CounterState
+    now: float
+    host: str = ""
+    sysfs: Path = Path("/sys")
+    init_error: NvmlInitError | None = None
+    gpus: list[GpuRef] = field(default_factory=list)
+    lost: set[int] = field(default_factory=set)
+    kernel_log_lines: list[str] | None = None  # injected in tests and replays
+    expensive: bool = False  # InfoROM validation may run this cycle
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def read(self, gpu: GpuRef, name: str, *args: Any) -> Any:
+        return self.backend.read(gpu.index, name, *args)
+
+    def optional(self, gpu: GpuRef, name: str, *args: Any) -> Any:
+        """A reading, or None when NotSupported (for evidence that is nice to have)."""
+        try:
+            return self.read(gpu, name, *args)
+        except NotSupported:
+            return None
+
+
+CheckFn = Callable[[Context], Iterable[Finding]]
+GpuCheckFn = Callable[[Context, GpuRef], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Registered:
+    check_id: str
+    fn: CheckFn
+    needs_nvml: bool
+
+
+REGISTRY: list[Registered] = []
+
+
+def check(check_id: str, *, needs_nvml: bool = True) -> Callable[[CheckFn], CheckFn]:
+    def deco(fn: CheckFn) -> CheckFn:
+        REGISTRY.append(Registered(check_id, fn, needs_nvml))
+        return fn
+
+    return deco
+
+
+def gpu_check(check_id: str) -> Callable[[GpuCheckFn], GpuCheckFn]:
+    """Register a per-GPU check; NVML outcomes become findings here, once."""
+
+    def deco(fn: GpuCheckFn) -> GpuCheckFn:
+        def run(ctx: Context) -> Iterator[Finding]:
+            for gpu in ctx.gpus:
+                if gpu.index in ctx.lost:
+                    continue
+                try:
+                    yield from list(fn(ctx, gpu))
+                except NotSupported as exc:
+                    yield Finding(
+                        check_id, Severity.SKIPPED, f"not applicable here ({exc})", gpu=gpu
+                    )
+                except ReadError as exc:
+                    if exc.gpu_lost or exc.reset_required:
+                        ctx.lost.add(gpu.index)
+                        yield lost_finding(gpu, exc)
+                    else:
+                        yield Finding(
+                            check_id, Severity.UNKNOWN, f"NVML read failed: {exc.code}", gpu=gpu
+                        )
+
+        REGISTRY.append(Registered(check_id, run, True))
+        return fn
+
+    return deco
+
+
+def lost_finding(gpu: GpuRef, exc: ReadError) -> Finding:
+    from sre_tools.health.model import Action
+
+    if exc.reset_required:
+        return Finding(
+            "gpu.lost",
+            Severity.CRIT,
+            "GPU needs a reset (NVML: RESET_REQUIRED)",
+            Action.RESET_GPU,
+            gpu,
+            {"nvml_error": exc.code},
+        )
+    return Finding(
+        "gpu.lost",
+        Severity.CRIT,
+        "GPU is lost (fallen off the bus)",
+        Action.POWER_CYCLE,
+        gpu,
+        {"nvml_error": exc.code},
+    )

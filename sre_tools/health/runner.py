@@ -1,0 +1,128 @@
+"""Run every registered check once, under a watchdog, and return a :class:`HealthReport`.
+
+A hung NVML call cannot hang the CLI or the exporter: the collection runs in a worker thread and
+after ``collection.timeout_seconds`` the cycle returns what it has plus a CRIT
+``collection.timeout`` finding. (A thread blocked inside the driver cannot be killed; the caller
+must not start another collection while one is still running, see ``collector_busy``.)
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from sre_tools.gpu.backend import Backend
+from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
+from sre_tools.health import checks as _checks  # noqa: F401  (registers checks)
+from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.health.policy import Policy
+from sre_tools.health.registry import REGISTRY, Context, lost_finding
+from sre_tools.health.state import CounterState
+
+_busy = threading.Lock()
+
+
+def collector_busy() -> bool:
+    return _busy.locked()
+
+
+def discover(ctx: Context) -> list[Finding]:
+    """Fill ``ctx.gpus``; a GPU that cannot even be named is lost."""
+    findings: list[Finding] = []
+    try:
+        count = ctx.backend.device_count()
+    except (ReadError, NotSupported) as exc:
+        return [Finding("gpu.count", Severity.UNKNOWN, f"NVML cannot count GPUs: {exc}")]
+    for index in range(count):
+        ref = GpuRef(index)
+        try:
+            uuid = str(ctx.backend.read(index, "uuid"))
+            pci = ctx.backend.read(index, "pci")
+            ref = GpuRef(index, uuid, str(pci.get("bus_id", "")) if isinstance(pci, dict) else "")
+        except ReadError as exc:
+            ctx.lost.add(index)
+            findings.append(lost_finding(ref, exc))
+        except NotSupported:
+            pass
+        ctx.gpus.append(ref)
+    return findings
+
+
+def _collect(ctx: Context, out: list[Finding]) -> None:
+    try:
+        ctx.backend.init()
+    except NvmlInitError as exc:
+        ctx.init_error = exc
+    try:
+        if ctx.init_error is None:
+            out.extend(discover(ctx))
+        for reg in REGISTRY:
+            if reg.needs_nvml and ctx.init_error is not None:
+                continue
+            try:
+                out.extend(reg.fn(ctx))
+            except Exception as exc:  # a bug in one check must not hide the others
+                out.append(
+                    Finding(
+                        reg.check_id, Severity.UNKNOWN, f"check failed: {type(exc).__name__}: {exc}"
+                    )
+                )
+    finally:
+        if ctx.init_error is None:
+            ctx.backend.shutdown()
+
+
+def run_health(
+    backend: Backend,
+    policy: Policy,
+    *,
+    state: CounterState | None = None,
+    now: float | None = None,
+    host: str | None = None,
+    sysfs: Path = Path("/sys"),
+    kernel_log_lines: list[str] | None = None,
+    source: str = "nvml",
+    timeout: float | None = None,
+) -> HealthReport:
+    state = state or CounterState()
+    started = time.monotonic()
+    when = time.time() if now is None else now
+    interval = float(policy.get("inforom.validate_interval_seconds"))
+    last_validation = float(state.meta.get("inforom_validated_at", 0) or 0)
+    ctx = Context(
+        backend=backend,
+        policy=policy,
+        state=state,
+        now=when,
+        host=host if host is not None else socket.gethostname(),
+        sysfs=sysfs,
+        kernel_log_lines=kernel_log_lines,
+        expensive=when - last_validation >= interval,
+    )
+    findings: list[Finding] = []
+    limit = float(policy.get("collection.timeout_seconds")) if timeout is None else timeout
+    with _busy:
+        worker = threading.Thread(
+            target=_collect, args=(ctx, findings), daemon=True, name="sre-health-collect"
+        )
+        worker.start()
+        worker.join(limit)
+        hung = worker.is_alive()
+    done = list(findings)
+    if hung:
+        done.append(
+            Finding(
+                "collection.timeout",
+                Severity.CRIT,
+                f"health collection did not finish within {limit:g}s (hung NVML call?)",
+                Action.REBOOT,
+                evidence={"timeout_seconds": limit},
+            )
+        )
+    else:
+        if ctx.expensive and ctx.init_error is None:
+            state.meta["inforom_validated_at"] = when
+        state.save()
+    return HealthReport(ctx.host, when, tuple(done), source, time.monotonic() - started)
