@@ -19,8 +19,8 @@ _UNITS: dict[str, float] = {
     "w": 7 * 86400,
     "y": 365 * 86400,
 }
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y))+")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", re.ASCII)
+_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y))+", re.ASCII)  # ASCII digits only
 _MAX_SECONDS = 100 * 365 * 86400
 
 

@@ -33,6 +33,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "reliability",
         "Fleet MTBF/MTTR/availability and checkpoint planning.",
     ),
+    "health": (
+        "sre_tools.cli.health",
+        "health",
+        "GPU node health: findings and actions (Nagios codes).",
+    ),
+    "gpu": (
+        "sre_tools.cli.gpu",
+        "gpu",
+        "NVML recordings: capture a machine's readings for replay.",
+    ),
+    "xid": (
+        "sre_tools.cli.xid",
+        "xid",
+        "Explain NVIDIA XID kernel-log lines: catalog bucket, action.",
+    ),
+    "exporter": (
+        "sre_tools.cli.exporter",
+        "exporter",
+        "Prometheus exporter for GPU health and telemetry.",
+    ),
 }
 
 

@@ -1,5 +1,18 @@
 """Check modules; importing this package registers every check, in this order."""
+# isort: skip_file
 
-from sre_tools.health.checks import core  # noqa: F401  (registers checks)
-
-# Further modules register themselves here as they land (memory, thermal, pcie, nvlink, xid, ...).
+from sre_tools.health.checks import (  # noqa: F401  (importing registers the checks)
+    core,
+    xid,
+    memory,
+    thermal,
+    clocks,
+    power,
+    pcie,
+    nvlink,
+    fabric,
+    config,
+    mig,
+    infiniband,
+    reset,  # last: aggregates the findings above into one "reset or reboot pending"
+)

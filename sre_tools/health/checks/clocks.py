@@ -1,0 +1,1 @@
+"""Health checks: clocks (filled in by the health engine work)."""

@@ -1,0 +1,1 @@
+"""Health checks: config (filled in by the health engine work)."""

@@ -1,0 +1,1 @@
+"""Health checks: fabric (filled in by the health engine work)."""

@@ -1,0 +1,1 @@
+"""Health checks: infiniband (filled in by the health engine work)."""

@@ -1,0 +1,1 @@
+"""Health checks: memory (filled in by the health engine work)."""

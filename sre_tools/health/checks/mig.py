@@ -1,0 +1,1 @@
+"""Health checks: mig (filled in by the health engine work)."""

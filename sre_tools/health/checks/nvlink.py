@@ -1,0 +1,1 @@
+"""Health checks: nvlink (filled in by the health engine work)."""

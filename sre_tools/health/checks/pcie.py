@@ -1,0 +1,1 @@
+"""Health checks: pcie (filled in by the health engine work)."""

@@ -1,0 +1,1 @@
+"""Health checks: power (filled in by the health engine work)."""

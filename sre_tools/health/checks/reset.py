@@ -1,0 +1,1 @@
+"""Health checks: reset (filled in by the health engine work)."""

@@ -1,0 +1,1 @@
+"""Health checks: thermal (filled in by the health engine work)."""

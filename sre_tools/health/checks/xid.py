@@ -1,0 +1,1 @@
+"""Health checks: xid (filled in by the health engine work)."""
