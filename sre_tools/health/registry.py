@@ -33,6 +33,9 @@ class Context:
     kernel_log_lines: list[str] | None = None  # injected in tests and replays
     expensive: bool = False  # InfoROM validation may run this cycle
     cache: dict[str, Any] = field(default_factory=dict)
+    # This cycle's findings so far, in registry order (the runner fills it as checks run), so an
+    # aggregate check registered last (``reset.pending``) can summarise the others.
+    findings: list[Finding] = field(default_factory=list)
 
     def read(self, gpu: GpuRef, name: str, *args: Any) -> Any:
         return self.backend.read(gpu.index, name, *args)

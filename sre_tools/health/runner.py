@@ -51,6 +51,7 @@ def discover(ctx: Context) -> list[Finding]:
 
 
 def _collect(ctx: Context, out: list[Finding]) -> None:
+    ctx.findings = out  # checks that aggregate (reset.pending) read what ran before them
     try:
         ctx.backend.init()
     except NvmlInitError as exc:

@@ -1,0 +1,99 @@
+"""Policy profiles and site files change thresholds and expectations."""
+
+from __future__ import annotations
+
+import pytest
+
+from sre_tools.health.model import Severity
+from tests.health.checks.conftest import FAULTS, H100, HGX, T0, Runner, ok, only, patched
+
+# (config, check, severity on the healthy H100 fixture)
+CASES = [
+    pytest.param(None, "thermal.gpu", Severity.OK, id="thermal-default-margins"),
+    pytest.param(
+        "thermal:\n  margin_warn_c: 60\n", "thermal.gpu", Severity.WARN, id="thermal-wide-warn"
+    ),
+    pytest.param(
+        "thermal:\n  margin_warn_c: 60\n  margin_crit_c: 56\n",
+        "thermal.gpu",
+        Severity.CRIT,
+        id="thermal-wide-crit",
+    ),
+    pytest.param("thermal:\n  hbm_warn_c: 30\n", "thermal.hbm", Severity.WARN, id="hbm-warn"),
+    pytest.param("thermal:\n  hbm_crit_c: 35\n", "thermal.hbm", Severity.CRIT, id="hbm-crit"),
+    pytest.param("power:\n  warn_ratio: 0.05\n", "power.draw", Severity.WARN, id="power-ratio"),
+    pytest.param("pcie:\n  expected_width: 32\n", "pcie.width", Severity.CRIT, id="pcie-width-32"),
+    pytest.param(
+        "persistence_mode: false\n", "persistence", Severity.OK, id="persistence-unwanted"
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "check", "severity"), CASES)
+def test_site_overrides_change_thresholds(
+    run: Runner, config: str | None, check: str, severity: Severity
+) -> None:
+    (f,) = only(run(H100, config=config), check)
+    assert f.severity is severity
+
+
+def test_persistence_off_warns_only_when_policy_wants_it(run: Runner) -> None:
+    data = patched(H100, {0: {"persistence_mode": ok(0)}})
+    (on,) = only(run(data), "persistence")
+    assert on.severity is Severity.WARN
+    (off,) = only(run(data, config="persistence_mode: false\n"), "persistence")
+    assert off.severity is Severity.OK
+
+
+def test_hbm_crit_capped_at_device_mem_max(run: Runner) -> None:
+    data = patched(
+        H100, {0: {"temperature_threshold_c(mem_max)": ok(90), "memory_temperature_c": ok(91)}}
+    )
+    (f,) = only(run(data), "thermal.hbm")
+    assert f.severity is Severity.CRIT
+    assert f.evidence["crit_at_c"] == 90
+
+
+def test_profile_gen_expectation_applies_under_load_only(run: Runner) -> None:
+    busy = {"pcie_link_gen": ok(4), "utilization": ok({"gpu_percent": 90, "memory_percent": 40})}
+    idle = {"pcie_link_gen": ok(1)}
+    site = "profile: h100-sxm-8\nexpected_gpus: 1\n"
+    (under_load,) = only(run(patched(H100, {0: busy}), config=site), "pcie.gen")
+    assert under_load.severity is Severity.WARN
+    assert under_load.evidence["expected_gen"] == 5
+    (at_idle,) = only(run(patched(H100, {0: idle}), config=site), "pcie.gen")
+    assert at_idle.severity is Severity.OK
+    lenient = site + "pcie:\n  load_utilization_percent: 95\n"
+    (below_busy,) = only(run(patched(H100, {0: busy}), config=lenient), "pcie.gen")
+    assert below_busy.severity is Severity.OK
+
+
+def test_h100_profile_expects_18_links_from_the_first_run(run: Runner) -> None:
+    report = run(FAULTS / "nvlink-down.json", profile="h100-sxm-8")
+    assert {f.severity for f in only(report, "nvlink.state")} == {Severity.OK, Severity.CRIT}
+    (a100,) = {
+        f.severity
+        for f in only(run(FAULTS / "nvlink-down.json", profile="a100-sxm-8"), "nvlink.state")
+    }
+    assert a100 is Severity.OK  # an A100 profile expects 12 links; 17 is plenty
+
+
+def test_nvswitch_false_skips_fabric(run: Runner) -> None:
+    report = run(
+        FAULTS / "fabric-not-completed.json", config="profile: h100-sxm-8\nnvswitch: false\n"
+    )
+    assert {f.severity for f in only(report, "fabric.state")} == {Severity.SKIPPED}
+    assert report.problems() == []
+
+
+def test_nvlink_error_rate_threshold_from_policy(run: Runner) -> None:
+    counters = patched(HGX, {})["devices"][0]["readings"]["nvlink_errors(0)"]["value"]
+    run(HGX, profile="h100-sxm-8")
+    bumped = patched(
+        HGX, {0: {"nvlink_errors(0)": ok({**counters, "replay": counters["replay"] + 50})}}
+    )
+    strict = "profile: h100-sxm-8\nnvlink:\n  error_rate_warn_per_hour: 10\n"
+    report = run(bumped, config=strict, now=T0 + 3600)
+    assert [f.severity for f in only(report, "nvlink.errors") if f.gpu and f.gpu.index == 0] == [
+        Severity.WARN
+    ]
