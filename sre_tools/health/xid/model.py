@@ -1,0 +1,134 @@
+"""The XID event: one occurrence, from the kernel log or from NVML. Frozen, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+# What an event is. Only ``xid`` events carry the number NVIDIA printed; the others are
+# equivalents (the text form of "fallen off the bus", NVML's own event types).
+KIND_XID = "xid"
+KIND_FALLEN_OFF_BUS = "fallen_off_bus"  # "NVRM: GPU 0000:18:00.0: GPU has fallen off the bus."
+KIND_DBE = "dbe"  # NVML double-bit ECC event (XID 48's twin)
+KIND_GPU_UNAVAILABLE = "gpu_unavailable"  # NVML GPU-unavailable event (XID 79's twin)
+KIND_RECOVERY_ACTION = "recovery_action"  # NVML recovery-action event (XID 154's twin)
+
+# Which catalog entry an event without its own XID number is classified as.
+EQUIVALENT_XID = {
+    KIND_FALLEN_OFF_BUS: 79,
+    KIND_GPU_UNAVAILABLE: 79,
+    KIND_DBE: 48,
+    KIND_RECOVERY_ACTION: 154,
+}
+FALLEN_OFF_BUS = "FALLEN_OFF_BUS"
+
+# Where an event was read; when sources report the same event, the first here is kept.
+SOURCES = ("kmsg", "dmesg", "syslog", "journal", "text", "nvml")
+
+# NVML_FI_DEV_GET_GPU_RECOVERY_ACTION and XID 154 values, with NVIDIA's names for them.
+RECOVERY_ACTION_NAMES = {
+    0: "None",
+    1: "GPU Reset Required",
+    2: "Node Reboot Required",
+    3: "Drain P2P",
+    4: "Drain and Reset",
+}
+
+
+@dataclass(frozen=True)
+class XidEvent:
+    """One XID (or equivalent) on one GPU.
+
+    ``timestamp`` is wall-clock (epoch seconds) when known: from an ISO prefix, an NVML event, or
+    a boot-relative time converted with the boot time; ``uptime`` is seconds since boot as dmesg
+    and /dev/kmsg print it. ``key`` is stable for the same event read again later (the exporter
+    counts events by it); :func:`with_key` fills it in.
+    """
+
+    xid: int | None
+    pci_bus_id: str | None  # normalised: ``0000:18:00``
+    message: str = ""
+    line: str = ""
+    gpu_instance: str | None = None  # ``GPU-I:05`` for an XID inside a MIG instance
+    pid: int | None = None
+    name: str | None = None
+    timestamp: float | None = None
+    uptime: float | None = None
+    seq: int | None = None  # /dev/kmsg sequence number
+    source: str = "text"
+    kind: str = KIND_XID
+    gpu_index: int | None = None  # NVML events name the device by index
+    recovery_action: int | None = None  # XID 154 / NVML: the new recovery action
+    uuid: str | None = None  # from "NVRM: GPU at PCI:...: GPU-..." lines, when seen
+    key: str = ""
+    sources: tuple[str, ...] = field(default=())
+
+    @property
+    def catalog_xid(self) -> int | None:
+        """The catalog entry this event is classified as (79 for the fallen-off-bus text)."""
+        if self.xid is not None:
+            return self.xid
+        return EQUIVALENT_XID.get(self.kind)
+
+    @property
+    def gpu_key(self) -> tuple[str, str]:
+        """Which GPU (and MIG instance): the unit events are correlated on."""
+        bus = self.pci_bus_id or (f"index:{self.gpu_index}" if self.gpu_index is not None else "")
+        return bus, self.gpu_instance or ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "xid": self.xid,
+            "kind": self.kind,
+            "pci_bus_id": self.pci_bus_id,
+            "gpu_instance": self.gpu_instance,
+            "gpu_index": self.gpu_index,
+            "pid": self.pid,
+            "name": self.name,
+            "timestamp": self.timestamp,
+            "uptime": self.uptime,
+            "seq": self.seq,
+            "source": self.source,
+            "sources": list(self.sources or (self.source,)),
+            "recovery_action": self.recovery_action,
+            "message": self.message,
+            "line": self.line,
+        }
+
+
+def _time_token(event: XidEvent) -> str:
+    if event.uptime is not None:
+        return f"u{event.uptime:.6f}"
+    if event.timestamp is not None:
+        return f"t{event.timestamp:.6f}"
+    return ""
+
+
+def with_key(events: list[XidEvent]) -> list[XidEvent]:
+    """Give each event a stable ``key``: a hash of GPU, XID, time and message.
+
+    The time is the boot-relative one where the source has it (dmesg and /dev/kmsg agree to the
+    microsecond), else the wall clock. Identical events in one batch (same second, same text, a
+    journal with one-second resolution) are told apart by their order: ``-2``, ``-3``, ...
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for ev in events:
+        basis = "|".join(
+            [
+                ev.pci_bus_id or f"index:{ev.gpu_index}",
+                ev.gpu_instance or "",
+                ev.kind,
+                "" if ev.xid is None else str(ev.xid),
+                _time_token(ev),
+                ev.message,
+            ]
+        )
+        digest = hashlib.sha256(basis.encode("utf-8", "replace")).hexdigest()[:16]
+        n = seen.get(digest, 0) + 1
+        seen[digest] = n
+        key = digest if n == 1 else f"{digest}-{n}"
+        out.append(replace(ev, key=key, sources=ev.sources or (ev.source,)))
+    return out
