@@ -7,6 +7,7 @@ computed from the budget percent, the period and the long window.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
@@ -231,6 +232,7 @@ _Dumper.add_representer(str, _str_presenter)
 
 _PLAIN = re.compile(r"[A-Za-z_(/$][\x20-\x7e]*")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_DURATION = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d|w|y))+")
 # YAML 1.1 words that a plain scalar would turn into booleans or null (go-yaml v2 included).
 _RESERVED = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
 
@@ -240,6 +242,8 @@ class _Fallback(Exception):
 
 
 def _plain_ok(text: str) -> bool:
+    if _DURATION.fullmatch(text):  # 5m, 1h30m: never a number, in YAML 1.1 or 1.2
+        return True
     return (
         _PLAIN.fullmatch(text) is not None
         and ": " not in text
@@ -277,22 +281,12 @@ def _block_ok(text: str) -> bool:
     """A literal block (``|`` or ``|-``) keeps the text exactly."""
     if text[0] in " \n" or text.endswith("\n\n"):
         return False
-    for line in text.split("\n"):
-        if line.endswith(" ") or not line.isprintable():
-            return False
-    return True
+    return all(line.isprintable() and not line.endswith(" ") for line in text.split("\n"))
 
 
-def _scalar(text: Any, indent: int) -> str:
-    if not isinstance(text, str):
-        raise _Fallback
-    if "\n" in text:
-        if _block_ok(text):
-            body = text[:-1] if text.endswith("\n") else text
-            pad = " " * indent
-            lines = "\n".join(pad + line if line else "" for line in body.split("\n"))
-            return ("|\n" if text.endswith("\n") else "|-\n") + lines
-        return _double_quoted(text)
+@functools.lru_cache(maxsize=8192)
+def _line_scalar(text: str) -> str:
+    """A one-line string as a plain, single-quoted or double-quoted scalar."""
     if _plain_ok(text):
         return text
     if text.isprintable():
@@ -300,10 +294,28 @@ def _scalar(text: Any, indent: int) -> str:
     return _double_quoted(text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _key_ok(key: Any) -> bool:
+    return isinstance(key, str) and _KEY.fullmatch(key) is not None and _plain_ok(key)
+
+
+def _scalar(text: Any, indent: int) -> str:
+    if not isinstance(text, str):
+        raise _Fallback
+    if "\n" not in text:
+        return _line_scalar(text)
+    if _block_ok(text):
+        body = text[:-1] if text.endswith("\n") else text
+        pad = " " * indent
+        lines = "\n".join(pad + line if line else "" for line in body.split("\n"))
+        return ("|\n" if text.endswith("\n") else "|-\n") + lines
+    return _double_quoted(text)
+
+
 def _mapping(value: dict[Any, Any], indent: int, out: list[str]) -> None:
     pad = " " * indent
     for key, item in value.items():
-        if not isinstance(key, str) or _KEY.fullmatch(key) is None or not _plain_ok(key):
+        if not _key_ok(key):
             raise _Fallback
         if isinstance(item, dict):
             if item:
