@@ -18,7 +18,6 @@ from sre_tools.slo.openslo import OpenSLOSet, check_object
 from sre_tools.slo.sloth import load_sloth
 from sre_tools.slo.windows import _yaml_reason
 
-
 _BRACKETS = re.compile(r"[\[\]{}]")
 # libyaml (the C loader) recurses on nested flow collections; deeper than this, use the pure
 # Python loader, whose recursion ends in a RecursionError that becomes a validation error.
