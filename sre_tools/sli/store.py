@@ -58,6 +58,13 @@ def make_sample(
     slo: str, at: float, good: float, total: float, *, bucket: int, source: str, field: str = ""
 ) -> Sample:
     prefix = f"{field}: " if field else ""
+    for name, count in (("good", good), ("total", total)):
+        if not math.isfinite(count) or count < 0 or count > MAX_COUNT:
+            raise ValidationError(
+                f"{prefix}must be a finite number between 0 and {MAX_COUNT:g}, got {count!r}",
+                source=source,
+                field=name,
+            )
     if not slo or len(slo) > 256 or any(c.isspace() for c in slo):
         raise ValidationError(f"{prefix}invalid SLO id {slo!r}", source=source, field="slo")
     if good > total:
@@ -72,6 +79,7 @@ def make_sample(
 
 def parse_csv(text: str, source: str, *, bucket: int = DEFAULT_BUCKET_SECONDS) -> list[Sample]:
     """Validate a whole CSV text; raise ValidationError naming file, row and field."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as spreadsheets write it
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader, None)

@@ -87,9 +87,14 @@ def load_texts(
             except ValidationError as exc:
                 raise (exc if exc.source else exc.at(source)) from None
     slos.extend(openslo.slos())
-    if not any_doc:
+    if not any_doc or not slos:
         names = ", ".join(s for s, _ in texts) if isinstance(texts, list) else "input"
-        raise ValidationError("no SLO documents found", source=names)
+        what = (
+            "no SLO documents found"
+            if not any_doc
+            else ("no SLO found (only Service, SLI or alerting objects; add a kind: SLO)")
+        )
+        raise ValidationError(what, source=names)
     ensure_unique(slos)
     return slos
 
