@@ -153,7 +153,10 @@ BAD_INPUT = {
     "bad-yaml": Case(
         ("slo", "rules", "bad.yaml"),
         2,
-        ("bad.yaml: invalid YAML: mapping values are not allowed in this context at line 2, column 11",),
+        (
+            "bad.yaml: invalid YAML: mapping values are not allowed in this context "
+            "at line 2, column 11",
+        ),
         files(bad__yaml="version: prometheus/v1\nservice: a: b\nslos: []\n"),
     ),
     "bad-yaml-stdin": Case(("slo", "validate", "-"), 2, ("<stdin>: invalid YAML",), stdin="a: [\n"),

@@ -1,0 +1,542 @@
+"""The collection loop: health + telemetry on an interval, published as an immutable snapshot.
+
+Scrapes and collections are decoupled: a background thread runs :meth:`CollectionLoop.collect_once`
+every ``interval`` seconds and swaps in a new :class:`Snapshot`; the prometheus-client collector
+only formats the latest snapshot. A slow or hung GPU therefore never slows a scrape, and N
+Prometheus replicas scraping cost nothing extra on the GPUs.
+
+One cycle:
+
+1. ``run_health`` (its own watchdog: a hung NVML call becomes a CRIT ``collection.timeout``);
+2. telemetry in a worker thread joined with the same timeout (skipped when health hung, since
+   NVML is then still busy in the other thread);
+3. XID events (see :mod:`sre_tools.exporter.xid`) into a counter that only goes up;
+4. everything rendered into plain series, plus the exporter's own metrics.
+
+A thread blocked inside the driver cannot be killed: while one from an earlier cycle is still
+alive, the cycle is skipped (``busy``) and the snapshot says CRIT ``collection.timeout``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sre_tools import __version__
+from sre_tools import conventions as c
+from sre_tools.conventions import ErrorReason
+from sre_tools.exporter import xid as xid_mod
+from sre_tools.exporter.telemetry import GpuIdentity, LabelValues, Telemetry, read_all
+from sre_tools.gpu.backend import Backend
+from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.health.policy import Policy
+from sre_tools.health.state import CounterState
+
+log = logging.getLogger(__name__)
+
+HEALTH_THREAD_NAME = "sre-health-collect"  # the worker name sre_tools.health.runner uses
+TELEMETRY_THREAD_NAME = "sre-exporter-telemetry"
+DEFAULT_INTERVAL_SECONDS = 15.0
+
+Rows = tuple[tuple[LabelValues, float], ...]
+HealthRunner = Callable[..., HealthReport]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one scrape shows: metric name -> ((label values, value), ...)."""
+
+    at: float  # unix time the collection finished (0: none yet)
+    duration_seconds: float
+    collections: int
+    series: Mapping[str, Rows] = field(default_factory=dict)
+    report: HealthReport | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.collections > 0
+
+
+def _default_health_runner() -> HealthRunner:
+    from sre_tools.health.runner import run_health
+
+    return run_health
+
+
+class _Series:
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[LabelValues, float]]] = collections.defaultdict(list)
+
+    def add(self, metric: str, labels: LabelValues, value: float) -> None:
+        spec = c.SPECS[metric]
+        if len(labels) != len(spec.labels):
+            raise ValueError(f"{metric}: {len(labels)} label values for {spec.labels}")
+        self.rows[metric].append((labels, float(value)))
+
+    def freeze(self) -> dict[str, Rows]:
+        return {name: tuple(rows) for name, rows in self.rows.items()}
+
+
+def bus_key(bus_id: str) -> tuple[int, int, int] | None:
+    """(domain, bus, device) of a PCI address in any spelling: NVML ``00000000:18:00.0``,
+    sysfs ``0000:18:00.0``, the kernel log's ``0000:18:00``."""
+    parts = bus_id.strip().lower().split(":")
+    if len(parts) < 2:
+        return None
+    try:
+        domain = int(parts[-3], 16) if len(parts) >= 3 else 0
+        return domain, int(parts[-2], 16), int(parts[-1].split(".")[0], 16)
+    except ValueError:
+        return None
+
+
+def _health_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == HEALTH_THREAD_NAME and t.is_alive()]
+
+
+def _timeout_finding(message: str, limit: float) -> Finding:
+    return Finding(
+        "collection.timeout",
+        Severity.CRIT,
+        message,
+        Action.REBOOT,
+        evidence={"timeout_seconds": limit},
+    )
+
+
+class EventTee:
+    """The backend as the health engine sees it, remembering what ``events()`` returned.
+
+    NVML events are drained by the first reader (``RealBackend.events()``): the health run's
+    ``xid`` check. The exporter's own ``collect_events`` call then reads the same records
+    through :class:`_TeedEvents` instead of an empty queue.
+    """
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.last_events: list[dict[str, Any]] = []
+
+    def init(self) -> None:
+        self.backend.init()
+
+    def shutdown(self) -> None:
+        self.backend.shutdown()
+
+    def device_count(self) -> int:
+        return self.backend.device_count()
+
+    def system(self, name: str) -> Any:
+        return self.backend.system(name)
+
+    def read(self, index: int, name: str, *args: Any) -> Any:
+        return self.backend.read(index, name, *args)
+
+    def events(self) -> list[dict[str, Any]]:
+        records = list(self.backend.events())
+        self.last_events = records
+        return list(records)
+
+
+class _TeedEvents(EventTee):
+    """Reads go to the backend; ``events()`` replays what the health run drained."""
+
+    def __init__(self, tee: EventTee):
+        super().__init__(tee.backend)
+        self.last_events = tee.last_events
+
+    def events(self) -> list[dict[str, Any]]:
+        return list(self.last_events)
+
+
+class CollectionLoop:
+    """Owns the backend, the counter state and the accumulated counters; publishes snapshots.
+
+    Everything the outside world provides is injected: the backend (real or recorded), the
+    health runner, the clocks. ``kernel_log_lines`` and ``sysfs`` are passed to the health
+    engine (a replay gives ``[]`` and a path without GPUs so the host's own kernel log and PCI
+    bus do not leak into a recording).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        policy: Policy,
+        *,
+        interval: float = DEFAULT_INTERVAL_SECONDS,
+        state: CounterState | None = None,
+        source: str = "nvml",
+        host: str | None = None,
+        sysfs: Path = Path("/sys"),
+        kernel_log_lines: list[str] | None = None,
+        health_runner: HealthRunner | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        timeout: float | None = None,
+    ):
+        self.backend = backend
+        self._tee = EventTee(backend)
+        self.policy = policy
+        self.interval = interval
+        self.state = state or CounterState()
+        self.source = source
+        self.host = host if host is not None else socket.gethostname()
+        self.sysfs = sysfs
+        self.kernel_log_lines = kernel_log_lines
+        self.health_runner = health_runner or _default_health_runner()
+        self.clock = clock
+        self.monotonic = monotonic
+        self.timeout = (
+            float(policy.get("collection.timeout_seconds")) if timeout is None else timeout
+        )
+        backfill = float(policy.get("xid.backfill_seconds"))
+        self.xid = xid_mod.XidCounter(retention_seconds=max(2 * backfill, 86400.0))
+        self.errors: collections.Counter[ErrorReason] = collections.Counter(
+            dict.fromkeys(ErrorReason, 0)
+        )
+        self.collections = 0
+        self.by_uuid: dict[str, GpuIdentity] = {}  # every GPU seen since start
+        self.by_index: dict[int, GpuIdentity] = {}  # the GPU last seen at each index
+        self._snapshot = Snapshot(0.0, 0.0, 0, self._render_self(_Series(), 0.0, 0.0).freeze())
+        self._lock = threading.Lock()  # one collection at a time (timer thread vs --once)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._telemetry_worker: threading.Thread | None = None
+        self._hung_health: list[threading.Thread] = []
+        # Called with each new snapshot, in the collecting thread (pre-rendering the exposition).
+        self.listeners: list[Callable[[Snapshot], None]] = []
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot  # a reference swap: no lock needed to read
+
+    def collect_once(self) -> Snapshot:
+        with self._lock:
+            snap = self._collect()
+            self._snapshot = snap
+        for listener in self.listeners:
+            try:
+                listener(snap)
+            except Exception:  # a listener must not stop collections
+                log.exception("snapshot listener failed")
+        return snap
+
+    def start(self) -> None:
+        """Collect now, then every ``interval`` seconds, in a daemon thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="sre-exporter-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = self.monotonic()
+            try:
+                self.collect_once()
+            except Exception:  # the loop must survive a bug in one cycle
+                log.exception("collection failed")
+                self.errors[ErrorReason.HEALTH] += 1
+            elapsed = self.monotonic() - started
+            self._stop.wait(max(0.0, self.interval - elapsed))
+
+    # --- one cycle ------------------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        """A worker of an earlier cycle (health or telemetry) is still inside the driver."""
+        self._hung_health = [t for t in self._hung_health if t.is_alive()]
+        worker = self._telemetry_worker
+        return bool(self._hung_health) or (worker is not None and worker.is_alive())
+
+    def _collect(self) -> Snapshot:
+        started = self.monotonic()
+        now = self.clock()
+        out = _Series()
+        report: HealthReport | None
+        if self._busy():
+            self.errors[ErrorReason.BUSY] += 1
+            report = HealthReport(
+                self.host,
+                now,
+                (
+                    _timeout_finding(
+                        "an earlier collection is still hung in NVML; skipping this cycle",
+                        self.timeout,
+                    ),
+                ),
+                self.source,
+            )
+            telemetry = None
+        else:
+            report = self._health(now)
+            health_hung = report is not None and any(
+                f.check == "collection.timeout" for f in report.findings
+            )
+            telemetry = None
+            if health_hung:
+                self.errors[ErrorReason.TIMEOUT] += 1
+            else:
+                telemetry = self._telemetry(report, now)
+                if telemetry is None:
+                    self.errors[ErrorReason.TIMEOUT] += 1
+                    extra = _timeout_finding(
+                        f"telemetry did not finish within {self.timeout:g}s (hung NVML call?)",
+                        self.timeout,
+                    )
+                    base = report or HealthReport(self.host, now, (), self.source)
+                    report = HealthReport(
+                        base.host,
+                        base.at,
+                        (*base.findings, extra),
+                        base.source,
+                        base.duration_seconds,
+                    )
+        if telemetry is not None:
+            self.errors.update(telemetry.errors)
+            self._render_gpus(out, telemetry)
+            self._count_xid(report, telemetry, now)
+        elif report is not None and not self._busy():
+            self._count_xid(report, None, now)
+        expected = self.policy.get("expected_gpus")
+        if expected is not None:
+            out.add(c.GPU_EXPECTED_COUNT, (), int(expected))
+        self._render_xid(out)
+        self._render_health(out, report)
+        self.collections += 1
+        finished = self.clock()
+        duration = self.monotonic() - started
+        self._render_self(out, finished, duration)
+        return Snapshot(finished, duration, self.collections, out.freeze(), report)
+
+    def _health(self, now: float) -> HealthReport | None:
+        before = set(_health_threads())
+        try:
+            self._tee.last_events = []
+            report = self.health_runner(
+                self._tee,
+                self.policy,
+                state=self.state,
+                now=now,
+                host=self.host,
+                sysfs=self.sysfs,
+                kernel_log_lines=self.kernel_log_lines,
+                source=self.source,
+                timeout=self.timeout,
+            )
+        except Exception:
+            log.exception("health engine failed")
+            self.errors[ErrorReason.HEALTH] += 1
+            return None
+        # The runner's watchdog gave up on a worker: remember it (and only ours) as hung.
+        self._hung_health += [t for t in _health_threads() if t not in before]
+        return report
+
+    def _telemetry(self, report: HealthReport | None, now: float) -> Telemetry | None:
+        """Telemetry (and XID events, when the pipeline offers them) under a watchdog."""
+        result: list[Telemetry] = []
+        source = xid_mod.collect_events_fn()
+
+        def in_session(t: Telemetry) -> Any:
+            if source is None:
+                return None
+            try:
+                return list(source(self._xid_context(t, now)))
+            except Exception:
+                log.exception("XID event source failed")
+                t.errors[ErrorReason.XID] += 1
+                return []
+
+        def work() -> None:
+            result.append(read_all(self.backend, in_session))
+
+        worker = threading.Thread(target=work, name=TELEMETRY_THREAD_NAME, daemon=True)
+        self._telemetry_worker = worker
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive():
+            return None
+        self._telemetry_worker = None
+        return result[0] if result else None
+
+    def _xid_context(self, t: Telemetry, now: float) -> Any:
+        from sre_tools.health.registry import Context
+
+        ctx = Context(
+            backend=_TeedEvents(self._tee),
+            policy=self.policy,
+            state=self.state,
+            now=now,
+            host=self.host,
+            sysfs=self.sysfs,
+            kernel_log_lines=self.kernel_log_lines,
+        )
+        for dev in t.devices:
+            ident = dev.identity
+            ctx.gpus.append(GpuRef(ident.index, ident.uuid, ident.pci_bus_id))
+            if not dev.up:
+                ctx.lost.add(ident.index)
+        return ctx
+
+    # --- rendering ------------------------------------------------------------------------------
+
+    def _identity_for(self, index: int | None, uuid: str = "", pci: str = "") -> GpuIdentity:
+        """The best known identity of a GPU named by any of index, UUID or bus id."""
+        if uuid and uuid in self.by_uuid:
+            return self.by_uuid[uuid]
+        if pci:
+            wanted = bus_key(pci)
+            for ident in self.by_uuid.values():
+                if wanted is not None and bus_key(ident.pci_bus_id) == wanted:
+                    return ident
+        if index is not None and not uuid and index in self.by_index:
+            return self.by_index[index]
+        return GpuIdentity(-1 if index is None else index, uuid, pci)
+
+    def _gpu_labels(self, ref: GpuRef | None) -> LabelValues:
+        if ref is None:
+            return ("", "", "")
+        ident = self._identity_for(ref.index, ref.uuid, ref.pci_bus_id)
+        return (str(ref.index), ref.uuid or ident.uuid, ref.pci_bus_id or ident.pci_bus_id)
+
+    def _render_gpus(self, out: _Series, t: Telemetry) -> None:
+        if t.init_error is not None:
+            # NVML is down: every GPU we knew is unreachable.
+            for ident in self.by_uuid.values():
+                out.add(c.GPU_UP, ident.labels, 0)
+            return
+        if t.count is not None:
+            out.add(c.GPU_COUNT, (), t.count)
+        shown: set[str] = set()
+        for dev in t.devices:
+            ident = dev.identity
+            if dev.up:
+                self.by_uuid[ident.uuid] = ident
+                self.by_index[ident.index] = ident
+                out.add(
+                    c.GPU_INFO,
+                    (
+                        *ident.labels,
+                        ident.name,
+                        ident.serial,
+                        ident.vbios_version,
+                        t.driver_version,
+                    ),
+                    1,
+                )
+                out.add(c.GPU_UP, ident.labels, 1)
+                for metric, labels, value in dev.samples:
+                    out.add(metric, labels, value)
+            else:
+                # Its telemetry is dropped; the last known identity (serial for the RMA) stays.
+                known = self.by_index.get(ident.index)
+                if known is not None and known.uuid not in shown:
+                    ident = known
+                    out.add(
+                        c.GPU_INFO,
+                        (
+                            *ident.labels,
+                            ident.name,
+                            ident.serial,
+                            ident.vbios_version,
+                            t.driver_version,
+                        ),
+                        1,
+                    )
+                out.add(c.GPU_UP, ident.labels, 0)
+            if ident.uuid:
+                shown.add(ident.uuid)
+        # GPUs seen earlier that NVML no longer enumerates at all.
+        for uuid, ident in self.by_uuid.items():
+            if uuid not in shown:
+                out.add(c.GPU_UP, ident.labels, 0)
+
+    def _count_xid(self, report: HealthReport | None, t: Telemetry | None, now: float) -> None:
+        collected = t.extra if t is not None else None
+        try:
+            events = xid_mod.events_for_cycle(report, collected)
+        except Exception:
+            log.exception("cannot read XID events")
+            self.errors[ErrorReason.XID] += 1
+            return
+
+        def resolve(event: xid_mod.XidEvent) -> tuple[str, str, str]:
+            # The device's own labels where it is known: the same series as its telemetry.
+            ident = self._identity_for(event.gpu_index, event.uuid, event.pci_bus_id)
+            index = ident.index if ident.index >= 0 else event.gpu_index
+            return (
+                "" if index is None or index < 0 else str(index),
+                ident.uuid or event.uuid,
+                ident.pci_bus_id or event.pci_bus_id,
+            )
+
+        self.xid.observe(events, now, resolve)
+
+    def _render_xid(self, out: _Series) -> None:
+        for key, count in self.xid.counts.items():
+            out.add(c.GPU_XID_EVENTS, key, count)
+            out.add(c.GPU_XID_LAST_EVENT, key, self.xid.last[key])
+
+    def _render_health(self, out: _Series, report: HealthReport | None) -> None:
+        if report is None:
+            out.add(c.GPU_HEALTH_STATUS, (), c.STATUS_UNKNOWN)
+            return
+        worst: dict[tuple[str, LabelValues], tuple[int, Action]] = {}
+        for f in report.findings:
+            if f.severity is Severity.SKIPPED:
+                continue
+            status = c.STATUS_VALUES[f.severity.value]
+            action = f.action if f.severity in (Severity.WARN, Severity.CRIT) else Action.NONE
+            key = (f.check, self._gpu_labels(f.gpu))
+            prev = worst.get(key)
+            if prev is None:
+                worst[key] = (status, action)
+            else:
+                worst[key] = (
+                    max(prev[0], status),
+                    action if action.rank > prev[1].rank else prev[1],
+                )
+        for (check, labels), (status, action) in worst.items():
+            out.add(c.GPU_HEALTH_CHECK_STATUS, (*labels, check, action.value), status)
+        node = report.severity
+        out.add(
+            c.GPU_HEALTH_STATUS,
+            (),
+            c.STATUS_OK if node is Severity.SKIPPED else c.STATUS_VALUES[node.value],
+        )
+        required = report.action
+        for action in Action:
+            out.add(c.GPU_HEALTH_REQUIRED_ACTION, (action.value,), 1 if action is required else 0)
+
+    def _render_self(self, out: _Series, finished: float, duration: float) -> _Series:
+        out.add(c.EXPORTER_BUILD_INFO, (__version__,), 1)
+        out.add(c.EXPORTER_COLLECTIONS, (), self.collections)
+        for reason in ErrorReason:
+            out.add(c.EXPORTER_COLLECTION_ERRORS, (reason.value,), self.errors[reason])
+        if self.collections:
+            out.add(c.EXPORTER_COLLECTION_DURATION, (), duration)
+            out.add(c.EXPORTER_LAST_COLLECTION, (), finished)
+        return out
+
+
+def rows_by_labels(snapshot: Snapshot, metric: str) -> dict[LabelValues, float]:
+    """Convenience for tests and ``--once`` debugging: one metric's rows as a dict."""
+    return dict(snapshot.series.get(metric, ()))
+
+
+def label_dicts(snapshot: Snapshot, metric: str) -> Iterable[tuple[dict[str, str], float]]:
+    names = c.SPECS[metric].labels
+    for labels, value in snapshot.series.get(metric, ()):
+        yield dict(zip(names, labels, strict=True)), value
