@@ -24,6 +24,8 @@ NULLABLE: dict[str, tuple[type, ...]] = {
     "pcie.expected_gen": (int,),
     "nvlink.expected_links": (int,),
     "infiniband.expected_rate_gbps": (int, float),
+    "mig.config_file": (str,),
+    "mig.config_name": (str,),
 }
 
 
@@ -80,7 +82,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any], path: str, source: str) -
 def _load_profile(name: str, depth: int = 0) -> dict[str, Any]:
     # Shipped profiles are trusted and flat: libyaml's loader is ~10x faster than PyYAML's own,
     # which matters for `sre health` as a whole process (Slurm runs it on every node).
-    doc = yaml.load(_profile_text(name), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    doc = yaml.load(_profile_text(name), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     parent = doc.get("extends")
     if parent is None:
         return dict(doc)

@@ -1,15 +1,18 @@
-"""MIG mode: a mode change only takes effect at the next GPU reset.
-
-Whether the MIG layout matches the site's desired mig-parted configuration is a separate, later
-check; this one only reports a pending mode change.
-"""
+"""MIG: a pending mode change (it only takes effect at the next GPU reset), and the layout
+against the site's desired mig-parted configuration (read-only: nothing is changed here)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+from sre_tools.exceptions import ValidationError
+from sre_tools.gpu.errors import NotSupported
 from sre_tools.health.model import Action, Finding, GpuRef, Severity
-from sre_tools.health.registry import Context, gpu_check
+from sre_tools.health.registry import Context, check, gpu_check
+from sre_tools.mig.config import memory_class, parse_mig_config, profile_of
 
 
 @gpu_check("mig.pending")
@@ -34,3 +37,83 @@ def mig_pending(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
             gpu=gpu,
             evidence=ev,
         )
+
+
+def _desired(ctx: Context, gpu: GpuRef) -> tuple[str, str, Any]:
+    """(file, config name, parsed file) from the policy; cached for the cycle."""
+    path = ctx.policy.get("mig.config_file")
+    name = ctx.policy.get("mig.config_name")
+    key = f"mig.config:{path}"
+    if key not in ctx.cache:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ValidationError(f"cannot read: {reason}", source=str(path)) from None
+        memory = memory_class(str(ctx.optional(gpu, "name") or ""))
+        ctx.cache[key] = parse_mig_config(text, str(path), memory=memory)
+    parsed = ctx.cache[key]
+    if name not in parsed.configs:
+        known = ", ".join(sorted(parsed.configs))
+        raise ValidationError(
+            f"no config named {name!r} (known: {known})", source=str(path), field="mig-configs"
+        )
+    return str(path), str(name), parsed
+
+
+@check("mig.layout")
+def mig_layout(ctx: Context) -> Iterator[Finding]:
+    if not ctx.policy.get("mig.config_file") or not ctx.policy.get("mig.config_name"):
+        yield Finding(
+            "mig.layout",
+            Severity.SKIPPED,
+            "no desired MIG layout configured (policy mig.config_file, mig.config_name)",
+        )
+        return
+    for gpu in ctx.gpus:
+        if gpu.index in ctx.lost:
+            continue
+        try:
+            path, name, parsed = _desired(ctx, gpu)
+        except ValidationError as exc:
+            yield Finding("mig.layout", Severity.UNKNOWN, f"desired MIG layout unusable: {exc}")
+            return
+        want = parsed.layout_for(name, gpu.index)
+        if want is None:
+            yield Finding(
+                "mig.layout",
+                Severity.SKIPPED,
+                f"config {name!r} does not cover GPU {gpu.index}",
+                gpu=gpu,
+            )
+            continue
+        try:
+            current, _pending = ctx.read(gpu, "mig_mode")
+            have_devices = ctx.read(gpu, "mig_devices") if current else []
+        except NotSupported:
+            yield Finding("mig.layout", Severity.SKIPPED, "MIG not supported here", gpu=gpu)
+            continue
+        have = Counter(p for d in have_devices if (p := profile_of(str(d.get("name", "")))))
+        wanted = Counter({p: n for p, n in want.mig_devices if n})
+        ev = {
+            "config_file": path,
+            "config": name,
+            "mig_enabled_want": want.mig_enabled,
+            "mig_enabled_have": bool(current),
+            "want": dict(wanted),
+            "have": dict(have),
+        }
+        if bool(current) != want.mig_enabled or (want.mig_enabled and have != wanted):
+            yield Finding(
+                "mig.layout",
+                Severity.WARN,
+                f"MIG layout differs from {name!r}: want {dict(wanted) or 'MIG off'}, "
+                f"have {dict(have) if current else 'MIG off'}; apply it with mig-parted on a "
+                "drained node",
+                gpu=gpu,
+                evidence=ev,
+            )
+        else:
+            yield Finding(
+                "mig.layout", Severity.OK, f"MIG layout matches {name!r}", gpu=gpu, evidence=ev
+            )
