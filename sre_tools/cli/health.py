@@ -1,7 +1,8 @@
 """``sre health``: one answer per node, healthy or not, and exactly what to do.
 
 Exit codes are Nagios': 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Invalid input (a bad policy
-file or recording) is UNKNOWN (3) here, as monitoring systems expect, and printed as one line.
+file or recording) and runtime failures (an unwritable state file) are UNKNOWN (3) here, as
+monitoring systems expect, and printed as one line.
 """
 
 from __future__ import annotations
@@ -83,12 +84,17 @@ def health(
     show_all: bool,
 ) -> int:
     """Check the GPUs of this node: findings, severity and the required action."""
-    from sre_tools.exceptions import ValidationError
+    from sre_tools.exceptions import SreError
 
     try:
         report = _run(config, profile, replay, state_path, sysfs, kernel_log, timeout)
-    except ValidationError as exc:
+    except SreError as exc:
+        # Bad input or a runtime failure: for a Nagios-style check both mean UNKNOWN, never a
+        # WARNING (1) or CRITICAL (2) that the node did not earn.
         click.echo(f"sre: error: {exc}", err=True)
+        return EXIT_UNKNOWN
+    except OSError as exc:
+        click.echo(f"sre: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
         return EXIT_UNKNOWN
     if as_json or fmt == "json":
         emit_json(report.to_dict())

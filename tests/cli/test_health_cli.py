@@ -1,0 +1,82 @@
+"""``sre health`` front end: formats and Nagios exit codes, on recordings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sre_tools.cli.main import main
+
+FIX = Path(__file__).parents[1] / "fixtures" / "gpu"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("fixture", "code", "action"),
+    [
+        pytest.param("h100-synthetic.json", 0, "none", id="healthy-ok"),
+        pytest.param("faults/dbe-volatile.json", 2, "reset_gpu", id="dbe-critical"),
+        pytest.param("faults/gpu-lost.json", 2, "power_cycle", id="lost-critical"),
+        pytest.param("faults/driver-library-mismatch.json", 2, "reboot", id="mismatch-critical"),
+        pytest.param("faults/remapper-histogram-low.json", 1, "none", id="histogram-warning"),
+    ],
+)
+def test_json_and_nagios_codes(capsys, fixture: str, code: int, action: str) -> None:
+    rc, out, err = run(capsys, "health", "--json", "--replay", str(FIX / fixture))
+    assert rc == code, err
+    data = json.loads(out)
+    assert data["schema_version"] == 1
+    assert data["exit_code"] == code
+    assert data["action"] == action
+
+
+def test_nhc_lines(capsys) -> None:
+    rc, out, _ = run(
+        capsys, "health", "--format", "nhc", "--replay", str(FIX / "faults/dbe-volatile.json")
+    )
+    assert rc == 2
+    lines = out.strip().splitlines()
+    assert lines and all(line.startswith("ERROR: nhc: Health check failed: ") for line in lines)
+    assert any("ecc.uncorrected_volatile" in line for line in lines)
+
+
+def test_nhc_prints_nothing_when_healthy(capsys) -> None:
+    rc, out, _ = run(
+        capsys, "health", "--format", "nhc", "--replay", str(FIX / "h100-synthetic.json")
+    )
+    assert rc == 0
+    assert out == ""
+
+
+def test_bad_policy_is_unknown(capsys, tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("thermal: {margin_warn_c: hot}\n")
+    rc, _, err = run(
+        capsys, "health", "--config", str(site), "--replay", str(FIX / "h100-synthetic.json")
+    )
+    assert rc == 3
+    assert err.strip().count("\n") == 0
+    assert "site.yaml: thermal.margin_warn_c" in err
+
+
+def test_unwritable_state_is_unknown(capsys, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc, _, err = run(
+        capsys,
+        "health",
+        "--state",
+        str(blocker / "state.json"),
+        "--replay",
+        str(FIX / "h100-synthetic.json"),
+    )
+    assert rc == 3
+    assert "Traceback" not in err
