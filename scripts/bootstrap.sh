@@ -16,6 +16,10 @@ if [ "${SRE_NEED_PROMETHEUS:-0}" = "1" ]; then
   command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
   command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 fi
+if [ "${SRE_NEED_SLURM:-0}" = "1" ]; then
+  { command -v slurmctld || [ -x /usr/sbin/slurmctld ]; } >/dev/null 2>&1 || need_apt+=(slurm-wlm)
+  { command -v munged || [ -x /usr/sbin/munged ]; } >/dev/null 2>&1 || need_apt+=(munge)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

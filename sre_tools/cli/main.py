@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "reliability",
         "Fleet MTBF/MTTR/availability and checkpoint planning.",
     ),
+    "remediation": (
+        "sre_tools.cli.remediation",
+        "remediation",
+        "Act on health findings within guardrails: drain, reset, resume; audit.",
+    ),
     "health": (
         "sre_tools.cli.health",
         "health",

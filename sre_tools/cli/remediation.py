@@ -1,0 +1,399 @@
+"""``sre remediation``: act on health findings within guardrails; the operator's view of it all.
+
+Every command that could change something is a dry run unless ``--execute`` is given.
+Exit codes: 0 ok (a guardrail refusal is a normal outcome: it is printed, exit 0), 1 runtime
+failure (scontrol or a node command failed or timed out, the state file is unusable), 2 invalid
+input (a bad report, event, option or configuration; an invalid event is also audited).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sre_tools.cli.output import console, emit, emit_json, json_option, table
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+OUTCOME_STYLE = {
+    "acted": "[bold green]ACTED[/]",
+    "refused": "[yellow]REFUSED[/]",
+    "dry_run": "[cyan]DRY RUN[/]",
+    "failed": "[bold red]FAILED[/]",
+}
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--controller",
+        default=None,
+        help="Run scontrol/sinfo on this host through ssh (default: here, on the controller).",
+    )(f)
+    f = click.option(
+        "--audit",
+        "audit_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Audit log (default: $SRE_REMEDIATION_AUDIT or "
+        "$XDG_STATE_HOME/sre-tools/remediation-audit.jsonl).",
+    )(f)
+    f = click.option(
+        "--state",
+        "state_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Engine state (default: $SRE_REMEDIATION_STATE or "
+        "$XDG_STATE_HOME/sre-tools/remediation.db).",
+    )(f)
+    f = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Remediation configuration YAML (default: $SRE_REMEDIATION_CONFIG, else built-in).",
+    )(f)
+    return f
+
+
+execute_option = click.option(
+    "--execute", is_flag=True, help="Really act (the default is a dry run that changes nothing)."
+)
+
+
+def _engine(
+    config_path: Path | None,
+    state_path: Path | None,
+    audit_path: Path | None,
+    controller: str | None,
+    execute: bool,
+) -> Any:
+    from sre_tools.remediation.config import default_audit_path, default_state_path, load_config
+    from sre_tools.remediation.engine import Remediator
+    from sre_tools.remediation.runner import validate_host
+    from sre_tools.remediation.slurm import SlurmClient
+
+    cfg = load_config(config_path)
+    if controller is not None:
+        validate_host(controller, field="--controller")
+    slurm = SlurmClient(timeout=cfg.slurm_timeout_seconds, controller=controller)
+    return Remediator(
+        cfg,
+        slurm,
+        state_path or default_state_path(),
+        audit_path or default_audit_path(),
+        dry_run=not execute,
+    )
+
+
+def _read_report(file: str) -> Any:
+    from sre_tools.cli.common import read_input
+    from sre_tools.remediation.model import parse_report_json
+
+    text, source = read_input(file)
+    return parse_report_json(text, source=source)
+
+
+def _outcome(record: dict[str, Any]) -> str:
+    outcome = str(record.get("outcome") or "")
+    if record.get("dry_run") and outcome != "dry_run":
+        outcome += " (dry run)"  # e.g. refused during a dry run
+    return outcome
+
+
+def _cells(row: list[Any]) -> list[Any]:
+    """Table cells with rich markup escaped: audit records carry untrusted text."""
+    from rich.markup import escape
+
+    return [None if c is None else escape(str(c)) for c in row]
+
+
+def _print_decision(d: Any, as_json: bool, dry_run: bool) -> None:
+    if as_json:
+        emit_json({**d.to_dict(), "dry_run": dry_run})
+        return
+    from rich.markup import escape
+
+    con = console()
+    label = OUTCOME_STYLE.get(d.outcome.value, d.outcome.value)
+    node = d.node or "-"
+    # Messages may quote untrusted text (an event's field, a Slurm reason): never markup.
+    con.print(f"{label} {escape(f'{d.code} {node}: {d.message}')}", highlight=False)
+    for argv in d.commands:
+        verb = "would run" if d.outcome.value == "dry_run" else "ran"
+        con.print(f"  {verb}: {' '.join(argv)}", markup=False, highlight=False)
+
+
+@click.group()
+def remediation() -> None:
+    """Act on health findings within guardrails: drain, reset, reboot, resume; audit it all."""
+
+
+@remediation.command()
+@click.option(
+    "--report",
+    "report_file",
+    required=True,
+    help="HealthReport JSON from `sre health --json` (a file, or - for stdin).",
+)
+@click.option("--node", default=None, help="Slurm node name (default: the report's host).")
+@click.option("--event-id", default=None, help="Event id for de-duplication (default: derived).")
+@click.option("--source", default="cli", show_default=True, help="Who asks (audited).")
+@execute_option
+@_common
+@json_option
+def decide(
+    report_file: str,
+    node: str | None,
+    event_id: str | None,
+    source: str,
+    execute: bool,
+    config_path: Path | None,
+    state_path: Path | None,
+    audit_path: Path | None,
+    controller: str | None,
+    as_json: bool,
+) -> int:
+    """Decide (and with --execute, do) what a health report asks for on its node."""
+    from sre_tools.remediation.model import request_from_report
+
+    report = _read_report(report_file)
+    request = request_from_report(report, node=node, event_id=event_id, source=source)
+    engine = _engine(config_path, state_path, audit_path, controller, execute)
+    _print_decision(engine.handle(request), as_json, engine.dry_run)
+    return EXIT_OK
+
+
+@remediation.command()
+@click.option(
+    "--event",
+    "event_file",
+    required=True,
+    help="Event JSON {node, action, event_id, reason, source, checks, gpus, evidence} (- = stdin).",
+)
+@execute_option
+@_common
+@json_option
+def event(
+    event_file: str,
+    execute: bool,
+    config_path: Path | None,
+    state_path: Path | None,
+    audit_path: Path | None,
+    controller: str | None,
+    as_json: bool,
+) -> int:
+    """Handle one untrusted event (Salt beacon, Ansible): validated, deduplicated, audited."""
+    from sre_tools.cli.common import read_input
+
+    text, _source = read_input(event_file)
+    engine = _engine(config_path, state_path, audit_path, controller, execute)
+    d = engine.handle_event_json(text)
+    _print_decision(d, as_json, engine.dry_run)
+    return EXIT_INVALID if d.code == "invalid_event" else EXIT_OK
+
+
+@remediation.command()
+@click.option("--node", required=True, help="Slurm node name.")
+@click.option("--reason", required=True, help="Why (goes after the owned prefix).")
+@execute_option
+@_common
+@json_option
+def drain(
+    node: str,
+    reason: str,
+    execute: bool,
+    config_path: Path | None,
+    state_path: Path | None,
+    audit_path: Path | None,
+    controller: str | None,
+    as_json: bool,
+) -> int:
+    """Drain a node by hand, through the guardrails (budget, cooldown, operator drains)."""
+    from sre_tools.remediation.model import validate_node, validate_text
+
+    validate_node(node, field="--node")
+    validate_text(reason, field="--reason")
+    engine = _engine(config_path, state_path, audit_path, controller, execute)
+    _print_decision(engine.drain(node, reason), as_json, engine.dry_run)
+    return EXIT_OK
+
+
+@remediation.command()
+@click.option("--node", required=True, help="Slurm node name.")
+@click.option(
+    "--report",
+    "report_file",
+    required=True,
+    help="A fresh HealthReport JSON of the node (`sre health --json`; - for stdin).",
+)
+@execute_option
+@_common
+@json_option
+def resume(
+    node: str,
+    report_file: str,
+    execute: bool,
+    config_path: Path | None,
+    state_path: Path | None,
+    audit_path: Path | None,
+    controller: str | None,
+    as_json: bool,
+) -> int:
+    """Resume a node we drained, when a fresh report shows it healthy (never an operator's)."""
+    from sre_tools.remediation.model import validate_node
+
+    validate_node(node, field="--node")
+    report = _read_report(report_file)
+    engine = _engine(config_path, state_path, audit_path, controller, execute)
+    _print_decision(engine.try_resume(node, report), as_json, engine.dry_run)
+    return EXIT_OK
+
+
+def _since(value: str | None) -> float | None:
+    """``--since``: ISO-8601 / ``@unix``, or a duration back from now (``24h``, ``7d``)."""
+    if value is None:
+        return None
+    import time
+
+    from sre_tools.durations import parse_duration
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.timeutil import parse_time
+
+    text = value.strip()
+    if text and text[0].isdigit() and text[-1].isalpha() and "T" not in text and "-" not in text:
+        try:
+            return time.time() - parse_duration(text, field="--since")
+        except ValidationError:
+            pass
+    return parse_time(text, field="--since").timestamp()
+
+
+@remediation.command()
+@click.option("--since", default=None, help="ISO-8601 time, or a duration back from now (24h).")
+@click.option("--node", default=None, help="Only this node.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--audit",
+    "audit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Audit log (default: $SRE_REMEDIATION_AUDIT or "
+    "$XDG_STATE_HOME/sre-tools/remediation-audit.jsonl).",
+)
+@json_option
+def audit(
+    since: str | None, node: str | None, limit: int, audit_path: Path | None, as_json: bool
+) -> int:
+    """Recent decisions: acted, refused and why, dry runs, failures (newest last)."""
+    from sre_tools.remediation.audit import read_audit
+    from sre_tools.remediation.config import default_audit_path
+    from sre_tools.remediation.model import validate_node
+
+    if node is not None:
+        validate_node(node, field="--node")
+    records = read_audit(audit_path or default_audit_path(), since=_since(since), node=node)
+    records = records[-limit:]
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        con = console()
+        if not rows:
+            con.print("no decisions recorded", highlight=False)
+            return
+        con.print(
+            table(
+                None,
+                ["time", "outcome", "code", "node", "action", "event", "message"],
+                [
+                    _cells(
+                        [
+                            r.get("ts"),
+                            _outcome(r),
+                            r.get("code"),
+                            r.get("node"),
+                            r.get("action"),
+                            r.get("event_id"),
+                            r.get("message"),
+                        ]
+                    )
+                    for r in rows
+                ],
+            )
+        )
+
+    emit(records, as_json, render)
+    return EXIT_OK
+
+
+@remediation.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--controller", default=None, help="Run sinfo on this host through ssh.")
+@json_option
+def status(
+    config_path: Path | None, state_path: Path | None, controller: str | None, as_json: bool
+) -> int:
+    """Drains we hold, the budget they use, and what Slurm shows per partition."""
+    engine = _engine(config_path, state_path, Path("/dev/null"), controller, False)
+    data = engine.status()
+
+    def render(d: dict[str, Any]) -> None:
+        con = console()
+        b = d["budget"]
+        con.print(
+            f"drained by us: {b['drained_by_us']} of max {b['max_drained_nodes']} node(s); "
+            f"at most {b['max_drained_percent']:g}% of a partition; "
+            f"owned reason prefix {d['reason_prefix']!r}",
+            highlight=False,
+            markup=False,
+        )
+        con.print(
+            table(
+                "partitions",
+                ["partition", "nodes", "drained by us", "limit", "drained (all)"],
+                [
+                    _cells(
+                        [
+                            p["partition"],
+                            p["nodes"],
+                            p["drained_by_us"],
+                            p["limit"],
+                            p["drained_total"],
+                        ]
+                    )
+                    for p in d["partitions"]
+                ],
+            )
+        )
+        if d["drains"]:
+            con.print(
+                table(
+                    "our drains",
+                    ["node", "status", "action", "drained at", "actions", "in slurm", "reason"],
+                    [
+                        _cells(
+                            [
+                                r["node"],
+                                r["status"],
+                                r["action"],
+                                r["drained_at"],
+                                r["actions_done"],
+                                "yes" if r["in_slurm"] else "NO (stale)",
+                                r["reason"],
+                            ]
+                        )
+                        for r in d["drains"]
+                    ],
+                )
+            )
+
+    emit(data, as_json, render)
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(remediation())

@@ -1,0 +1,116 @@
+"""Fixtures: an engine over a fake Slurm (unit tests) and a real Slurm cluster (integration)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.remediation.config import RemediationConfig
+from sre_tools.remediation.engine import Remediator
+from sre_tools.remediation.slurm import SlurmClient
+from tests.helpers.slurm import MissingSlurmError, SlurmCluster, SlurmClusterError
+from tests.remediation.fakes import Clock, FakeSlurm, Notes, RecordingRunner
+
+NODES = [f"gpu{i:02d}" for i in range(1, 17)]
+
+
+@dataclass
+class Rig:
+    engine: Remediator
+    slurm: FakeSlurm
+    node_runner: RecordingRunner
+    clock: Clock
+    notes: Notes
+    audit_path: Path
+    state_path: Path
+
+    def audit(self) -> list[dict[str, Any]]:
+        from sre_tools.remediation.audit import read_audit
+
+        return read_audit(self.audit_path, strict=True)
+
+
+RigFactory = Callable[..., Rig]
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path) -> RigFactory:
+    """An engine over a fake 16-node cluster (partition ``gpu``; ``gpu01..04`` also ``debug``)."""
+
+    def make(
+        *,
+        dry_run: bool = False,
+        partitions: dict[str, list[str]] | None = None,
+        slurm: FakeSlurm | None = None,
+        clock: Clock | None = None,
+        **config: Any,
+    ) -> Rig:
+        fake = slurm or FakeSlurm.cluster(partitions or {"gpu": NODES, "debug": NODES[:4]})
+        runner = RecordingRunner()
+        clk = clock or Clock()
+        notes = Notes()
+        cfg = RemediationConfig(**{"node_exec": "local", **config})
+        engine = Remediator(
+            cfg,
+            SlurmClient(fake, timeout=5),
+            tmp_path / "state.db",
+            tmp_path / "audit.jsonl",
+            clock=clk,
+            runner=runner,
+            notifier=notes,
+            dry_run=dry_run,
+        )
+        return Rig(
+            engine, fake, runner, clk, notes, tmp_path / "audit.jsonl", tmp_path / "state.db"
+        )
+
+    return make
+
+
+def report(
+    host: str,
+    at: float,
+    *problems: tuple[str, Severity, Action, int | None],
+    gpus: int = 8,
+) -> HealthReport:
+    """A report for ``host``: one OK finding per GPU plus the given problems."""
+    findings = [
+        Finding("gpu.present", Severity.OK, "present", Action.NONE, GpuRef(i, f"GPU-{i}"))
+        for i in range(gpus)
+    ]
+    for check, severity, action, gpu in problems:
+        ref = None if gpu is None else GpuRef(gpu, f"GPU-{gpu}")
+        findings.append(Finding(check, severity, f"{check} on GPU {gpu}", action, ref))
+    return HealthReport(host=host, at=at, findings=tuple(findings))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A real munged + slurmctld + 16 slurmd (gpu01..gpu16; partitions gpu and debug)."""
+    problem = None
+    try:
+        cluster = SlurmCluster(NODES, partitions={"gpu": NODES, "debug": NODES[:4]})
+        cluster.start()
+    except MissingSlurmError as exc:
+        problem = str(exc)
+    except SlurmClusterError as exc:
+        problem = f"cannot start Slurm: {exc}"
+    if problem is not None:  # fail, never skip: a skipped suite hides what it exists to catch
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The session's cluster, every node idle again before and after the test."""
+    slurm_cluster.reset()
+    yield slurm_cluster
+    slurm_cluster.reset()
