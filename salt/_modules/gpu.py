@@ -1,0 +1,401 @@
+"""Salt execution module ``gpu``: GPU health, XID explanations, MIG drift, drain and resume.
+
+Thin by design (see docs/salt.md): every function checks its arguments, calls ``sre_tools`` and
+returns plain JSON data. ``sre_tools`` is imported inside the functions, so loading this module
+costs nothing and ``__virtual__`` can say clearly why it is unavailable.
+
+Defaults come from the ``sre_tools`` key of the minion configuration, grains or pillar
+(``config.get sre_tools:<name>``): ``profile``, ``config`` (health policy YAML), ``health_state``
+(counter state file), ``node`` (Slurm node name), ``controller``, ``remediation_config``,
+``remediation_state``, ``remediation_audit``.
+
+CLI examples::
+
+    salt 'gpu-*' gpu.health
+    salt 'gpu-*' gpu.health replay=/srv/recordings/dbe-volatile.json
+    salt 'gpu-*' gpu.xid_explain 'NVRM: Xid (PCI:0000:18:00): 79, pid=1, name=x, fallen off'
+    salt 'gpu-*' gpu.mig_assert /etc/nvidia-mig-manager/config.yaml all-1g.10gb
+    salt 'gpu-01' gpu.drain 'sre: DBE on GPU 0' execute=True
+    salt 'gpu-01' gpu.resume execute=True
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from typing import Any
+
+try:
+    from salt.exceptions import CommandExecutionError, SaltInvocationError
+except ImportError:  # loaded outside Salt (the unit tests load this file with importlib)
+
+    class CommandExecutionError(Exception):  # type: ignore[no-redef]
+        """Stand-in for salt.exceptions.CommandExecutionError."""
+
+    class SaltInvocationError(Exception):  # type: ignore[no-redef]
+        """Stand-in for salt.exceptions.SaltInvocationError."""
+
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "gpu"
+
+MAX_XID_LINES = 100_000
+MAX_XID_BYTES = 16 * 1024 * 1024
+# The CLI's choice for recordings: no host sysfs leaks into a replay.
+REPLAY_SYSFS = "/nonexistent-sysfs"
+
+
+def __virtual__() -> str | tuple[bool, str]:
+    try:
+        import sre_tools  # noqa: F401
+    except ImportError as exc:
+        return (
+            False,
+            f"gpu: the sre_tools package is not importable from Salt's Python ({exc}); install "
+            "sre-tools there (salt-pip install sre-tools, or the sre_agent formula with "
+            "sre_agent:install_into_salt: true)",
+        )
+    return __virtualname__
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def _dunder(name: str) -> Any:
+    """A loader-injected global (``__opts__``, ``__salt__``, ``__grains__``), or None."""
+    return globals().get(name)
+
+
+def _setting(name: str) -> Any:
+    """``sre_tools:<name>`` from minion config, grains or pillar; else None."""
+    salt_fns = _dunder("__salt__")
+    if salt_fns is not None and "config.get" in salt_fns:
+        value = salt_fns["config.get"](f"sre_tools:{name}")
+        return value if value not in ("", None) else None
+    opts = _dunder("__opts__") or {}
+    block = opts.get("sre_tools") or {}
+    return block.get(name) if isinstance(block, dict) else None
+
+
+def _node(node: str | None) -> str:
+    if node:
+        return str(node)
+    configured = _setting("node")
+    if configured:
+        return str(configured)
+    grains = _dunder("__grains__") or {}
+    if grains.get("host"):
+        return str(grains["host"])
+    opts = _dunder("__opts__") or {}
+    return str(opts.get("id", "")).split(".", maxsplit=1)[0]
+
+
+def _health_state_path(replay: str | None, state: str | None) -> str | None:
+    """Counter state: none for a replay; else the argument, the setting, or Salt's cachedir.
+
+    Salt keeps its own file so that its runs never race the systemd timer's ``sre health``.
+    """
+    if replay:
+        return state
+    explicit = state or _setting("health_state")
+    if explicit:
+        return str(explicit)
+    cachedir = (_dunder("__opts__") or {}).get("cachedir")
+    return os.path.join(cachedir, "sre_tools", "health-state.json") if cachedir else None
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+def _policy(profile: str | None, config: str | None) -> Any:
+    from pathlib import Path
+
+    from sre_tools.health.policy import load_policy_file
+
+    profile = profile or _setting("profile")
+    config = config or _setting("config")
+    return load_policy_file(Path(config) if config else None, profile or None)
+
+
+def _run(
+    policy: Any, replay: str | None, state: str | None, timeout: float | None
+) -> Any:  # -> sre_tools.health.model.HealthReport
+    """One health run, the way ``sre health [--replay]`` does it."""
+    from pathlib import Path
+
+    from sre_tools.gpu.backend import RealBackend, RecordedBackend
+    from sre_tools.health.runner import run_health
+    from sre_tools.health.state import CounterState
+
+    state_path = _health_state_path(replay, state)
+    counters = CounterState(Path(state_path) if state_path else None)
+    if replay:
+        backend: Any = RecordedBackend.load(replay)
+        recorded = backend.data.get("kernel_log")
+        return run_health(
+            backend,
+            policy,
+            state=counters,
+            host=str(backend.data.get("host") or "replay"),
+            sysfs=Path(REPLAY_SYSFS),
+            kernel_log_lines=[str(x) for x in recorded] if isinstance(recorded, list) else [],
+            source=f"replay:{replay}",
+            timeout=timeout,
+        )
+    return run_health(RealBackend(), policy, state=counters, timeout=timeout)
+
+
+def _report(
+    replay: str | None,
+    profile: str | None,
+    config: str | None,
+    timeout: float | None,
+    state: str | None,
+) -> Any:
+    from sre_tools.exceptions import SreError
+
+    try:
+        return _run(_policy(profile, config), replay, state, _timeout(timeout))
+    except SreError as exc:
+        raise CommandExecutionError(f"gpu.health: {exc}") from None
+    except OSError as exc:
+        raise CommandExecutionError(f"gpu.health: {exc}") from None
+
+
+def _timeout(timeout: Any) -> float | None:
+    if timeout in (None, ""):
+        return None
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        raise SaltInvocationError(f"timeout: expected seconds, got {timeout!r}") from None
+    if not 0 < value <= 600:
+        raise SaltInvocationError(f"timeout: expected 0 < seconds <= 600, got {value:g}")
+    return value
+
+
+def health(
+    replay: str | None = None,
+    profile: str | None = None,
+    config: str | None = None,
+    timeout: float | None = None,
+    state: str | None = None,
+) -> dict[str, Any]:
+    """Run every health check once; return the versioned HealthReport (``sre health --json``).
+
+    replay
+        A recording (``sre gpu capture``) to play back instead of NVML.
+    profile
+        Policy profile: ``generic``, ``h100-sxm-8``, ``a100-sxm-8``.
+    config
+        Site policy YAML on the minion (overrides the profile).
+    timeout
+        Collection watchdog in seconds (default: the policy's ``collection.timeout_seconds``).
+    state
+        Counter state file (default: ``<cachedir>/sre_tools/health-state.json``; none for replay).
+
+    CLI example::
+
+        salt '*' gpu.health profile=h100-sxm-8
+    """
+    return dict(_report(replay, profile, config, timeout, state).to_dict())
+
+
+# --- XIDs --------------------------------------------------------------------------------------
+
+
+def _lines(lines: Any) -> list[str]:
+    if isinstance(lines, str):
+        text = lines
+    elif isinstance(lines, list | tuple) and all(isinstance(x, str) for x in lines):
+        text = "\n".join(lines)
+    else:
+        raise SaltInvocationError("lines: expected a string or a list of strings")
+    if len(text.encode("utf-8", "replace")) > MAX_XID_BYTES:
+        raise SaltInvocationError(f"lines: more than {MAX_XID_BYTES} bytes")
+    out = text.splitlines()
+    if len(out) > MAX_XID_LINES:
+        raise SaltInvocationError(f"lines: more than {MAX_XID_LINES} lines")
+    return out
+
+
+def xid_explain(lines: Any, fabric_manager: bool = True) -> dict[str, Any]:
+    """Explain XID kernel-log lines: every event with the catalog's buckets and our action, and
+    one decision per GPU (``sre xid explain --json``).
+
+    lines
+        Kernel-log text (newline-separated) or a list of lines.
+    fabric_manager
+        False for nodes without NVSwitch / Fabric Manager (a solo XID 45 means restart the app).
+
+    CLI example::
+
+        salt '*' gpu.xid_explain 'NVRM: Xid (PCI:0000:18:00): 79, pid=1234, name=python, ...'
+    """
+    from sre_tools.health.xid.classify import analyze
+    from sre_tools.health.xid.events import dedupe
+    from sre_tools.health.xid.parser import parse_lines
+
+    text_lines = _lines(lines)
+    analysis = analyze(dedupe(parse_lines(text_lines)), fabric_manager=bool(fabric_manager))
+    return {"lines": len(text_lines), **analysis.to_dict()}
+
+
+# --- MIG ---------------------------------------------------------------------------------------
+
+
+def mig_assert(
+    config_file: str,
+    config_name: str,
+    replay: str | None = None,
+    profile: str | None = None,
+    config: str | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Compare the GPUs' MIG layout with ``config_name`` of a mig-parted ``config_file``.
+
+    Read-only: nothing is changed (apply a layout with mig-parted on a drained node). Returns
+    ``in_sync``, the drifting findings and every ``mig.*`` finding of a health run.
+
+    CLI example::
+
+        salt '*' gpu.mig_assert /etc/nvidia-mig-manager/config.yaml all-1g.10gb
+    """
+    from pathlib import Path
+
+    from sre_tools.exceptions import SreError, ValidationError
+    from sre_tools.health.policy import Policy
+    from sre_tools.mig.config import parse_mig_config
+
+    if not isinstance(config_file, str) or not config_file:
+        raise SaltInvocationError("config_file: expected the path of a mig-parted config")
+    if not isinstance(config_name, str) or not config_name:
+        raise SaltInvocationError("config_name: expected one of the file's mig-configs")
+    try:
+        try:
+            text = Path(config_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ValidationError(f"cannot read: {reason}", source=config_file) from None
+        parsed = parse_mig_config(text, config_file)
+        if config_name not in parsed.configs:
+            known = ", ".join(sorted(parsed.configs))
+            raise ValidationError(
+                f"no config named {config_name!r} (known: {known})",
+                source=config_file,
+                field="mig-configs",
+            )
+        base = _policy(profile, config)
+        data = copy.deepcopy(base.data)
+        data["mig"] = {
+            **data.get("mig", {}),
+            "config_file": config_file,
+            "config_name": config_name,
+        }
+        report = _run(Policy(data), replay, None, _timeout(timeout))
+    except SreError as exc:
+        raise CommandExecutionError(f"gpu.mig_assert: {exc}") from None
+    findings = [f.to_dict() for f in report.findings if f.check.startswith("mig.")]
+    drift = [f for f in findings if f["severity"] not in ("ok", "skipped")]
+    return {
+        "host": report.host,
+        "source": report.source,
+        "config_file": config_file,
+        "config_name": config_name,
+        "in_sync": not drift,
+        "drift": drift,
+        "findings": findings,
+    }
+
+
+# --- remediation -------------------------------------------------------------------------------
+
+
+def _remediator(
+    execute: bool,
+    controller: str | None,
+    remediation_config: str | None,
+    state: str | None,
+    audit: str | None,
+) -> Any:
+    """A ``sre_tools.remediation.Remediator`` built the way ``sre remediation`` builds it."""
+    from pathlib import Path
+
+    from sre_tools.remediation import Remediator, SlurmClient, load_config
+    from sre_tools.remediation.config import default_audit_path, default_state_path
+
+    cfg_path = remediation_config or _setting("remediation_config")
+    cfg = load_config(Path(cfg_path) if cfg_path else None)
+    slurm = SlurmClient(
+        timeout=cfg.slurm_timeout_seconds, controller=controller or _setting("controller")
+    )
+    state_path = state or _setting("remediation_state") or default_state_path()
+    audit_path = audit or _setting("remediation_audit") or default_audit_path()
+    return Remediator(cfg, slurm, Path(state_path), Path(audit_path), dry_run=not execute)
+
+
+def drain(
+    reason: str,
+    node: str | None = None,
+    execute: bool = False,
+    controller: str | None = None,
+    remediation_config: str | None = None,
+    state: str | None = None,
+    audit: str | None = None,
+) -> dict[str, Any]:
+    """Drain this node in Slurm through the remediation guardrails (budget, cooldown, operator
+    drains) and the audit log: ``Remediator.drain(node, reason, source="salt")``.
+
+    A dry run unless ``execute=True`` (as ``sre remediation drain``). Returns the decision.
+
+    CLI example::
+
+        salt 'gpu-node-01' gpu.drain 'sre: DBE on GPU 0' execute=True
+    """
+    from sre_tools.exceptions import SreError
+
+    if not isinstance(reason, str) or not reason.strip():
+        raise SaltInvocationError("reason: expected a non-empty string")
+    try:
+        engine = _remediator(bool(execute), controller, remediation_config, state, audit)
+        decision = engine.drain(_node(node), reason, source="salt")
+    except SreError as exc:
+        raise CommandExecutionError(f"gpu.drain: {exc}") from None
+    return {**decision.to_dict(), "dry_run": engine.dry_run}
+
+
+def resume(
+    node: str | None = None,
+    execute: bool = False,
+    replay: str | None = None,
+    profile: str | None = None,
+    config: str | None = None,
+    controller: str | None = None,
+    remediation_config: str | None = None,
+    state: str | None = None,
+    audit: str | None = None,
+) -> dict[str, Any]:
+    """Resume this node if *we* drained it and a fresh health run here shows it healthy:
+    ``Remediator.try_resume(node, report)``. Never resumes an operator's drain.
+
+    A dry run unless ``execute=True``. Returns the decision and the fresh report's status.
+
+    CLI example::
+
+        salt 'gpu-node-01' gpu.resume execute=True
+    """
+    from sre_tools.exceptions import SreError
+
+    report = _report(replay, profile, config, None, None)
+    try:
+        engine = _remediator(bool(execute), controller, remediation_config, state, audit)
+        decision = engine.try_resume(_node(node), report)
+    except SreError as exc:
+        raise CommandExecutionError(f"gpu.resume: {exc}") from None
+    return {
+        **decision.to_dict(),
+        "dry_run": engine.dry_run,
+        "health": {"status": report.severity.value, "action": report.action.value},
+    }
