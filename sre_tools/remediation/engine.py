@@ -129,6 +129,11 @@ class Remediator:
             return self._invalid(ValidationError(f"not valid JSON: {exc}"))
         return self.handle_event(data)
 
+    def refuse_event(self, reason: str, *, field: str | None = None) -> Decision:
+        """Refuse and audit an event a front end found forged or malformed before validation
+        (e.g. a Salt minion reporting on another node)."""
+        return self._invalid(ValidationError(reason, field=field))
+
     def _invalid(self, exc: ValidationError) -> Decision:
         refused = Decision(
             Outcome.REFUSED, "invalid_event", f"event refused: {exc}"[:1000], at=self.clock()
