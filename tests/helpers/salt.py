@@ -186,6 +186,7 @@ class SaltPair:
         minion_id: str = "sre-it-gpu-01",
         beacons: Mapping[str, Any] | None = None,
         minion_extra: Mapping[str, Any] | None = None,
+        master_extra: Mapping[str, Any] | None = None,
         file_root: Path = SALT_DIR,
         stop_timeout: float = STOP_TIMEOUT_SECONDS,
     ):
@@ -204,6 +205,7 @@ class SaltPair:
         self.minion_log = self.minion_dir / "minion.log"
         self.beacons = dict(beacons or {})
         self.minion_extra = dict(minion_extra or {})
+        self.master_extra = dict(master_extra or {})
         self.file_root = file_root
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -239,6 +241,7 @@ class SaltPair:
                 "pillar_roots": {"base": [str(pillar)]},
                 "job_cache": False,
                 "keep_jobs_seconds": 300,
+                **self.master_extra,
             },
         )
         _write_yaml(
