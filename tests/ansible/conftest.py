@@ -1,0 +1,49 @@
+"""Shared helpers for the Ansible tests: repository paths, the roles, the tool binaries.
+
+The tools come from the ``ansible`` pip extra (ansible, ansible-lint, molecule) and from apt
+(podman, runc, debootstrap). A missing tool fails the tests that need it: it never skips them,
+since a silently skipped provisioning suite would hide the breakage it exists to catch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLES_DIR = ROOT / "roles"
+PLAYBOOKS_DIR = ROOT / "playbooks"
+ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "tasks" / "main.yml").is_file())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Also listed in pyproject's markers; registered here so --strict-markers accepts it anyway.
+    config.addinivalue_line(
+        "markers", "molecule: runs a role's molecule scenario in a podman container (minutes)"
+    )
+
+
+def tool(name: str) -> str:
+    """Path of a command-line tool: the virtual environment's first, then PATH; fails if absent."""
+    venv_bin = Path(sys.executable).parent
+    found = shutil.which(name, path=os.pathsep.join([str(venv_bin), os.environ.get("PATH", "")]))
+    if found is None:
+        pytest.fail(
+            f"{name} is not installed: pip install -e '.[ansible]' (ansible, ansible-lint, "
+            "molecule) and apt-get install podman runc debootstrap",
+            pytrace=False,
+        )
+    return found
+
+
+def tool_env() -> dict[str, str]:
+    """The environment with the virtual environment's bin first, as scripts/test.sh sets it."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("ANSIBLE_NOCOLOR", "1")
+    env.setdefault("NO_COLOR", "1")
+    return env
