@@ -44,7 +44,6 @@ __virtualname__ = "gpu"
 MAX_XID_LINES = 100_000
 MAX_XID_BYTES = 16 * 1024 * 1024
 # The CLI's choice for recordings: no host sysfs leaks into a replay.
-REPLAY_SYSFS = "/nonexistent-sysfs"
 
 
 def __virtual__() -> str | tuple[bool, str]:
@@ -125,26 +124,12 @@ def _run(
     """One health run, the way ``sre health [--replay]`` does it."""
     from pathlib import Path
 
-    from sre_tools.gpu.backend import RealBackend, RecordedBackend
-    from sre_tools.health.runner import run_health
+    from sre_tools.health.runner import run_replay_or_live
     from sre_tools.health.state import CounterState
 
     state_path = _health_state_path(replay, state)
     counters = CounterState(Path(state_path) if state_path else None)
-    if replay:
-        backend: Any = RecordedBackend.load(replay)
-        recorded = backend.data.get("kernel_log")
-        return run_health(
-            backend,
-            policy,
-            state=counters,
-            host=str(backend.data.get("host") or "replay"),
-            sysfs=Path(REPLAY_SYSFS),
-            kernel_log_lines=[str(x) for x in recorded] if isinstance(recorded, list) else [],
-            source=f"replay:{replay}",
-            timeout=timeout,
-        )
-    return run_health(RealBackend(), policy, state=counters, timeout=timeout)
+    return run_replay_or_live(policy, replay=replay or None, state=counters, timeout=timeout)
 
 
 def _report(

@@ -115,9 +115,8 @@ def _run(
     kernel_log: Path | None,
     timeout: float | None,
 ) -> Any:
-    from sre_tools.gpu.backend import RealBackend, RecordedBackend
     from sre_tools.health.policy import load_policy_file
-    from sre_tools.health.runner import run_health
+    from sre_tools.health.runner import run_replay_or_live
     from sre_tools.health.state import CounterState, default_state_path
 
     policy = load_policy_file(config, profile)
@@ -127,29 +126,11 @@ def _run(
 
         lines = read_input(str(kernel_log))[0].splitlines()
     if replay is not None:
-        backend: Any = RecordedBackend.load(replay)
-        recorded_log = backend.data.get("kernel_log")
-        if lines is None:
-            lines = [str(x) for x in recorded_log] if isinstance(recorded_log, list) else []
         state = CounterState(state_path) if state_path else CounterState()
-        root = sysfs or Path("/nonexistent-sysfs")
-        host = str(backend.data.get("host") or "replay")
-        source = f"replay:{replay}"
     else:
-        backend = RealBackend()
         state = CounterState(state_path or default_state_path())
-        root = sysfs or Path("/sys")
-        host = None
-        source = "nvml"
-    return run_health(
-        backend,
-        policy,
-        state=state,
-        host=host,
-        sysfs=root,
-        kernel_log_lines=lines,
-        source=source,
-        timeout=timeout,
+    return run_replay_or_live(
+        policy, replay=replay, state=state, sysfs=sysfs, kernel_log_lines=lines, timeout=timeout
     )
 
 

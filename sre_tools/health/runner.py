@@ -127,3 +127,48 @@ def run_health(
             state.meta["inforom_validated_at"] = when
         state.save()
     return HealthReport(ctx.host, when, tuple(done), source, time.monotonic() - started)
+
+
+# A replay never reads this machine's PCI bus or InfiniBand ports.
+REPLAY_SYSFS = Path("/nonexistent-sysfs")
+
+
+def run_replay_or_live(
+    policy: Policy,
+    *,
+    replay: str | Path | None,
+    state: CounterState,
+    sysfs: Path | None = None,
+    kernel_log_lines: list[str] | None = None,
+    timeout: float | None = None,
+) -> HealthReport:
+    """One run the way ``sre health [--replay FILE]`` does it (the CLI and Salt's ``gpu.health``).
+
+    A replay uses the recording's own kernel log (``"kernel_log"``) unless lines are given, and
+    no sysfs unless one is given; a live run reads NVML, the kernel log and ``/sys``.
+    """
+    from sre_tools.gpu.backend import RealBackend, RecordedBackend
+
+    if replay is None:
+        return run_health(
+            RealBackend(),
+            policy,
+            state=state,
+            sysfs=sysfs or Path("/sys"),
+            kernel_log_lines=kernel_log_lines,
+            timeout=timeout,
+        )
+    backend = RecordedBackend.load(replay)
+    if kernel_log_lines is None:
+        recorded = backend.data.get("kernel_log")
+        kernel_log_lines = [str(x) for x in recorded] if isinstance(recorded, list) else []
+    return run_health(
+        backend,
+        policy,
+        state=state,
+        host=str(backend.data.get("host") or "replay"),
+        sysfs=sysfs or REPLAY_SYSFS,
+        kernel_log_lines=kernel_log_lines,
+        source=f"replay:{replay}",
+        timeout=timeout,
+    )
