@@ -20,6 +20,16 @@ if [ "${SRE_NEED_SLURM:-0}" = "1" ]; then
   { command -v slurmctld || [ -x /usr/sbin/slurmctld ]; } >/dev/null 2>&1 || need_apt+=(slurm-wlm)
   { command -v munged || [ -x /usr/sbin/munged ]; } >/dev/null 2>&1 || need_apt+=(munge)
 fi
+if [ "${SRE_NEED_CONTAINERS:-0}" = "1" ]; then
+  # Provisioning targets: podman containers with systemd (runc: crun fails on these hosts'
+  # hybrid cgroups), a Debian image built with debootstrap, the fixture apt repository (dpkg-dev,
+  # gnupg), and the ssh client for the SSH-reachable test nodes (their sshd runs in the image).
+  for tool_pkg in podman:podman runc:runc debootstrap:debootstrap dpkg-scanpackages:dpkg-dev \
+      gpg:gnupg ssh-keygen:openssh-client; do
+    command -v "${tool_pkg%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool_pkg%%:*}" ] \
+      || need_apt+=("${tool_pkg#*:}")
+  done
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

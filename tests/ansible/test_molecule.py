@@ -1,17 +1,23 @@
 """Each role's molecule scenarios, end to end, in podman containers with systemd as PID 1.
 
-``molecule test`` per scenario: create, prepare, converge, idempotence (a second converge must
-change nothing), testinfra verify, destroy. The image comes from scripts/podman-image.sh, built
-once (about 2 minutes) and reused while its package list is unchanged.
+Per scenario: ``molecule test --destroy never`` (create, prepare, converge, idempotence: a second
+converge must change nothing, testinfra verify), then ``molecule converge -- --check`` on the
+converged host (the converge playbook in check mode must report ``changed=0`` on every host), then
+``molecule destroy``. (Not ``molecule check``: its sequence recreates the instance first.) The
+image comes from scripts/podman-image.sh, built once (about 2 minutes) and reused
+while its package list is unchanged.
 
-Marked ``molecule``: select with ``-m molecule``, leave out with ``-m "not molecule"``. A missing
-podman, runc, debootstrap or molecule FAILS these tests; they never skip.
-Measured times on this project's CI kind of machine (2 cores) are in docs/ansible.md.
+Scenarios are found on disk (roles/<role>/molecule/<scenario>/molecule.yml), so a new role's
+scenarios run without touching this file. Marked ``molecule``: select with ``-m molecule``, leave
+out with ``-m "not molecule"``. A missing podman, runc, debootstrap or molecule FAILS these tests;
+they never skip. Measured times on this project's CI kind of machine (2 cores) are in
+docs/ansible.md.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -19,17 +25,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible.conftest import ROOT, tool, tool_env
+from tests.ansible.conftest import ROLES_DIR, ROOT, tool, tool_env
 
-# (role, scenario, timeout in seconds). nvidia_driver/default really builds the module with DKMS.
-SCENARIOS = [
-    ("gpu_base", "default", 900),
-    ("gpu_base", "alternative", 900),
-    ("nvidia_driver", "default", 2400),
-    ("nvidia_driver", "alternative", 900),
-]
+# Time limits in seconds; nvidia_driver/default really builds the kernel module with DKMS.
+DEFAULT_TIMEOUT = 900
+TIMEOUTS = {("nvidia_driver", "default"): 2400}
+CHECK_TIMEOUT = 600
 IMAGE_TIMEOUT = 900
 LOG_TAIL = 12_000
+RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)", re.MULTILINE)
+
+# Scenarios CI's default container run leaves out to stay inside its time budget; they run with
+# `pytest -m "molecule and slow" tests/ansible` (docs/ansible.md lists them and why).
+SLOW: set[tuple[str, str]] = set()
+
+SCENARIOS = sorted(
+    (path.parents[2].name, path.parent.name) for path in ROLES_DIR.glob("*/molecule/*/molecule.yml")
+)
 
 pytestmark = pytest.mark.molecule
 
@@ -55,26 +67,14 @@ def molecule_image() -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize(
-    ("role", "scenario", "timeout"),
-    SCENARIOS,
-    ids=[f"{role}-{scenario}" for role, scenario, _ in SCENARIOS],
-)
-def test_molecule_scenario(
-    role: str, scenario: str, timeout: int, molecule_image: str, tmp_path: Path
-) -> None:
-    env = tool_env()
-    env["SRE_MOLECULE_IMAGE"] = molecule_image
-    # A container name and molecule state of its own: concurrent runs (another checkout, a
-    # developer's instance of the same scenario) are left alone.
-    env["SRE_MOLECULE_RUN_SUFFIX"] = f"-pytest{os.getpid()}"
-    env["MOLECULE_EPHEMERAL_DIRECTORY"] = str(tmp_path / "molecule-state")
-    log = tmp_path / f"molecule-{role}-{scenario}.log"
-    started = time.monotonic()
-    with log.open("w", encoding="utf-8") as stream:
+def run_molecule(env: dict[str, str], log: Path, args: list[str], timeout: int) -> int | None:
+    """One molecule/run.sh call, output appended to ``log``; its exit status, None on timeout."""
+    with log.open("a", encoding="utf-8") as stream:
+        stream.write(f"\n==> molecule/run.sh {' '.join(args)}\n")
+        stream.flush()
         # Its own process group, so a timeout stops molecule and every ansible-playbook under it.
         process = subprocess.Popen(
-            [str(ROOT / "molecule" / "run.sh"), role, scenario, "test"],
+            [str(ROOT / "molecule" / "run.sh"), *args],
             cwd=ROOT,
             env=env,
             stdout=stream,
@@ -82,7 +82,7 @@ def test_molecule_scenario(
             start_new_session=True,
         )
         try:
-            returncode: int | None = process.wait(timeout=timeout)
+            return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGTERM)
             try:
@@ -90,11 +90,77 @@ def test_molecule_scenario(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-            returncode = None
-    elapsed = time.monotonic() - started
-    print(f"molecule {role}/{scenario}: {elapsed:.0f} s")
-    output = log.read_text(encoding="utf-8", errors="replace")
-    if returncode is None:
-        # A timed-out run may leave its container behind; the next run's destroy step removes it.
-        pytest.fail(f"{role}/{scenario} ran past {timeout} s:\n{output[-LOG_TAIL:]}", pytrace=False)
-    assert returncode == 0, f"{role}/{scenario} failed ({elapsed:.0f} s):\n{output[-LOG_TAIL:]}"
+            return None
+
+
+def check_mode_changes(output: str) -> dict[str, int]:
+    """Changed counts per host from the last PLAY RECAP in ``output`` (molecule check's)."""
+    recap = output.rsplit("PLAY RECAP", 1)
+    if len(recap) != 2:
+        return {}
+    return {m["host"]: int(m["changed"]) for m in RECAP.finditer(recap[1])}
+
+
+def test_scenarios_are_found() -> None:
+    assert ("gpu_base", "default") in SCENARIOS
+    assert ("nvidia_driver", "default") in SCENARIOS
+
+
+@pytest.mark.parametrize(
+    ("role", "scenario"),
+    [
+        pytest.param(role, scenario, id=f"{role}-{scenario}", marks=pytest.mark.slow)
+        if (role, scenario) in SLOW
+        else pytest.param(role, scenario, id=f"{role}-{scenario}")
+        for role, scenario in SCENARIOS
+    ],
+)
+def test_molecule_scenario(role: str, scenario: str, molecule_image: str, tmp_path: Path) -> None:
+    env = tool_env()
+    env["SRE_MOLECULE_IMAGE"] = molecule_image
+    # A container name and molecule state of its own: concurrent runs (another checkout, a
+    # developer's instance of the same scenario) are left alone.
+    env["SRE_MOLECULE_RUN_SUFFIX"] = f"-pytest{os.getpid()}"
+    env["MOLECULE_EPHEMERAL_DIRECTORY"] = str(tmp_path / "molecule-state")
+    log = tmp_path / f"molecule-{role}-{scenario}.log"
+    timeout = TIMEOUTS.get((role, scenario), DEFAULT_TIMEOUT)
+    started = time.monotonic()
+    try:
+        rc = run_molecule(env, log, [role, scenario, "test", "--destroy", "never"], timeout)
+        tested = time.monotonic() - started
+        output = log.read_text(encoding="utf-8", errors="replace")
+        if rc is None:
+            pytest.fail(f"{role}/{scenario} ran past {timeout} s:\n{output[-LOG_TAIL:]}", False)
+        assert rc == 0, f"{role}/{scenario} failed ({tested:.0f} s):\n{output[-LOG_TAIL:]}"
+
+        mark = len(output)
+        # `molecule check` would destroy and recreate the instance first (its check_sequence).
+        rc = run_molecule(env, log, [role, scenario, "converge", "--", "--check"], CHECK_TIMEOUT)
+        check_output = log.read_text(encoding="utf-8", errors="replace")[mark:]
+        assert rc == 0, f"{role}/{scenario} check mode failed:\n{check_output[-LOG_TAIL:]}"
+        changes = check_mode_changes(check_output)
+        tail = check_output[-LOG_TAIL:]
+        assert changes, f"{role}/{scenario}: no PLAY RECAP in check mode:\n{tail}"
+        assert all(n == 0 for n in changes.values()), (
+            f"{role}/{scenario}: check mode on the converged host reports changes {changes}:\n"
+            f"{check_output[-LOG_TAIL:]}"
+        )
+    finally:
+        run_molecule(env, log, [role, scenario, "destroy"], CHECK_TIMEOUT)
+        print(f"molecule {role}/{scenario}: {time.monotonic() - started:.0f} s")
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("PLAY RECAP ***\nhost-a : ok=5 changed=0 unreachable=0 failed=0\n", {"host-a": 0}),
+        (
+            "PLAY RECAP *\nx : ok=1 changed=3 unreachable=0\nPLAY RECAP *\n"
+            "y   : ok=2    changed=1    unreachable=0\n",
+            {"y": 1},
+        ),
+        ("no recap here", {}),
+    ],
+)
+def test_check_mode_changes_reads_the_last_recap(output: str, expected: dict[str, int]) -> None:
+    assert check_mode_changes(output) == expected
