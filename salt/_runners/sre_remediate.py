@@ -1,19 +1,24 @@
 """Salt runner ``sre_remediate``: the master side of GPU remediation, thin over sre_tools.
 
-The reactor (``salt/reactor/gpu_health.sls``) starts the orchestration
-(``salt/orch/gpu_remediate.sls``), which calls :func:`handle` here with the beacon event's tag and
-data. Event data from minions is untrusted:
+The reactor (``salt/reactor/gpu_health_runner.sls``, or ``gpu_health.sls`` through the
+orchestration ``salt/orch/gpu_remediate.sls``) calls :func:`handle` here with the beacon event's
+tag and data. Event data from minions is untrusted:
 
-- the minion id is taken from the tag (``salt/beacon/<minion>/gpu_health/...``); the event's
-  ``minion`` field and its remediation request's ``node`` must agree with it (``node`` through the
-  master's ``sre_remediation:node_map``, else the minion id up to its first dot), so a minion can
-  only report on itself;
+- the minion id is taken from the tag (``salt/beacon/<minion>/gpu_health/...``); the sender's id
+  (``id``, which Salt's request channel authenticates for ``event.fire_master``), the event's
+  ``minion`` field and its node (the remediation request's ``node``, or the event's ``node`` for a
+  recovery) must agree with it (the node through the master's ``sre_remediation:node_map``, else
+  the minion id up to its first dot), so a minion can only report on itself;
 - the request is validated again by ``sre_tools.remediation`` (schema, sizes, characters) and goes
   through the guardrails (drain budget, cooldown, dedupe, owned drain reasons);
+- a recovery (a ``gpu_health`` event whose node severity is back to ``ok``) is only a trigger: the
+  master asks that very minion for a fresh ``gpu.health`` run (the reply travels on Salt's
+  authenticated return channel) and hands it to ``Remediator.try_resume``, which resumes only a
+  drain of ours and only on a healthy, fresh report for that node;
 - every decision, a refused forgery included, lands in the append-only audit log;
 - nothing from the event is ever put into a shell command.
 
-Master configuration (``/etc/salt/master.d/sre.conf``)::
+Master configuration (``/etc/salt/master.d/sre.conf``, see salt/reactor/master.conf.example)::
 
     sre_remediation:
       config: /etc/sre-tools/remediation.yaml     # guardrail settings (docs/remediation.md)
@@ -21,12 +26,19 @@ Master configuration (``/etc/salt/master.d/sre.conf``)::
       audit: /var/log/sre-tools/remediation.jsonl
       execute: false                              # dry run until an operator turns it on
       node_map: {}                                # minion id -> Slurm node name, where they differ
+      slurm_conf: null                            # SLURM_CONF for scontrol/sinfo, if not default
+      resume: true                                # try a resume on a recovery event
+      fresh_check: {}                             # gpu.health arguments for that run
+      fresh_check_timeout: 30                     # seconds to wait for the minion's answer
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +48,26 @@ __virtualname__ = "sre_remediate"
 TAG = re.compile(
     r"^salt/beacon/(?P<minion>[A-Za-z0-9][A-Za-z0-9._-]{0,252})/gpu_health/sre/gpu/health/"
 )
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "config": None,
     "state": "/var/lib/sre-tools/remediation.db",
     "audit": "/var/log/sre-tools/remediation.jsonl",
     "execute": False,
     "node_map": {},
     "slurm_conf": None,
+    "resume": True,
+    "fresh_check": {},
+    "fresh_check_timeout": 30,
 }
+# gpu.health arguments the master may pass for the fresh run (salt/_modules/gpu.py).
+FRESH_CHECK_KEYS = frozenset({"profile", "config", "timeout", "replay"})
+RECOVERED = "ok"
+
+# A fresh health report for a minion: the report dict, or None and why not.
+FreshCheck = Callable[[str], tuple[dict[str, Any] | None, str]]
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple[Any, ...], Any] = {}
 
 
 def __virtual__() -> Any:
@@ -54,18 +78,18 @@ def __virtual__() -> Any:
     return __virtualname__
 
 
-def _settings(opts: dict[str, Any]) -> dict[str, Any]:
+def _settings(opts: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(DEFAULTS)
     merged.update(opts.get("sre_remediation") or {})
     return merged
 
 
-def expected_node(minion: str, node_map: dict[str, str]) -> str:
+def expected_node(minion: str, node_map: Mapping[str, str]) -> str:
     """The Slurm node a minion may report on."""
     return str(node_map.get(minion) or minion.split(".", 1)[0])
 
 
-def _remediator(settings: dict[str, Any]) -> Any:
+def _build_remediator(settings: Mapping[str, Any]) -> Any:
     from sre_tools.remediation import Remediator, SlurmClient
     from sre_tools.remediation.config import load_config
 
@@ -76,43 +100,208 @@ def _remediator(settings: dict[str, Any]) -> Any:
     )
 
 
-def check_origin(tag: object, data: object, node_map: dict[str, str]) -> tuple[str | None, str]:
-    """(minion id or None, why not): the tag names the minion; the event must agree with it."""
+def _remediator(settings: Mapping[str, Any]) -> Any:
+    """One engine per configuration, shared by the reactor's worker threads.
+
+    The engine is safe to share (its state file and audit log lock per operation); sharing keeps
+    its cached partition topology and spares a YAML load and a schema check per event. An edit of
+    the guardrail file (its mtime or size) builds a new engine.
+    """
+    config = settings["config"]
+    try:
+        stat = os.stat(config) if config else None
+        stamp = None if stat is None else (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = None  # load_config reports the unreadable file
+    key = (
+        config,
+        stamp,
+        str(settings["state"]),
+        str(settings["audit"]),
+        bool(settings["execute"]),
+        settings["slurm_conf"],
+    )
+    with _cache_lock:
+        engine = _cache.get(key)
+        if engine is None:
+            engine = _build_remediator(settings)
+            _cache.clear()  # an older configuration's engine is never used again
+            _cache[key] = engine
+        return engine
+
+
+def _sender(data: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, Any]:
+    """(payload, sender id) of an event's data.
+
+    A beacon event's data is the payload itself; Salt's beacon framework adds the minion's
+    ``id``. An event a minion sent with ``event.fire_master`` (or ``event.send``) arrives as
+    Salt's load: ``{"id": <the sender, authenticated by Salt's request channel>,
+    "cmd": "_minion_event", "tag": ..., "data": <payload>}``.
+    """
+    if data.get("cmd") == "_minion_event":
+        payload = data.get("data")
+        return (payload if isinstance(payload, Mapping) else None), data.get("id")
+    return data, data.get("id")
+
+
+def _check_sender(tag: object, data: object) -> tuple[str | None, Mapping[str, Any], str]:
+    """(minion id from the tag or None, payload, why not): the tag, the sender and the payload's
+    ``minion`` must name the same minion."""
     if not isinstance(tag, str) or not (match := TAG.match(tag)):
-        return None, f"tag is not a gpu_health beacon tag: {str(tag)[:120]!r}"
+        return None, {}, f"tag is not a gpu_health beacon tag: {str(tag)[:120]!r}"
     minion = match.group("minion")
-    if not isinstance(data, dict):
-        return None, "event data is not a mapping"
-    if data.get("minion") not in (None, minion):
-        return None, f"event claims minion {str(data.get('minion'))[:80]!r}, tag says {minion!r}"
-    request = data.get("remediation")
-    if not isinstance(request, dict):
-        return None, "event carries no remediation request"
+    if not isinstance(data, Mapping):
+        return None, {}, "event data is not a mapping"
+    payload, sender = _sender(data)
+    if sender not in (None, minion):
+        return None, {}, f"event sent by minion {str(sender)[:80]!r}, tag says {minion!r}"
+    if payload is None:
+        return None, {}, "event carries no payload mapping"
+    claimed = payload.get("minion")
+    if claimed not in (None, minion):
+        return None, {}, f"event claims minion {str(claimed)[:80]!r}, tag says {minion!r}"
+    return minion, payload, ""
+
+
+def _check_node(minion: str, named: object, node_map: Mapping[str, str]) -> str:
     want = expected_node(minion, node_map)
-    if request.get("node") != want:
-        return None, (
-            f"minion {minion!r} may only report on node {want!r}, "
-            f"event names {str(request.get('node'))[:80]!r}"
-        )
-    return minion, ""
+    if named != want:
+        named_text = str(named)[:80]
+        return f"minion {minion!r} may only report on node {want!r}, event names {named_text!r}"
+    return ""
+
+
+def check_origin(tag: object, data: object, node_map: Mapping[str, str]) -> tuple[str | None, str]:
+    """(minion id or None, why not): the tag names the minion; the event must agree with it and
+    carry a remediation request for that minion's node."""
+    minion, payload, why = _check_sender(tag, data)
+    if minion is None:
+        return None, why
+    request = payload.get("remediation")
+    if not isinstance(request, Mapping):
+        return None, "event carries no remediation request"
+    why = _check_node(minion, request.get("node"), node_map)
+    return (None, why) if why else (minion, "")
+
+
+def is_recovery(payload: Mapping[str, Any]) -> bool:
+    """A gpu_health event saying the node is healthy again (nothing left to remediate)."""
+    return payload.get("remediation") is None and payload.get("severity") == RECOVERED
+
+
+def _minion_fresh_check(opts: Mapping[str, Any], settings: Mapping[str, Any]) -> FreshCheck:
+    """Ask the minion for a fresh ``gpu.health`` run through the master (LocalClient)."""
+
+    def run(minion: str) -> tuple[dict[str, Any] | None, str]:
+        kwargs = settings.get("fresh_check") or {}
+        if not isinstance(kwargs, Mapping) or not set(kwargs) <= FRESH_CHECK_KEYS:
+            return None, (
+                "master config sre_remediation:fresh_check: expected a mapping with keys from "
+                f"{', '.join(sorted(FRESH_CHECK_KEYS))}, got {kwargs!r}"
+            )
+        timeout = settings.get("fresh_check_timeout") or DEFAULTS["fresh_check_timeout"]
+        import salt.client
+
+        client = salt.client.get_local_client(mopts=dict(opts))
+        try:
+            replies = client.cmd(
+                [minion], "gpu.health", kwarg=dict(kwargs), tgt_type="list", timeout=timeout
+            )
+        finally:
+            client.destroy()
+        reply = (replies or {}).get(minion)
+        if reply is None:
+            return None, (
+                f"minion {minion!r} did not answer gpu.health (not connected, or no reply "
+                f"within {timeout}s)"
+            )
+        if not isinstance(reply, dict):
+            return None, f"gpu.health on {minion!r} failed: {' '.join(str(reply).split())[:300]}"
+        return reply, ""
+
+    return run
 
 
 def handle(tag: str, data: dict[str, Any], **_: Any) -> dict[str, Any]:
     """Check the event's origin, then let the guardrails decide; returns the decision."""
-    settings = _settings(__opts__)  # type: ignore[name-defined]  # noqa: F821 - Salt injects it
-    return handle_with(settings, tag, data)
+    opts = __opts__  # type: ignore[name-defined]  # noqa: F821 - Salt injects it
+    settings = _settings(opts)
+    return handle_with(settings, tag, data, fresh_check=_minion_fresh_check(opts, settings))
 
 
 def handle_with(
-    settings: dict[str, Any], tag: object, data: object, remediator: Any = None
+    settings: Mapping[str, Any],
+    tag: object,
+    data: object,
+    remediator: Any = None,
+    fresh_check: FreshCheck | None = None,
 ) -> dict[str, Any]:
-    """:func:`handle` with explicit settings (and an injectable engine, for tests)."""
+    """:func:`handle` with explicit settings (and an injectable engine and fresh check)."""
+    settings = {**DEFAULTS, **settings}
     rem = remediator or _remediator(settings)
-    minion, why = check_origin(tag, data, dict(settings.get("node_map") or {}))
+    node_map = dict(settings.get("node_map") or {})
+    minion, payload, why = _check_sender(tag, data)
+    if minion is not None and payload.get("remediation") is None and "remediation" in payload:
+        why = _check_node(minion, payload.get("node"), node_map)
+        if not why:
+            node = expected_node(minion, node_map)
+            if is_recovery(payload) and settings.get("resume"):
+                return _recover(rem, minion, node, fresh_check)
+            return _no_action(rem, node, payload)
+        minion = None
+    elif minion is not None:
+        minion, why = check_origin(tag, data, node_map)
     if minion is None:
         log.warning("sre_remediate: refused event: %s", why)
         decision = rem.refuse_event(f"forged or malformed event: {why}", field="node")
         return dict(decision.to_dict())
-    assert isinstance(data, dict)
-    decision = rem.handle_event(dict(data["remediation"]))
+    decision = rem.handle_event(dict(payload["remediation"]))
     return dict(decision.to_dict())
+
+
+def _no_action(rem: Any, node: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A transition that asks for nothing (a warning, an unknown run): audited as ``no_action``."""
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.health.model import Action
+    from sre_tools.remediation.model import RemediationRequest, sanitize_text
+
+    severity = sanitize_text(str(payload.get("severity") or "unknown"), 16)
+    try:
+        request = RemediationRequest(
+            node=node,
+            action=Action.NONE,
+            event_id=f"salt:{node}:{int(rem.clock())}:none",
+            reason=f"gpu_health transition to {severity}",
+            source="salt-beacon",
+        )
+    except ValidationError as exc:
+        return dict(rem.refuse_event(f"malformed event: {exc}", field="node").to_dict())
+    return dict(rem.handle(request).to_dict())
+
+
+def _recover(rem: Any, minion: str, node: str, fresh_check: FreshCheck | None) -> dict[str, Any]:
+    """A recovery event: a fresh health run on that minion, then ``try_resume``."""
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.remediation.model import Decision, Outcome, report_from_dict
+
+    report = None
+    if fresh_check is None:
+        why = "no way to run a fresh health check (handle_with without fresh_check)"
+    else:
+        raw, why = fresh_check(minion)
+        if raw is not None:
+            try:
+                report = report_from_dict(raw)
+            except ValidationError as exc:
+                why = f"gpu.health on {minion!r} returned no valid report: {exc}"
+    if report is None:
+        refused = Decision(
+            Outcome.REFUSED,
+            "no_fresh_report",
+            f"{node} not resumed: {why}"[:1000],
+            node=node,
+            at=rem.clock(),
+        )
+        rem.audit.write(refused, None, dry_run=rem.dry_run, extra={"source": "resume"})
+        return dict(refused.to_dict())
+    return dict(rem.try_resume(node, report).to_dict())

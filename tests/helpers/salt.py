@@ -378,6 +378,35 @@ class SaltPair:
         finally:
             bus.destroy()
 
+    def master_opts(self) -> dict[str, Any]:
+        """The master's configuration as Salt reads it (defaults filled in)."""
+        import salt.config
+
+        return dict(salt.config.master_config(str(self.master_conf / "master")))
+
+    def wait_reactor(self, bus: Any, timeout: float = START_TIMEOUT_SECONDS) -> list[Any]:
+        """Wait until the master's reactor listens; returns its reactor list.
+
+        :meth:`start_master` returns once the ports listen, which can be before the reactor
+        process subscribed to the bus, and an event fired then never reaches it. The reactor
+        answers ``salt/reactors/manage/list`` signed with the master's key (what
+        ``salt-run reactor.list`` sends), so a reply proves it is reading the bus.
+        """
+        import salt.utils.master
+
+        key = salt.utils.master.get_master_key("root", self.master_opts())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name in self.procs:
+                self._alive(name)
+            bus.fire_event({"key": key}, "salt/reactors/manage/list")
+            reply = bus.get_event(
+                wait=1, tag="salt/reactors/manage/list-results", full=True, match_type="startswith"
+            )
+            if reply:
+                return list(reply["data"].get("reactors") or [])
+        raise SaltError(f"the master's reactor did not answer within {timeout:g}s:\n{self.logs()}")
+
     def wait_event(self, bus: Any, prefix: str, timeout: float) -> dict[str, Any]:
         """The first event whose tag starts with ``prefix``: ``{"tag", "data"}``."""
         deadline = time.monotonic() + timeout

@@ -16,7 +16,12 @@ What works on Debian 12's Slurm 22.05 (``slurm-wlm``) and MUNGE 0.5 (``munge``),
   resume, ``sinfo -R`` and ``scontrol show node`` behave as on a cluster.
 - A node defined in slurm.conf whose slurmd never starts stays ``UNKNOWN``: ``scontrol update
   state=drain`` works on it, but ``state=resume`` is refused ("Invalid node state specified").
-  Hence one slurmd per node rather than placeholder nodes.
+  Hence one slurmd per node rather than placeholder nodes, except where a test needs many
+  nodes that are only ever drained (a storm of events over a hundred nodes): ``unserved=`` names
+  such nodes, defined in slurm.conf without a slurmd. With any of them, ``SlurmdTimeout=0`` keeps
+  slurmctld from marking them ``DOWN`` ("Not responding", someone else's reason to the
+  remediation engine); they show as ``unknown`` (``UNKNOWN+DRAIN`` once drained), and
+  :meth:`SlurmCluster.reset` clears their drain (the resume answers an error, the drain goes).
 - munged refuses a socket directory that is not world-executable, and runs as user ``munge``
   (when we are root) so its key directory must be reachable by that user: pytest's ``tmp_path``
   (under a 0700 directory) is not. The cluster therefore lives in its own 0755 directory from
@@ -113,9 +118,12 @@ class SlurmCluster:
         partitions: Mapping[str, Sequence[str]] | None = None,
         start_timeout: float = START_TIMEOUT_SECONDS,
         cluster_name: str = "sretest",
+        unserved: Sequence[str] = (),
     ):
         self.nodes = list(nodes or default_nodes())
-        self.partitions = dict(partitions or {"gpu": self.nodes})
+        # Defined in slurm.conf, no slurmd: only ever drained (see the module notes).
+        self.unserved = list(unserved)
+        self.partitions = dict(partitions or {"gpu": self.nodes + self.unserved})
         self.start_timeout = start_timeout
         self.cluster_name = cluster_name
         self.bin = find_binaries()
@@ -214,7 +222,7 @@ class SlurmCluster:
         while True:
             self._check_alive()
             states = self.node_states()
-            if len(states) == len(self.nodes) and all(s == "idle" for s in states.values()):
+            if all(states.get(name) == "idle" for name in self.nodes):
                 return
             if time.monotonic() > deadline:
                 raise SlurmClusterError(
@@ -298,7 +306,7 @@ class SlurmCluster:
 
     def _write_conf(self) -> None:
         work = self._dir()
-        ctld_port, *node_ports = free_ports(1 + len(self.nodes))
+        ctld_port, unserved_port, *node_ports = free_ports(2 + len(self.nodes))
         user = pwd.getpwuid(os.geteuid()).pw_name
         lines = [
             f"ClusterName={self.cluster_name}",
@@ -328,7 +336,7 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/none",
             "SlurmctldTimeout=30",
-            "SlurmdTimeout=300",
+            f"SlurmdTimeout={0 if self.unserved else 300}",
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
         ]
@@ -336,6 +344,11 @@ class SlurmCluster:
             lines.append(
                 f"NodeName={name} NodeHostname=localhost NodeAddr={LOOPBACK} Port={port} "
                 "CPUs=1 RealMemory=100 State=UNKNOWN"
+            )
+        for name in self.unserved:  # nothing listens on their port: no slurmd
+            lines.append(
+                f"NodeName={name} NodeHostname=localhost NodeAddr={LOOPBACK} "
+                f"Port={unserved_port} CPUs=1 RealMemory=100 State=UNKNOWN"
             )
         for i, (part, members) in enumerate(self.partitions.items()):
             default = "YES" if i == 0 else "NO"
