@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "xid",
         "Explain NVIDIA XID kernel-log lines: catalog bucket, action.",
     ),
+    "ansible": ("sre_tools.cli.ansible", "ansible", "Run validate/remediate/upgrade playbooks."),
     "exporter": (
         "sre_tools.cli.exporter",
         "exporter",

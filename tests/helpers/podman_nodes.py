@@ -1,0 +1,530 @@
+"""Debian 12 "nodes" in podman containers that Ansible reaches over SSH with verified host keys.
+
+Each container runs systemd as PID 1 (the image from ``scripts/podman-image.sh`` plus
+openssh-server and a Python virtualenv, see :func:`node_image`) and its own sshd on a free
+127.0.0.1 port (``--network host``: every container shares the host's ports). Keys:
+
+- one client key pair (ed25519) per :class:`PodmanNodes`, authorised for root in every node;
+- one host key pair per container, generated here before the container starts and copied in, so
+  ``known_hosts`` is written from keys we made, never from what a server offers (no keyscan, no
+  trust on first use). Ansible then runs with ``host_key_checking=True`` and
+  ``StrictHostKeyChecking=yes``: a node answering with any other key fails the connection.
+
+Containers are named ``<prefix><random>-<i>`` and removed (by name) when the context ends.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
+RUN_FLAGS = [
+    "--ulimit",
+    "nofile=10000:10000",
+    "--ulimit",
+    "nproc=4096:4096",
+    "--systemd=always",
+    "--network",
+    "host",
+]
+NODE_IMAGE_REPO = "localhost/sre-debian12-sshnode"
+# Venv like roles/sre_agent's default (sre_agent_venv), so the gpu_health module finds `sre`.
+SRE_VENV = "/opt/sre-tools/venv"
+# What the node image adds to the base image; part of its tag.
+NODE_PACKAGES = ["openssh-server", "python3-venv"]
+SRE_DEPENDENCIES = ["click>=8.1", "rich>=13", "PyYAML>=6", "prometheus-client>=0.19"]
+SSHD_CONFIG = "/etc/ssh/sre_test_sshd_config"
+HOST_KEY = "/etc/ssh/sre_test_host_ed25519_key"
+AUTHORIZED_KEYS = "/etc/ssh/sre_test_authorized_keys"
+UNIT = "sre-test-sshd.service"
+
+
+class NodeError(RuntimeError):
+    """A container or its sshd did not come up; the message carries the evidence."""
+
+
+def _run(argv: Sequence[str], timeout: float = 120, check: bool = True, **kw: Any) -> str:
+    try:
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False, **kw
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise NodeError(f"timed out after {timeout} s: {' '.join(argv)}") from exc
+    if check and proc.returncode != 0:
+        raise NodeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise NodeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def base_image() -> str:
+    """The molecule base image, built or reused by scripts/podman-image.sh."""
+    image = os.environ.get("SRE_MOLECULE_IMAGE")
+    if image:
+        return image
+    return _run([str(ROOT / "scripts" / "podman-image.sh")], timeout=900).strip()
+
+
+@contextmanager
+def _lock(name: str) -> Iterator[None]:
+    path = Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / f"{name}.lock"
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build_layer(base: str, tag: str, steps: Sequence[Sequence[str]], copy: dict[str, str]) -> None:
+    """Start ``base``, copy files in, run ``steps`` (argv lists) inside, commit as ``tag``."""
+    name = f"sre-image-build-{secrets.token_hex(4)}"
+    _run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
+    try:
+        _wait_systemd(name)
+        for src, dst in copy.items():
+            _run([*PODMAN, "cp", src, f"{name}:{dst}"])
+        for step in steps:
+            _run(
+                [*PODMAN, "exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, *step], timeout=900
+            )
+        _run([*PODMAN, "stop", "--time", "5", name])
+        _run(
+            [*PODMAN, "commit", "--quiet", "--change", 'CMD ["/sbin/init"]', name, tag], timeout=300
+        )
+    finally:
+        _run([*PODMAN, "rm", "--force", "--time", "2", name], check=False)
+
+
+# Run in a container of the base image (with /root/deps holding the wheels), then committed.
+NODE_STEPS = [
+    # Masked first: openssh-server's postinst would start sshd on the host's port 22.
+    ["systemctl", "mask", "ssh.service", "ssh.socket"],
+    ["apt-get", "update"],
+    ["apt-get", "install", "-y", "--no-install-recommends", *NODE_PACKAGES],
+    ["sh", "-c", "rm -f /etc/ssh/ssh_host_*"],
+    ["python3", "-m", "venv", SRE_VENV],
+    [
+        f"{SRE_VENV}/bin/pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        "/root/deps",
+        "-q",
+        *SRE_DEPENDENCIES,
+    ],
+    ["rm", "-rf", "/root/deps"],
+    ["apt-get", "clean"],
+    # As scripts/podman-image.sh leaves them: empty lists that look ancient, so apt's
+    # cache_valid_time in the roles refreshes them.
+    ["sh", "-c", "rm -rf /var/lib/apt/lists/* && touch -d @86400 /var/lib/apt/lists"],
+]
+
+
+def _prune(repo: str, keep: str) -> None:
+    """Remove older tags of ``repo``; podman refuses the ones a container still uses."""
+    out = _run(
+        [
+            "podman",
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            f"reference={repo}",
+        ],
+        check=False,
+    )
+    for old in out.split():
+        if old != keep and old.rsplit(":", 1)[0] == repo:
+            subprocess.run(["podman", "rmi", old], capture_output=True, timeout=120, check=False)
+
+
+def node_image() -> str:
+    """Base image + openssh-server + a venv at SRE_VENV with sre-tools' dependencies.
+
+    Tagged by a hash of the base image and this recipe; built once (about a minute), reused after.
+    ssh.service and ssh.socket are masked before openssh-server is installed, so Debian's sshd
+    never starts: with ``--network host`` it would bind the host's port 22. Debian's generated
+    host keys are deleted: each node gets its own.
+    """
+    base = base_image()
+    recipe = repr([base, NODE_STEPS, SRE_DEPENDENCIES])
+    tag = f"{NODE_IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+    with _lock("sre-debian12-sshnode"):
+        if subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0:
+            return tag
+        # The containers cannot verify PyPI's certificate here (the host's CA bundle differs):
+        # fetch the wheels on the host, install them offline, as roles/sre_agent does.
+        with tempfile.TemporaryDirectory(prefix="sre-sshnode-") as tmp:
+            deps = Path(tmp) / "deps"
+            _run(
+                [
+                    _host_python(),
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--only-binary=:all:",
+                    "-d",
+                    str(deps),
+                    *SRE_DEPENDENCIES,
+                ],
+                timeout=300,
+            )
+            _build_layer(base, tag, NODE_STEPS, {str(deps): "/root/deps"})
+        _prune(NODE_IMAGE_REPO, tag)
+    return tag
+
+
+def _host_python() -> str:
+    python = ROOT / ".venv" / "bin" / "python"
+    return str(python) if python.exists() else "python3"
+
+
+def _missing_package_files(wheel: Path) -> list[str]:
+    """Data files under sre_tools/ (outside __pycache__) that the wheel does not carry."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    wanted = [
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "sre_tools").rglob("*"))
+        if p.is_file() and p.suffix in (".yaml", ".yml", ".json") and "__pycache__" not in p.parts
+    ]
+    return [w for w in wanted if w not in names]
+
+
+def _source_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "sre_tools").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    digest.update((ROOT / "pyproject.toml").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def sre_node_image(workdir: Path) -> str:
+    """:func:`node_image` with this checkout's sre-tools installed in SRE_VENV (a wheel).
+
+    Tagged by a hash of sre_tools/ and pyproject.toml, so a code change builds a new layer.
+    """
+    base = node_image()
+    tag = f"{NODE_IMAGE_REPO}-sre:{_source_hash()}-{base.rsplit(':', 1)[1][:6]}"
+    with _lock("sre-debian12-sshnode-sre"):
+        if subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0:
+            return tag
+        wheels = workdir / "wheel"
+        shutil.rmtree(wheels, ignore_errors=True)
+        _run(
+            [_host_python(), "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+            timeout=300,
+        )
+        wheel = next(wheels.glob("sre_tools-*.whl"))
+        steps = [
+            [
+                f"{SRE_VENV}/bin/pip",
+                "install",
+                "--no-deps",
+                "--no-index",
+                "-q",
+                f"/root/{wheel.name}",
+            ],
+            ["rm", "-f", f"/root/{wheel.name}"],
+        ]
+        copies = {str(wheel): f"/root/{wheel.name}"}
+        missing = _missing_package_files(wheel)
+        if missing:
+            # A wheel without the health profiles cannot run `sre health`; pyproject's
+            # package-data must list them. Until it does, put the checkout's files in place.
+            warnings.warn(
+                f"{wheel.name} lacks {', '.join(missing)}: add them to pyproject.toml's "
+                "[tool.setuptools.package-data]; copying them from the checkout",
+                stacklevel=2,
+            )
+            site = f"{SRE_VENV}/lib/python3.11/site-packages"
+            for i, rel in enumerate(missing):
+                copies[str(ROOT / rel)] = f"/root/missing-{i}"
+                steps.append(["install", "-D", "-m", "644", f"/root/missing-{i}", f"{site}/{rel}"])
+                steps.append(["rm", "-f", f"/root/missing-{i}"])
+        _build_layer(base, tag, steps, copies)
+        _prune(f"{NODE_IMAGE_REPO}-sre", tag)
+    return tag
+
+
+def _wait_systemd(name: str, timeout: float = 180.0) -> None:
+    """Wait until systemd in ``name`` has booted (``running`` or ``degraded``)."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            [*PODMAN, "exec", name, "systemctl", "is-system-running", "--wait"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        state = proc.stdout.strip() or proc.stderr.strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(1)  # the exec can race the container's start: try again
+    logs = _run(["podman", "logs", "--tail", "30", name], check=False)
+    raise NodeError(f"{name}: systemd did not finish booting ({state!r}):\n{logs}")
+
+
+@dataclass
+class Node:
+    name: str  # container name
+    host: str  # inventory hostname
+    port: int
+    host_public_key: str  # "ssh-ed25519 AAAA..."
+
+
+@dataclass
+class PodmanNodes:
+    """Start ``count`` SSH-reachable nodes; use as a context manager (always cleans up)."""
+
+    count: int
+    workdir: Path
+    prefix: str = "sre-nodes-"
+    image: str | None = None  # default: node_image()
+    host_prefix: str = "node"
+    nodes: list[Node] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.run_id = secrets.token_hex(3)
+        self.client_key = self.workdir / "id_ed25519"
+        self.known_hosts = self.workdir / "known_hosts"
+
+    def __enter__(self) -> PodmanNodes:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        image = self.image or node_image()
+        if not self.client_key.exists():
+            _run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "sre-test-client",
+                    "-f",
+                    str(self.client_key),
+                ]
+            )
+        client_pub = self.client_key.with_name("id_ed25519.pub").read_text()
+        for i in range(self.count):
+            node = Node(f"{self.prefix}{self.run_id}-{i}", f"{self.host_prefix}{i + 1}", 0, "")
+            self.nodes.append(node)  # before `run`: stop() removes it whatever happens next
+            _run(
+                [
+                    *PODMAN,
+                    "run",
+                    "-d",
+                    "--name",
+                    node.name,
+                    "--hostname",
+                    node.host,
+                    *RUN_FLAGS,
+                    image,
+                    "/sbin/init",
+                ]
+            )
+        for node in self.nodes:
+            self._configure(node, client_pub)
+        lines = [f"[127.0.0.1]:{n.port} {n.host_public_key}" for n in self.nodes]
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+        for node in self.nodes:
+            wait_port(node.port)
+
+    def _configure(self, node: Node, client_pub: str) -> None:
+        _wait_systemd(node.name)
+        key = self.workdir / f"host_key_{node.host}"
+        for stale in (key, key.with_name(key.name + ".pub")):
+            stale.unlink(missing_ok=True)
+        _run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"root@{node.host}",
+                "-f",
+                str(key),
+            ]
+        )
+        node.host_public_key = " ".join(key.with_name(key.name + ".pub").read_text().split()[:2])
+        node.port = free_port()
+        files = self.workdir / f"files_{node.host}"
+        files.mkdir(exist_ok=True)
+        (files / "sshd_config").write_text(
+            f"Port {node.port}\n"
+            "ListenAddress 127.0.0.1\n"
+            f"HostKey {HOST_KEY}\n"
+            "PidFile /run/sre-test-sshd.pid\n"
+            "PermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\n"
+            f"AuthorizedKeysFile {AUTHORIZED_KEYS}\n"
+            "UsePAM no\n"
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+        )
+        (files / "unit").write_text(
+            "[Unit]\n"
+            "Description=sshd for Ansible tests on a loopback port\n"
+            "After=network.target\n\n"
+            "[Service]\n"
+            "RuntimeDirectory=sshd\n"
+            f"ExecStartPre=/usr/sbin/sshd -t -f {SSHD_CONFIG}\n"
+            f"ExecStart=/usr/sbin/sshd -D -e -f {SSHD_CONFIG}\n"
+            "Restart=on-failure\n\n"
+            "[Install]\n"
+            "WantedBy=multi-user.target\n"
+        )
+        (files / "authorized_keys").write_text(client_pub)
+        copies = {
+            files / "sshd_config": SSHD_CONFIG,
+            key: HOST_KEY,
+            key.with_name(key.name + ".pub"): HOST_KEY + ".pub",
+            files / "authorized_keys": AUTHORIZED_KEYS,
+            files / "unit": f"/etc/systemd/system/{UNIT}",
+        }
+        for src, dst in copies.items():
+            _run([*PODMAN, "cp", str(src), f"{node.name}:{dst}"])
+        _run(
+            [
+                *PODMAN,
+                "exec",
+                node.name,
+                "sh",
+                "-c",
+                f"chown root:root {HOST_KEY} {HOST_KEY}.pub {AUTHORIZED_KEYS} {SSHD_CONFIG}"
+                f" && chmod 600 {HOST_KEY} && chmod 644 {AUTHORIZED_KEYS}",
+            ]
+        )
+        out = subprocess.run(
+            [*PODMAN, "exec", node.name, "systemctl", "enable", "--now", UNIT],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if out.returncode != 0:
+            journal = _run(
+                [*PODMAN, "exec", node.name, "journalctl", "-u", UNIT, "--no-pager"], check=False
+            )
+            raise NodeError(f"{node.name}: {UNIT} failed: {out.stderr.strip()}\n{journal}")
+
+    def ssh_args(self) -> str:
+        """``ansible_ssh_common_args``: only our known_hosts, never add a key."""
+        return (
+            f"-o UserKnownHostsFile={self.known_hosts} -o GlobalKnownHostsFile=/dev/null "
+            "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes"
+        )
+
+    def inventory(
+        self,
+        path: Path,
+        group: str = "gpu_nodes",
+        hostvars: dict[str, dict[str, Any]] | None = None,
+        group_vars: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write a YAML inventory with every node in ``group``; return its path."""
+        hosts = {}
+        for node in self.nodes:
+            hosts[node.host] = {
+                "ansible_host": "127.0.0.1",
+                "ansible_port": node.port,
+                **(hostvars or {}).get(node.host, {}),
+            }
+        data = {
+            "all": {
+                "vars": {
+                    "ansible_connection": "ssh",
+                    "ansible_user": "root",
+                    "ansible_ssh_private_key_file": str(self.client_key),
+                    "ansible_ssh_common_args": self.ssh_args(),
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    **(group_vars or {}),
+                },
+                "children": {group: {"hosts": hosts}},
+            }
+        }
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    def exec(self, node: Node, *argv: str, timeout: float = 120) -> str:
+        return _run([*PODMAN, "exec", node.name, *argv], timeout=timeout)
+
+    def stop(self) -> None:
+        """Remove every container by name; retried, since a loaded host can make podman's first
+        ``rm`` give up (seen here: a stopped but not removed container)."""
+        leftovers = []
+        for node in self.nodes:
+            for _ in range(3):
+                subprocess.run(
+                    [*PODMAN, "rm", "--force", "--time", "2", node.name],
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
+                exists = subprocess.run(
+                    ["podman", "container", "exists", node.name], capture_output=True, check=False
+                )
+                if exists.returncode != 0:
+                    break
+                time.sleep(2)
+            else:
+                leftovers.append(node.name)
+        self.nodes.clear()
+        if leftovers:
+            warnings.warn(f"could not remove containers: {', '.join(leftovers)}", stacklevel=2)
