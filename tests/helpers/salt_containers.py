@@ -1,0 +1,411 @@
+"""Masterless Salt in Debian 12 podman containers with systemd as PID 1 (the molecule image).
+
+:func:`salt_image` derives an image from ``scripts/podman-image.sh``'s: Salt (the host's version,
+3008.x) in a virtualenv at ``/opt/salt`` (``--system-site-packages``, so Salt's apt code sees
+Debian's python3-apt), installed offline from wheels. The wheels are built or downloaded on the
+host once (``pip wheel salt==<version>``, about 40 s; Salt itself builds from its sdist) into
+``$SRE_SALT_WHEEL_CACHE`` (default ``/var/tmp/sre-salt-wheels/<version>``) and the image is tagged
+by a hash of the base image, the Salt version and this recipe, so later runs reuse both.
+
+:class:`SaltContainer` starts a container from it (``sre-h5-<random>``, removed by name however
+the test ends), copies ``salt/`` in as ``/srv/salt`` with links resolved (``sre_versions.yaml``
+becomes the real versions file), writes a pillar tree to ``/srv/pillar`` and runs
+``salt-call --local --out=json state.apply`` there. :class:`StateRun` reads the result: which
+states failed, which changed anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.helpers.salt import SALT_DIR, SaltMissingError, salt_version
+
+ROOT = Path(__file__).resolve().parents[2]
+PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
+RUN_FLAGS = [
+    "--ulimit",
+    "nofile=10000:10000",
+    "--ulimit",
+    "nproc=4096:4096",
+    "--systemd=always",
+    "--network",
+    "host",
+]
+IMAGE_REPO = "localhost/sre-salt-debian12"
+SALT_VENV = "/opt/salt"
+SALT_CALL = f"{SALT_VENV}/bin/salt-call"
+NAME_PREFIX = os.environ.get("SRE_SALT_CONTAINER_PREFIX", "sre-h5-")
+RECIPE_VERSION = "1"
+BOOT_TIMEOUT_SECONDS = 120.0
+FIXTURE_REPO_BUILD = ROOT / "molecule" / "fixture_repo" / "build.py"
+FIXTURE_REPO_DIR = ROOT / "molecule" / "fixture_repo" / ".build" / "repo"
+FIXTURE_REPO_IN_CONTAINER = "/srv/sre-fixture-repo"
+
+
+class ContainerError(RuntimeError):
+    """A container, the image build or a command in the container failed; with its output."""
+
+
+def _run(
+    argv: Sequence[str], timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ContainerError(f"timed out after {timeout:g} s: {' '.join(argv)}") from exc
+    except FileNotFoundError as exc:
+        raise ContainerError(
+            f"{argv[0]} is not installed (apt-get install podman runc): {exc}"
+        ) from exc
+    if check and proc.returncode != 0:
+        raise ContainerError(
+            f"{' '.join(argv)} exited {proc.returncode}:\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+@contextlib.contextmanager
+def _lock(name: str) -> Iterator[None]:
+    path = Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / f"{name}.lock"
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def base_image() -> str:
+    """The molecule base image (``$SRE_MOLECULE_IMAGE``, or built/reused by podman-image.sh)."""
+    image = os.environ.get("SRE_MOLECULE_IMAGE")
+    if image:
+        return image
+    return _run([str(ROOT / "scripts" / "podman-image.sh")], timeout=900).stdout.strip()
+
+
+def salt_wheels(version: str) -> Path:
+    """Wheels of ``salt==version``, its dependencies and pip, for CPython 3.11 (Debian 12's)."""
+    default = Path("/var/tmp/sre-salt-wheels") / version
+    cache = Path(os.environ.get("SRE_SALT_WHEEL_CACHE", str(default)))
+    done = cache / "COMPLETE"
+    with _lock(f"sre-salt-wheels-{version}"):
+        if done.exists():
+            return cache
+        cache.mkdir(parents=True, exist_ok=True)
+        python = ROOT / ".venv" / "bin" / "python"
+        _run(
+            [
+                str(python if python.exists() else "python3"),
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "-w",
+                str(cache),
+                f"salt=={version}",
+                "pip",
+            ],
+            timeout=900,
+        )
+        done.write_text(f"salt=={version}\n", encoding="utf-8")
+    return cache
+
+
+def _image_exists(tag: str) -> bool:
+    return _run(["podman", "image", "exists", tag], check=False).returncode == 0
+
+
+def salt_image() -> str:
+    """The base image plus Salt in ``/opt/salt``; built once (about a minute), then reused."""
+    try:
+        version = salt_version()
+    except SaltMissingError as exc:
+        raise ContainerError(str(exc)) from None
+    base = base_image()
+    recipe = f"{base}\nsalt=={version}\nvenv={SALT_VENV}\nrecipe={RECIPE_VERSION}"
+    tag = f"{IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+    with _lock("sre-salt-debian12"):
+        if _image_exists(tag):
+            return tag
+        wheels = salt_wheels(version)
+        pip_wheel = sorted(wheels.glob("pip-*.whl"))
+        if not pip_wheel:
+            raise ContainerError(f"no pip wheel in {wheels}: remove the directory and retry")
+        name = f"{NAME_PREFIX}build-{secrets.token_hex(4)}"
+        try:
+            _run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
+            _run([*PODMAN, "cp", str(wheels), f"{name}:/root/wheels"])
+            steps = [
+                ["python3", "-m", "venv", "--system-site-packages", "--without-pip", SALT_VENV],
+                # pip runs from its own wheel: no ensurepip (python3-venv) needed in the image.
+                [
+                    f"{SALT_VENV}/bin/python",
+                    f"/root/wheels/{pip_wheel[-1].name}/pip",
+                    "install",
+                    "-q",
+                    "--no-index",
+                    "--find-links",
+                    "/root/wheels",
+                    "pip",
+                    f"salt=={version}",
+                ],
+                ["rm", "-rf", "/root/wheels"],
+                ["ln", "-sf", SALT_CALL, "/usr/local/bin/salt-call"],
+            ]
+            for step in steps:
+                _run([*PODMAN, "exec", name, *step], timeout=900)
+            _run([*PODMAN, "stop", "--time", "5", name])
+            _run(
+                [*PODMAN, "commit", "--quiet", "--change", 'CMD ["/sbin/init"]', name, tag],
+                timeout=300,
+            )
+        finally:
+            _run([*PODMAN, "rm", "--force", "--time", "2", name], check=False)
+    return tag
+
+
+def fixture_repo() -> Path:
+    """The fixture apt repository (molecule/fixture_repo), built or reused; its directory."""
+    if not FIXTURE_REPO_BUILD.exists():
+        raise ContainerError(f"{FIXTURE_REPO_BUILD} is missing")
+    python = ROOT / ".venv" / "bin" / "python"
+    _run(
+        [
+            str(python if python.exists() else "python3"),
+            str(FIXTURE_REPO_BUILD),
+            str(FIXTURE_REPO_DIR),
+        ],
+        timeout=300,
+    )
+    return FIXTURE_REPO_DIR
+
+
+def sre_tools_index(node: SaltContainer) -> str:
+    """A PEP 503 package index in ``node`` (``file:///srv/sre-wheels/simple``) holding this
+    checkout's sre-tools wheel and its dependencies, built on the host; returns its URL."""
+    python = ROOT / ".venv" / "bin" / "python"
+    with tempfile.TemporaryDirectory(prefix="sre-h5-wheels-") as tmp:
+        wheels = Path(tmp) / "wheels"
+        _run(
+            [str(python if python.exists() else "python3"), "-m", "pip", "wheel", "-q",
+             "-w", str(wheels), str(ROOT)],
+            timeout=600,
+        )  # fmt: skip
+        simple = Path(tmp) / "sre-wheels" / "simple"
+        for wheel in sorted(wheels.glob("*.whl")):
+            project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+            (simple / project).mkdir(parents=True, exist_ok=True)
+            (simple / project / wheel.name).write_bytes(wheel.read_bytes())
+        for project in simple.iterdir():
+            links = "".join(
+                f'<a href="{w.name}">{w.name}</a>\n' for w in sorted(project.glob("*.whl"))
+            )
+            (project / "index.html").write_text(
+                f"<!DOCTYPE html><html><body>\n{links}</body></html>\n", encoding="utf-8"
+            )
+        node.exec("rm", "-rf", "/srv/sre-wheels")
+        node.copy_in(simple.parent, "/srv/sre-wheels")
+    return "file:///srv/sre-wheels/simple"
+
+
+@dataclass
+class StateRun:
+    """One ``state.apply``'s JSON return: ``{state key: {result, changes, comment, ...}}``."""
+
+    states: dict[str, dict[str, Any]]
+    test: bool
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """State id -> comment for every state whose result is False (or None outside test)."""
+        out = {}
+        for key, ret in self.states.items():
+            result = ret.get("result")
+            if result is False or (result is None and not self.test):
+                out[ret.get("__id__", key)] = str(ret.get("comment", ""))[-1500:]
+        return out
+
+    @property
+    def changed(self) -> dict[str, Any]:
+        """State id -> changes for every state that changed (or would, under test=True)."""
+        out = {}
+        for key, ret in self.states.items():
+            if ret.get("changes") or (self.test and ret.get("result") is None):
+                out[ret.get("__id__", key)] = ret.get("changes") or ret.get("comment")
+        return out
+
+    def ids(self) -> set[str]:
+        return {ret.get("__id__", key) for key, ret in self.states.items()}
+
+    def get(self, state_id: str) -> dict[str, Any]:
+        for ret in self.states.values():
+            if ret.get("__id__") == state_id:
+                return ret
+        raise KeyError(f"no state {state_id} in the run: {sorted(self.ids())}")
+
+
+class SaltContainer:
+    """A Debian 12 systemd container with masterless Salt and this repository's salt/ tree."""
+
+    def __init__(self, minion_id: str = "gpu-h100-01", image: str | None = None):
+        self.name = f"{NAME_PREFIX}{secrets.token_hex(4)}"
+        self.minion_id = minion_id
+        self.image = image
+        self.started = False
+
+    def __enter__(self) -> SaltContainer:
+        try:
+            self.start()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def start(self) -> None:
+        image = self.image or salt_image()
+        self.started = True  # before `run`: remove() cleans up whatever happens next
+        _run(
+            [
+                *PODMAN,
+                "run",
+                "-d",
+                "--name",
+                self.name,
+                "--hostname",
+                self.minion_id,
+                *RUN_FLAGS,
+                image,
+                "/sbin/init",
+            ]
+        )
+        # `podman exec` right after `run` may find no systemd yet: ask again until it answers.
+        deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
+        state = ""
+        while time.monotonic() < deadline:
+            proc = _run(
+                [*PODMAN, "exec", self.name, "systemctl", "is-system-running", "--wait"],
+                timeout=BOOT_TIMEOUT_SECONDS,
+                check=False,
+            )
+            state = (proc.stdout.strip() or proc.stderr.strip())[-500:]
+            if state in ("running", "degraded"):
+                break
+            time.sleep(1)
+        else:
+            raise ContainerError(f"{self.name}: systemd is {state!r}, not running")
+        self.exec("mkdir", "-p", "/etc/salt", "/srv")
+        minion = {
+            "id": self.minion_id,
+            "file_client": "local",
+            "file_roots": {"base": ["/srv/salt"]},
+            "pillar_roots": {"base": ["/srv/pillar"]},
+            "log_level_logfile": "info",
+        }
+        self.write_file("/etc/salt/minion", "---\n" + yaml.safe_dump(minion, sort_keys=False))
+        self.copy_salt_tree()
+
+    def remove(self) -> None:
+        if self.started:
+            _run([*PODMAN, "rm", "--force", "--time", "2", self.name], timeout=120, check=False)
+            self.started = False
+
+    # --- files -------------------------------------------------------------------------------
+
+    def exec(
+        self, *argv: str, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return _run([*PODMAN, "exec", self.name, *argv], timeout=timeout, check=check)
+
+    def copy_in(self, src: Path, dest: str) -> None:
+        _run([*PODMAN, "cp", str(src), f"{self.name}:{dest}"])
+
+    def write_file(self, path: str, text: str) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".tmp", delete=False) as fh:
+            fh.write(text)
+        try:
+            self.copy_in(Path(fh.name), path)
+        finally:
+            os.unlink(fh.name)
+        self.exec("chmod", "0644", path)
+
+    def read_file(self, path: str) -> str:
+        return self.exec("cat", path).stdout
+
+    def copy_salt_tree(self, salt_dir: Path = SALT_DIR) -> None:
+        """salt/ as /srv/salt, links resolved, without the example pillar (pillar is per test)."""
+        with tempfile.TemporaryDirectory(prefix="sre-h5-salt-") as tmp:
+            tree = Path(tmp) / "salt"
+            shutil.copytree(
+                salt_dir,
+                tree,
+                symlinks=False,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "pillar"),
+            )
+            self.exec("rm", "-rf", "/srv/salt")
+            self.copy_in(tree, "/srv/salt")
+
+    def set_pillar(self, pillar: Mapping[str, Any]) -> None:
+        """A pillar tree with one file holding ``pillar``, for every minion."""
+        with tempfile.TemporaryDirectory(prefix="sre-h5-pillar-") as tmp:
+            root = Path(tmp) / "pillar"
+            root.mkdir()
+            (root / "top.sls").write_text("base:\n  '*':\n    - test\n", encoding="utf-8")
+            (root / "test.sls").write_text(json.dumps(dict(pillar), indent=1), encoding="utf-8")
+            self.exec("rm", "-rf", "/srv/pillar")
+            self.copy_in(root, "/srv/pillar")
+
+    def add_fixture_repo(self) -> str:
+        """Copy the fixture apt repository in; returns its fingerprint."""
+        repo = fixture_repo()
+        self.exec("rm", "-rf", FIXTURE_REPO_IN_CONTAINER)
+        self.copy_in(repo, FIXTURE_REPO_IN_CONTAINER)
+        return (repo / "FINGERPRINT").read_text(encoding="utf-8").strip()
+
+    # --- salt ----------------------------------------------------------------------------------
+
+    def apply(self, sls: str, *, test: bool = False, timeout: float = 1500) -> StateRun:
+        """``salt-call --local state.apply SLS [test=True]``; its states, parsed."""
+        argv = [SALT_CALL, "--local", "--out=json", "-l", "quiet", "state.apply", sls]
+        if test:
+            argv.append("test=True")
+        proc = self.exec(*argv, timeout=timeout, check=False)
+        try:
+            data = json.loads(proc.stdout)["local"]
+        except (ValueError, KeyError) as exc:
+            raise ContainerError(
+                f"{' '.join(argv)} exited {proc.returncode}, unparsable ({exc}):\n"
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            ) from None
+        if not isinstance(data, dict):
+            raise ContainerError(f"{' '.join(argv)} did not render: {data}")
+        return StateRun(states=data, test=test)
+
+    def call(self, *args: str, timeout: float = 300) -> Any:
+        """``salt-call --local --out=json ARGS``: the ``local`` return."""
+        proc = self.exec(SALT_CALL, "--local", "--out=json", "-l", "quiet", *args, timeout=timeout)
+        return json.loads(proc.stdout)["local"]
+
+    def journal(self, unit: str) -> str:
+        return self.exec("journalctl", "--no-pager", "-n", "80", "-u", unit, check=False).stdout
