@@ -1,5 +1,8 @@
 """The Salt tree renders: top files, pillar, the sre_agent formula per OS family, its templates.
 
+The formula is rendered on its own (``state.show_sls sre_agent``): the top file lists every
+formula, and the others have their own render tests (tests/salt/test_formulas_*.py).
+
 Everything runs through ``salt-call --local`` with a minion configuration in a temporary
 directory (``file_client: local``, its own ``root_dir``); OS families come from a ``grains:``
 block in that configuration, so nothing on this machine is changed. Salt missing fails.
@@ -53,6 +56,7 @@ CLEAN_IDS = {
     "sre_agent-service-clean-service-dead",
     "sre_agent-service-clean-file-absent",
     "sre_agent-config-clean-file-absent",
+    "sre_agent-config-clean-file-absent-slurm",
     "sre_agent-package-clean-file-absent",
 }
 # <formula>-<dir>-<file>-<module>-<function>[-<qualifier>]
@@ -68,9 +72,23 @@ def _salt_installed() -> None:
         pytest.fail(str(exc), pytrace=False)
 
 
+TOP_FORMULAS = [
+    "gpu_base",
+    "nvidia_driver",
+    "nvidia_fabricmanager",
+    "cuda_toolkit",
+    "container_runtime",
+    "nvidia_mig",
+    "infiniband",
+    "gpu_monitoring",
+    "sre_agent",
+]
+
+
 def _highstate(tmp_path: Path, family: str, **kwargs: Any) -> dict[str, Any]:
+    """The sre_agent formula's states as the highstate would have them."""
     conf = local_minion_config(tmp_path / family, grains=GRAINS[family], **kwargs)
-    data = salt_call(conf, "state.show_highstate")
+    data = salt_call(conf, "state.show_sls", "sre_agent")
     assert isinstance(data, dict), data
     return data
 
@@ -97,7 +115,7 @@ def highstates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
 
 def test_top_file(tmp_path: Path) -> None:
     conf = local_minion_config(tmp_path, grains=GRAINS["Debian"])
-    assert salt_call(conf, "state.show_top") == {"base": ["sre_agent"]}
+    assert salt_call(conf, "state.show_top") == {"base": TOP_FORMULAS}
 
 
 def test_highstate_has_the_formula_states(highstates: dict[str, dict[str, Any]]) -> None:
@@ -249,7 +267,7 @@ def test_wheel_url_needs_a_hash(tmp_path: Path) -> None:
     )
     conf = local_minion_config(tmp_path / "c", grains=GRAINS["Debian"], pillar_root=root)
     with pytest.raises(SaltError, match="wheel_hash is required"):
-        salt_call(conf, "state.show_highstate")
+        salt_call(conf, "state.show_sls", "sre_agent")
 
 
 # --- templates ---------------------------------------------------------------------------------

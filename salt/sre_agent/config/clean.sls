@@ -12,3 +12,11 @@ sre_agent-config-clean-file-absent:
     - name: {{ sre_agent.config.dir }}/{{ sre_agent.config.file }}
     - require:
       - sls: {{ sls_service_clean }}
+
+sre_agent-config-clean-file-absent-slurm:
+  file.absent:
+    - names:
+      - {{ sre_agent.slurm.program }}
+      - {{ sre_agent.slurm.conf_fragment }}
+    - require:
+      - sls: {{ sls_service_clean }}

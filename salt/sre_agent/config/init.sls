@@ -2,3 +2,4 @@
 # vim: ft=sls
 include:
   - .file
+  - .slurm

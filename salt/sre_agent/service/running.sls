@@ -19,6 +19,19 @@ sre_agent-service-running-file-directory:
     - group: root
     - mode: '0750'
 
+{%- if service.replay %}
+
+sre_agent-service-running-file-managed-replay:
+  file.managed:
+    - name: {{ service.state_dir }}/replay.json
+    - source: {{ service.replay }}
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - file: sre_agent-service-running-file-directory
+{%- endif %}
+
 sre_agent-service-running-file-managed:
   file.managed:
     - names:

@@ -1,0 +1,280 @@
+"""Parts of the nvidia_mig, gpu_monitoring roles that need no container, run for real.
+
+* ``mig_assert`` (roles/nvidia_mig/library): the module as Ansible runs it (a JSON args file),
+  against recorded NVML fixtures, with this virtualenv as the node's sre-tools.
+* nvidia_mig's apply step refuses an undrained node, asking a real Slurm controller
+  (tests/helpers/slurm.py), and applies on a drained one (mig-parted is a recording stand-in).
+* nvidia_mig's layout validation (the sre_tools filter) stops the play with the field named.
+* gpu_monitoring's node_exporter download fails on a wrong sha256 before anything is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.ansible.conftest import ROLES_DIR, tool, tool_env
+from tests.helpers.slurm import SlurmCluster
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gpu"
+MIG_ASSERT = ROLES_DIR / "nvidia_mig" / "library" / "mig_assert.py"
+VENV = Path(sys.executable).parent.parent
+LAYOUTS = {
+    "version": "v1",
+    "mig-configs": {
+        "all-disabled": [{"devices": "all", "mig-enabled": False}],
+        "all-1g.10gb": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}],
+    },
+}
+
+
+# --- mig_assert --------------------------------------------------------------------------------
+
+
+def run_module(tmp_path: Path, **args: Any) -> tuple[int, dict[str, Any]]:
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(MIG_ASSERT), str(args_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+@pytest.fixture
+def layouts(tmp_path: Path) -> Path:
+    path = tmp_path / "layouts.yaml"
+    path.write_text(yaml.safe_dump(LAYOUTS), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check-mode"])
+def test_mig_assert_in_sync(tmp_path: Path, layouts: Path, check_mode: bool) -> None:
+    rc, result = run_module(
+        tmp_path,
+        config_file=str(layouts),
+        config_name="all-disabled",
+        venv=str(VENV),
+        replay=str(FIXTURES / "h100-synthetic.json"),
+        fail_on_drift=True,
+        _ansible_check_mode=check_mode,
+    )
+    assert rc == 0, result
+    assert result["changed"] is False and result["in_sync"] is True and result["drift"] == []
+    assert {f["check"] for f in result["findings"]} == {"mig.layout", "mig.pending"}
+    assert result["source"].startswith("replay:")
+
+
+def test_mig_assert_reports_drift_without_changing(tmp_path: Path, layouts: Path) -> None:
+    rc, result = run_module(
+        tmp_path,
+        config_file=str(layouts),
+        config_name="all-1g.10gb",
+        venv=str(VENV),
+        replay=str(FIXTURES / "h100-synthetic.json"),
+    )
+    assert rc == 0 and result["changed"] is False and result["in_sync"] is False
+    assert [f["check"] for f in result["drift"]] == ["mig.layout"]
+    assert "want {'1g.10gb': 7}, have MIG off" in result["drift"][0]["summary"]
+
+
+def test_mig_assert_reports_a_pending_mode_change(tmp_path: Path, layouts: Path) -> None:
+    rc, result = run_module(
+        tmp_path,
+        config_file=str(layouts),
+        config_name="all-disabled",
+        venv=str(VENV),
+        replay=str(FIXTURES / "faults" / "mig-pending.json"),
+    )
+    assert rc == 0 and result["in_sync"] is False
+    assert [f["check"] for f in result["drift"]] == ["mig.pending"]
+
+
+def test_mig_assert_fail_on_drift_fails_unchanged(tmp_path: Path, layouts: Path) -> None:
+    rc, result = run_module(
+        tmp_path,
+        config_file=str(layouts),
+        config_name="all-1g.10gb",
+        venv=str(VENV),
+        replay=str(FIXTURES / "h100-synthetic.json"),
+        fail_on_drift=True,
+    )
+    assert rc == 1 and result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith("mig_assert: MIG layout drift: MIG layout differs")
+
+
+@pytest.mark.parametrize(
+    ("name", "venv", "message"),
+    [
+        ("nope", None, "no config named 'nope' (known: all-1g.10gb, all-disabled)"),
+        ("all-disabled", "/nonexistent/venv", "/nonexistent/venv/bin/python not found"),
+    ],
+    ids=["unknown-config", "no-venv"],
+)
+def test_mig_assert_errors_are_one_line(
+    tmp_path: Path, layouts: Path, name: str, venv: str | None, message: str
+) -> None:
+    rc, result = run_module(
+        tmp_path,
+        config_file=str(layouts),
+        config_name=name,
+        venv=venv or str(VENV),
+        replay=str(FIXTURES / "h100-synthetic.json"),
+    )
+    assert rc == 1 and result["changed"] is False
+    assert message in result["msg"] and "\n" not in result["msg"]
+
+
+# --- playbooks on localhost --------------------------------------------------------------------
+
+
+def play(
+    tmp_path: Path,
+    role: str,
+    tasks_from: str,
+    extra: dict[str, Any],
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "h2",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Run the role's task file.",
+                            "ansible.builtin.include_role": {
+                                "name": role,
+                                "tasks_from": tasks_from,
+                            },
+                        }
+                    ],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    extra_file = tmp_path / "extra.json"
+    extra_file.write_text(json.dumps(extra), encoding="utf-8")
+    run_env = {**tool_env(), **(env or {}), "ANSIBLE_ROLES_PATH": str(ROLES_DIR)}
+    run_env["HOME"] = str(tmp_path / "home")
+    return subprocess.run(
+        [
+            tool("ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"@{extra_file}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        env=run_env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+
+
+def _parted_stub(tmp_path: Path) -> tuple[Path, Path]:
+    """A mig-parted that says the layout differs (assert: 1) and records an apply's argv."""
+    record = tmp_path / "applied"
+    stub = tmp_path / "nvidia-mig-parted"
+    stub.write_text(
+        f'#!/bin/sh\n[ "$1" = assert ] && exit 1\necho "$@" > {record}\n', encoding="utf-8"
+    )
+    stub.chmod(0o755)
+    return stub, record
+
+
+@pytest.fixture(scope="module")
+def slurm() -> Any:
+    with SlurmCluster(["gpu01"]) as cluster:
+        cluster.wait_idle()
+        yield cluster
+
+
+def test_mig_apply_refuses_an_undrained_node_then_applies_once_drained(
+    tmp_path: Path, slurm: SlurmCluster, layouts: Path
+) -> None:
+    stub, record = _parted_stub(tmp_path)
+    extra = {
+        "nvidia_mig_config_file": str(layouts),
+        "nvidia_mig_hooks_file": str(tmp_path / "hooks.yaml"),
+        "nvidia_mig_selected_config": "all-1g.10gb",
+        "nvidia_mig_drain_check": "slurm",
+        "nvidia_mig_slurm_node_name": "gpu01",
+        "nvidia_mig_scontrol": slurm.bin["scontrol"],
+        "_nvidia_mig_parted": str(stub),
+    }
+    refused = play(tmp_path, "nvidia_mig", "apply.yml", extra, env=slurm.env)
+    assert refused.returncode != 0
+    assert (
+        "Refusing to apply MIG layout all-1g.10gb: node gpu01 is not drained (Slurm state IDLE)"
+        in refused.stdout
+    ), refused.stdout[-3000:]
+    assert not record.exists()
+
+    slurm.scontrol("update", "nodename=gpu01", "state=drain", "reason=MIG reconfiguration")
+    try:
+        applied = play(tmp_path, "nvidia_mig", "apply.yml", extra, env=slurm.env)
+        assert applied.returncode == 0, applied.stdout[-3000:]
+        assert "changed=1" in applied.stdout
+        assert record.read_text().split() == [
+            "apply", "-f", str(layouts), "-c", "all-1g.10gb", "-k", str(tmp_path / "hooks.yaml")
+        ]  # fmt: skip
+    finally:
+        slurm.scontrol("update", "nodename=gpu01", "state=resume")
+
+
+def test_mig_layouts_are_validated_on_the_controller(tmp_path: Path) -> None:
+    extra = {
+        "nvidia_mig_install_manager": False,
+        "nvidia_mig_gpu_memory": "80gb",
+        "nvidia_mig_configs": {
+            "bad": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.5gb": 7}}]
+        },
+        "nvidia_mig_selected_config": "bad",
+        "ansible_facts": {"os_family": "Debian", "architecture": "x86_64"},
+    }
+    result = play(tmp_path, "nvidia_mig", "preflight.yml", extra)
+    assert result.returncode != 0
+    assert (
+        "nvidia_mig: nvidia_mig_configs: mig-configs.bad[0].mig-devices.1g.5gb: not a profile of a "
+        "80gb GPU" in result.stdout
+    ), result.stdout[-3000:]
+
+
+def test_node_exporter_download_fails_on_a_wrong_checksum(tmp_path: Path) -> None:
+    tarball = tmp_path / "node_exporter-9.9.9.linux-amd64.tar.gz"
+    member = tmp_path / "node_exporter"
+    member.write_text("#!/bin/sh\necho fake\n", encoding="utf-8")
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(member, arcname="node_exporter-9.9.9.linux-amd64/node_exporter")
+    extra = {
+        "gpu_monitoring_node_exporter_url": f"file://{tarball}",
+        "gpu_monitoring_node_exporter_sha256": "0" * 64,
+    }
+    result = play(tmp_path, "gpu_monitoring", "node_exporter-binary.yml", extra)
+    assert result.returncode != 0
+    assert "did not match" in result.stdout or "checksum" in result.stdout.lower(), result.stdout[
+        -3000:
+    ]
+    # Nothing was unpacked or installed.
+    cache = tmp_path / "home" / ".cache" / "gpu-monitoring"
+    assert not list(cache.rglob("node_exporter-9.9.9.linux-amd64"))
