@@ -5,11 +5,11 @@ base:
   # gpu_health beacon come from _modules/ and _beacons/ (saltutil.sync_all) and pillar.
   'gpu-*':
     - gpu_base                # kernel headers, nouveau blacklist, memlock, no unattended GPU upgrades
+    - infiniband              # inbox RDMA or DOCA-OFED: before the driver (nvidia-peermem)
     - nvidia_driver           # the driver, pinned and held; nvidia-persistenced
     - nvidia_fabricmanager    # NVSwitch fabric manager, following the driver's version
     - cuda_toolkit            # CUDA toolkit(s) from NVIDIA's repository
     - container_runtime       # NVIDIA container toolkit for the node's container runtime
     - nvidia_mig              # mig-parted and the node's MIG layout
-    - infiniband              # DOCA-OFED / RDMA stack
     - gpu_monitoring          # node_exporter, DCGM, dcgm-exporter
     - sre_agent               # sre-tools and its periodic health timer

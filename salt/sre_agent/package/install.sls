@@ -39,6 +39,12 @@ sre_agent-package-install-pip-installed:
   pip.installed:
     - name: {{ requirement }}
     - bin_env: {{ sre_agent.venv }}
+    - require:
+      - cmd: sre_agent-package-install-cmd-run
+    # Evaluated when the state runs, after the venv state: always true on a real apply. On a dry
+    # run of a fresh node the venv is not there yet and pip.installed cannot dry-run into a
+    # missing one ("could not find a pip binary"); the venv state already reports the work.
+    - onlyif: test -x {{ sre_agent.venv }}/bin/python
 {%- if source.index_url and not source.wheel %}
     - index_url: {{ source.index_url }}
 {%- endif %}
