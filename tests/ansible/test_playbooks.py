@@ -412,7 +412,7 @@ def test_remediate_is_a_dry_run_by_default(cluster, tmp_path, fake_bin) -> None:
     assert decision["outcome"] == "dry_run" and decision["code"] == "would_drain", decision
     assert ["nvidia-smi", "--gpu-reset", "-i", "0"] in decision["commands"]
     assert result.results(DECIDE)["gpu02"].get("skipped"), "a healthy node asks for nothing"
-    assert cluster.node_states()["gpu01"] == "idle"
+    assert cluster.settled_states()["gpu01"] == "idle"
     assert ssh_calls(tmp_path) == []
     assert [r["outcome"] for r in audit(tmp_path)] == ["dry_run"]
 
@@ -491,7 +491,7 @@ def test_remediate_reset_then_resume(cluster, tmp_path, fake_bin) -> None:
         env_update=env,
     )
     assert json.loads(result.results(resume)["gpu01"]["stdout"])["code"] == "still_unhealthy"
-    assert "drain" in cluster.node_states()["gpu01"]
+    assert "drain" in cluster.settled_states()["gpu01"]
 
     inv = base_inventory({"gpu01": node_vars(HEALTHY)}, **engine_vars(cluster, tmp_path))
     result = run_playbook(
@@ -504,7 +504,7 @@ def test_remediate_reset_then_resume(cluster, tmp_path, fake_bin) -> None:
     assert result.rc == 0, result
     answer = json.loads(result.results(resume)["gpu01"]["stdout"])
     assert (answer["outcome"], answer["code"]) == ("acted", "resumed"), answer
-    assert cluster.node_states()["gpu01"] == "idle"
+    assert cluster.settled_states()["gpu01"] == "idle"
 
 
 @pytest.mark.integration
@@ -606,7 +606,7 @@ def test_rolling_upgrade_stops_at_a_failing_batch(cluster, tmp_path, driver_sand
         env_update=driver_sandbox["env"],
     )
     assert result.rc != 0, result
-    states = cluster.node_states()
+    states = cluster.settled_states()
     reasons = cluster.drain_reasons()
     # Batches 1 and 2: upgraded (the pin names the new version), gated, resumed.
     for node in ("gpu01", "gpu02", "gpu03"):
@@ -658,7 +658,7 @@ def test_rolling_upgrade_skips_an_operators_node(cluster, tmp_path, driver_sandb
         env_update=driver_sandbox["env"],
     )
     assert result.rc == 0, result
-    states = cluster.node_states()
+    states = cluster.settled_states()
     assert states["gpu01"] == states["gpu03"] == "idle", states
     assert cluster.drain_reasons()["gpu02"] == "ticket 4711"
     assert pinned(tmp_path, "gpu02") is None
@@ -682,5 +682,5 @@ def test_rolling_upgrade_check_mode_changes_nothing(cluster, tmp_path, driver_sa
     assert result.rc == 0, result
     drains = result.results("Drain the node in Slurm with our reason (on the controller).")
     assert {json.loads(r["stdout"])["code"] for r in drains.values()} == {"would_drain"}
-    assert all(s == "idle" for s in cluster.node_states().values())
+    assert all(s == "idle" for s in cluster.settled_states().values())
     assert pinned(tmp_path, "gpu01") is None

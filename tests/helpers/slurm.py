@@ -198,6 +198,21 @@ class SlurmCluster:
                 states[name.strip()] = state.strip()
         return states
 
+    def settled_states(self, timeout: float = 15.0) -> dict[str, str]:
+        """:meth:`node_states` once no served node is flagged not responding (``idle*``).
+
+        Slurm 22.05 pings a node right after ``state=resume`` and shows it ``idle*`` until the
+        answer comes (about a second here); a slurmd that is really gone stays ``*`` and the
+        states come back with the flag after ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.node_states()
+            flagged = [n for n in self.nodes if states.get(n, "").endswith("*")]
+            if not flagged or time.monotonic() > deadline:
+                return states
+            time.sleep(0.2)
+
     def drain_reasons(self) -> dict[str, str]:
         """``sinfo -R``: drained/down node to its reason."""
         out = self.sinfo("-R", "--noheader", "--format", "%N|%E").stdout

@@ -74,12 +74,12 @@ def _salt_installed() -> None:
 
 TOP_FORMULAS = [
     "gpu_base",
+    "infiniband",
     "nvidia_driver",
     "nvidia_fabricmanager",
     "cuda_toolkit",
     "container_runtime",
     "nvidia_mig",
-    "infiniband",
     "gpu_monitoring",
     "sre_agent",
 ]

@@ -31,12 +31,12 @@ GRAINS = {
 }
 FORMULAS = [
     "gpu_base",
+    "infiniband",
     "nvidia_driver",
     "nvidia_fabricmanager",
     "cuda_toolkit",
     "container_runtime",
     "nvidia_mig",
-    "infiniband",
     "gpu_monitoring",
     "sre_agent",
 ]
