@@ -150,7 +150,12 @@ def test_os_family_parameters(
 def test_pillar_reaches_the_states(highstates: dict[str, dict[str, Any]]) -> None:
     high = highstates["Debian"]
     pip = _args(high["sre_agent-package-install-pip-installed"], "pip")
-    assert pip == {"name": "sre-tools==0.1.0", "bin_env": "/opt/sre-tools/venv"}
+    assert pip == {
+        "name": "sre-tools==0.1.0",
+        "bin_env": "/opt/sre-tools/venv",
+        "require": [{"cmd": "sre_agent-package-install-cmd-run"}],
+        "onlyif": "test -x /opt/sre-tools/venv/bin/python",
+    }
     policy = _args(high["sre_agent-config-file-file-managed"], "file")["context"]["policy"]
     assert policy["profile"] == "h100-sxm-8"
 
@@ -236,6 +241,8 @@ def test_lookup_then_pillar_override_the_parameters(tmp_path: Path) -> None:
     assert pip == {
         "name": "sre-tools==0.2.0",
         "bin_env": "/srv/sre/venv",
+        "require": [{"cmd": "sre_agent-package-install-cmd-run"}],
+        "onlyif": "test -x /srv/sre/venv/bin/python",
         "index_url": "https://pypi.example/simple",
     }
     assert "dead" in high["sre_agent-service-running-service-running"]["service"]
