@@ -34,17 +34,9 @@ from typing import Any
 
 import yaml
 
+from tests.helpers.podman import PODMAN, RUN_FLAGS
+
 ROOT = Path(__file__).resolve().parents[2]
-PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
-RUN_FLAGS = [
-    "--ulimit",
-    "nofile=10000:10000",
-    "--ulimit",
-    "nproc=4096:4096",
-    "--systemd=always",
-    "--network",
-    "host",
-]
 NODE_IMAGE_REPO = "localhost/sre-debian12-sshnode"
 # Venv like roles/sre_agent's default (sre_agent_venv), so the gpu_health module finds `sre`.
 SRE_VENV = "/opt/sre-tools/venv"

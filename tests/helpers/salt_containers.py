@@ -34,19 +34,10 @@ from typing import Any
 
 import yaml
 
+from tests.helpers.podman import PODMAN, RUN_FLAGS
 from tests.helpers.salt import SALT_DIR, SaltMissingError, salt_version
 
 ROOT = Path(__file__).resolve().parents[2]
-PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
-RUN_FLAGS = [
-    "--ulimit",
-    "nofile=10000:10000",
-    "--ulimit",
-    "nproc=4096:4096",
-    "--systemd=always",
-    "--network",
-    "host",
-]
 IMAGE_REPO = "localhost/sre-salt-debian12"
 SALT_VENV = "/opt/salt"
 SALT_CALL = f"{SALT_VENV}/bin/salt-call"
