@@ -70,6 +70,46 @@ def default_store_path() -> Path:
     return Path(base) / "sre-tools" / "store.db"
 
 
+def connect(path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A connection to ``path`` as every SQLite file of sre_tools is used: autocommit (explicit
+    transactions only), WAL, a busy timeout (a second writer waits), foreign keys on."""
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Cursor]:
+    """One ``BEGIN IMMEDIATE`` .. ``COMMIT`` on ``conn``, rolled back on any exception. A writer
+    that cannot get the lock within the busy timeout, or a failed commit, is a
+    :class:`StoreError` naming ``path`` and ``what`` the file is."""
+    cur = conn.cursor()
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        cur.close()
+        raise StoreError(f"{path}: {what} is busy or read-only: {exc}") from exc
+    try:
+        yield cur
+    except BaseException:
+        conn.rollback()
+        raise
+    else:
+        try:
+            conn.commit()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: {what}: commit failed: {exc}") from exc
+    finally:
+        cur.close()
+
+
 class Store:
     """A handle on the SQLite store. Cheap to open; use as a context manager to close."""
 
@@ -80,13 +120,7 @@ class Store:
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn = connect(self.path)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open store: {exc}") from exc
@@ -113,23 +147,8 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
         """One ``BEGIN IMMEDIATE`` .. ``COMMIT``; rolled back on any exception."""
-        cur = self.conn.cursor()
-        try:
-            cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: store is busy or read-only: {exc}") from exc
-        try:
+        with immediate(self.conn, self.path, "store") as cur:
             yield cur
-        except BaseException:
-            self.conn.rollback()
-            raise
-        else:
-            try:
-                self.conn.commit()
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"{self.path}: commit failed: {exc}") from exc
-        finally:
-            cur.close()
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Run a read-only query and return all rows."""

@@ -23,6 +23,7 @@ from sre_tools.remediation import guardrails
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.guardrails import Refusal
 from sre_tools.remediation.model import RemediationRequest
+from sre_tools.store import connect, immediate
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
@@ -134,14 +135,10 @@ class RemediationState:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn = connect(self.path, BUSY_TIMEOUT_MS)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open remediation state: {exc}") from exc
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
             yield conn
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: remediation state: {exc}") from exc
@@ -151,21 +148,8 @@ class RemediationState:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
         """One ``BEGIN IMMEDIATE`` .. ``COMMIT`` on a fresh connection; rolled back on error."""
-        with self._connect() as conn:
-            cur = conn.cursor()
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"{self.path}: state is busy or read-only: {exc}") from exc
-            try:
-                yield cur
-            except BaseException:
-                conn.rollback()
-                raise
-            else:
-                conn.commit()
-            finally:
-                cur.close()
+        with self._connect() as conn, immediate(conn, self.path, "remediation state") as cur:
+            yield cur
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._connect() as conn:
