@@ -38,6 +38,11 @@ TIMEOUTS = {
     ("container_runtime", "alternative"): 2400,
 }
 CHECK_TIMEOUT = 600
+RUN_SH = ROOT / "molecule" / "run.sh"
+# molecule/site (playbooks/site.yml on two containers, then the health gate) has its own run.sh.
+SITE_RUN_SH = ROOT / "molecule" / "site" / "run.sh"
+SITE_TIMEOUT = 3600
+SITE_CHECK_TIMEOUT = 1800
 IMAGE_TIMEOUT = 900
 LOG_TAIL = 12_000
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)", re.MULTILINE)
@@ -57,7 +62,6 @@ SLOW: set[tuple[str, str]] = {
     ("nvidia_fabricmanager", "alternative"),
     ("nvidia_mig", "alternative"),
     ("sre_agent", "alternative"),
-    ("sre_agent", "default"),
 }
 
 SCENARIOS = sorted(
@@ -88,14 +92,17 @@ def molecule_image() -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def run_molecule(env: dict[str, str], log: Path, args: list[str], timeout: int) -> int | None:
-    """One molecule/run.sh call, output appended to ``log``; its exit status, None on timeout."""
+def run_molecule(
+    env: dict[str, str], log: Path, args: list[str], timeout: int, script: Path = RUN_SH
+) -> int | None:
+    """One molecule/run.sh (or ``script``) call, output appended to ``log``; its exit status,
+    None on timeout."""
     with log.open("a", encoding="utf-8") as stream:
-        stream.write(f"\n==> molecule/run.sh {' '.join(args)}\n")
+        stream.write(f"\n==> {script.relative_to(ROOT)} {' '.join(args)}\n")
         stream.flush()
         # Its own process group, so a timeout stops molecule and every ansible-playbook under it.
         process = subprocess.Popen(
-            [str(ROOT / "molecule" / "run.sh"), *args],
+            [str(script), *args],
             cwd=ROOT,
             env=env,
             stdout=stream,
@@ -137,38 +144,63 @@ def test_scenarios_are_found() -> None:
     ],
 )
 def test_molecule_scenario(role: str, scenario: str, molecule_image: str, tmp_path: Path) -> None:
+    timeout = TIMEOUTS.get((role, scenario), DEFAULT_TIMEOUT)
+    converge_and_check(
+        f"{role}/{scenario}", [role, scenario], RUN_SH, timeout, CHECK_TIMEOUT, molecule_image,
+        tmp_path,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_molecule_site(molecule_image: str, tmp_path: Path) -> None:
+    """molecule/site: site.yml converged on two containers, idempotent, the health gate through
+    `sre ansible validate` in verify, then site.yml in check mode reporting no change."""
+    converge_and_check(
+        "site", [], SITE_RUN_SH, SITE_TIMEOUT, SITE_CHECK_TIMEOUT, molecule_image, tmp_path
+    )
+
+
+def converge_and_check(
+    name: str,
+    prefix: list[str],
+    script: Path,
+    timeout: int,
+    check_timeout: int,
+    molecule_image: str,
+    tmp_path: Path,
+) -> None:
+    """``test --destroy never``, then ``converge -- --check`` (changed=0 on every host), then
+    ``destroy``, through ``script`` with ``prefix`` (molecule/run.sh takes role and scenario)."""
     env = tool_env()
     env["SRE_MOLECULE_IMAGE"] = molecule_image
     # A container name and molecule state of its own: concurrent runs (another checkout, a
     # developer's instance of the same scenario) are left alone.
     env["SRE_MOLECULE_RUN_SUFFIX"] = f"-pytest{os.getpid()}"
     env["MOLECULE_EPHEMERAL_DIRECTORY"] = str(tmp_path / "molecule-state")
-    log = tmp_path / f"molecule-{role}-{scenario}.log"
-    timeout = TIMEOUTS.get((role, scenario), DEFAULT_TIMEOUT)
+    log = tmp_path / f"molecule-{name.replace('/', '-')}.log"
     started = time.monotonic()
     try:
-        rc = run_molecule(env, log, [role, scenario, "test", "--destroy", "never"], timeout)
+        rc = run_molecule(env, log, [*prefix, "test", "--destroy", "never"], timeout, script)
         tested = time.monotonic() - started
         output = log.read_text(encoding="utf-8", errors="replace")
         if rc is None:
-            pytest.fail(f"{role}/{scenario} ran past {timeout} s:\n{output[-LOG_TAIL:]}", False)
-        assert rc == 0, f"{role}/{scenario} failed ({tested:.0f} s):\n{output[-LOG_TAIL:]}"
+            pytest.fail(f"{name} ran past {timeout} s:\n{output[-LOG_TAIL:]}", False)
+        assert rc == 0, f"{name} failed ({tested:.0f} s):\n{output[-LOG_TAIL:]}"
 
         mark = len(output)
         # `molecule check` would destroy and recreate the instance first (its check_sequence).
-        rc = run_molecule(env, log, [role, scenario, "converge", "--", "--check"], CHECK_TIMEOUT)
+        rc = run_molecule(env, log, [*prefix, "converge", "--", "--check"], check_timeout, script)
         check_output = log.read_text(encoding="utf-8", errors="replace")[mark:]
-        assert rc == 0, f"{role}/{scenario} check mode failed:\n{check_output[-LOG_TAIL:]}"
+        assert rc == 0, f"{name} check mode failed:\n{check_output[-LOG_TAIL:]}"
         changes = check_mode_changes(check_output)
         tail = check_output[-LOG_TAIL:]
-        assert changes, f"{role}/{scenario}: no PLAY RECAP in check mode:\n{tail}"
+        assert changes, f"{name}: no PLAY RECAP in check mode:\n{tail}"
         assert all(n == 0 for n in changes.values()), (
-            f"{role}/{scenario}: check mode on the converged host reports changes {changes}:\n"
-            f"{check_output[-LOG_TAIL:]}"
+            f"{name}: check mode on the converged host reports changes {changes}:\n{tail}"
         )
     finally:
-        run_molecule(env, log, [role, scenario, "destroy"], CHECK_TIMEOUT)
-        print(f"molecule {role}/{scenario}: {time.monotonic() - started:.0f} s")
+        run_molecule(env, log, [*prefix, "destroy"], check_timeout, script)
+        print(f"molecule {name}: {time.monotonic() - started:.0f} s")
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ from tests.helpers.podman import PODMAN, RUN_FLAGS
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_IMAGE_REPO = "localhost/sre-debian12-sshnode"
+# The node image plus Salt in /opt/salt (sre_salt_node_image), for benchmarks/bench_fanout.py.
+SALT_NODE_IMAGE_REPO = "localhost/sre-debian12-sshnode-salt-sre"
 # Venv like roles/sre_agent's default (sre_agent_venv), so the gpu_health module finds `sre`.
 SRE_VENV = "/opt/sre-tools/venv"
 # What the node image adds to the base image; part of its tag.
@@ -233,9 +235,29 @@ def sre_node_image(workdir: Path) -> str:
 
     Tagged by a hash of sre_tools/ and pyproject.toml, so a code change builds a new layer.
     """
-    base = node_image()
-    tag = f"{NODE_IMAGE_REPO}-sre:{_source_hash()}-{base.rsplit(':', 1)[1][:6]}"
-    with _lock("sre-debian12-sshnode-sre"):
+    return _sre_layer(workdir, node_image(), f"{NODE_IMAGE_REPO}-sre")
+
+
+def sre_salt_node_image(workdir: Path) -> str:
+    """:func:`sre_node_image` plus Salt (the host's version) in ``/opt/salt``, with the same
+    sre-tools wheel and its dependencies installed into Salt's Python too, so the ``gpu``
+    execution module (salt/_modules/gpu.py) loads on a minion there; what
+    ``salt-pip install sre-tools`` does on a real minion. For benchmarks/bench_fanout.py: the
+    same nodes answer Ansible over SSH and Salt through a master.
+
+    Layers: :func:`node_image`, then Salt (:func:`tests.helpers.salt_containers.salt_image`
+    with that base), then sre-tools (tagged by the source hash, like :func:`sre_node_image`).
+    """
+    from tests.helpers.salt_containers import SALT_VENV, salt_image
+
+    return _sre_layer(workdir, salt_image(base=node_image()), SALT_NODE_IMAGE_REPO, SALT_VENV)
+
+
+def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None) -> str:
+    """``base`` with this checkout's sre-tools wheel in SRE_VENV (and in ``salt_venv``, with
+    its dependencies, when given), committed as ``repo:<source hash>-<base tag>``."""
+    tag = f"{repo}:{_source_hash()}-{base.rsplit(':', 1)[1][:6]}"
+    with _lock(repo.rsplit("/", 1)[-1]):
         if subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0:
             return tag
         wheels = workdir / "wheel"
@@ -254,9 +276,29 @@ def sre_node_image(workdir: Path) -> str:
                 "-q",
                 f"/root/{wheel.name}",
             ],
-            ["rm", "-f", f"/root/{wheel.name}"],
         ]
         copies = {str(wheel): f"/root/{wheel.name}"}
+        venvs = [SRE_VENV]
+        if salt_venv:
+            # The dependencies as wheels fetched on the host (the containers cannot verify
+            # PyPI's certificate), then the wheel itself, as into SRE_VENV.
+            deps = workdir / "salt-deps"
+            shutil.rmtree(deps, ignore_errors=True)
+            _run(
+                [_host_python(), "-m", "pip", "download", "-q", "--only-binary=:all:",
+                 "-d", str(deps), *SRE_DEPENDENCIES],
+                timeout=300,
+            )  # fmt: skip
+            copies[str(deps)] = "/root/salt-deps"
+            steps += [
+                [f"{salt_venv}/bin/pip", "install", "--no-index", "--find-links",
+                 "/root/salt-deps", "-q", *SRE_DEPENDENCIES],
+                [f"{salt_venv}/bin/pip", "install", "--no-deps", "--no-index", "-q",
+                 f"/root/{wheel.name}"],
+                ["rm", "-rf", "/root/salt-deps"],
+            ]  # fmt: skip
+            venvs.append(salt_venv)
+        steps.append(["rm", "-f", f"/root/{wheel.name}"])
         missing = _missing_package_files(wheel)
         if missing:
             # A wheel without the health profiles cannot run `sre health`; pyproject's
@@ -264,15 +306,18 @@ def sre_node_image(workdir: Path) -> str:
             warnings.warn(
                 f"{wheel.name} lacks {', '.join(missing)}: add them to pyproject.toml's "
                 "[tool.setuptools.package-data]; copying them from the checkout",
-                stacklevel=2,
+                stacklevel=3,
             )
-            site = f"{SRE_VENV}/lib/python3.11/site-packages"
             for i, rel in enumerate(missing):
                 copies[str(ROOT / rel)] = f"/root/missing-{i}"
-                steps.append(["install", "-D", "-m", "644", f"/root/missing-{i}", f"{site}/{rel}"])
+                for venv in venvs:
+                    site = f"{venv}/lib/python3.11/site-packages"
+                    steps.append(
+                        ["install", "-D", "-m", "644", f"/root/missing-{i}", f"{site}/{rel}"]
+                    )
                 steps.append(["rm", "-f", f"/root/missing-{i}"])
         _build_layer(base, tag, steps, copies)
-        _prune(f"{NODE_IMAGE_REPO}-sre", tag)
+        _prune(repo, tag)
     return tag
 
 

@@ -11,7 +11,9 @@ by a hash of the base image, the Salt version and this recipe, so later runs reu
 the test ends), copies ``salt/`` in as ``/srv/salt`` with links resolved (``sre_versions.yaml``
 becomes the real versions file), writes a pillar tree to ``/srv/pillar`` and runs
 ``salt-call --local --out=json state.apply`` there. :class:`StateRun` reads the result: which
-states failed, which changed anything.
+states failed, which changed anything. :func:`converge` runs the five steps every container test
+of a formula goes through; :func:`apt_candidate`, :func:`dpkg_version` and :func:`apt_held` read
+apt's view of the result.
 """
 
 from __future__ import annotations
@@ -125,13 +127,15 @@ def _image_exists(tag: str) -> bool:
     return _run(["podman", "image", "exists", tag], check=False).returncode == 0
 
 
-def salt_image() -> str:
-    """The base image plus Salt in ``/opt/salt``; built once (about a minute), then reused."""
+def salt_image(base: str | None = None) -> str:
+    """``base`` (default: :func:`base_image`) plus Salt in ``/opt/salt``; built once (about a
+    minute), then reused. The base is part of the tag: benchmarks/bench_fanout.py layers Salt on
+    the SSH node image (tests/helpers/podman_nodes.py)."""
     try:
         version = salt_version()
     except SaltMissingError as exc:
         raise ContainerError(str(exc)) from None
-    base = base_image()
+    base = base or base_image()
     recipe = f"{base}\nsalt=={version}\nvenv={SALT_VENV}\nrecipe={RECIPE_VERSION}"
     tag = f"{IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
     with _lock("sre-salt-debian12"):
@@ -400,3 +404,82 @@ class SaltContainer:
 
     def journal(self, unit: str) -> str:
         return self.exec("journalctl", "--no-pager", "-n", "80", "-u", unit, check=False).stdout
+
+
+# --- the five steps of a formula test, and apt's view of the result ------------------------------
+
+
+def converge(
+    node: SaltContainer,
+    sls: str,
+    must_change: set[str],
+    fresh_failures: list[str] | None = None,
+    timeout: float = 1500,
+    dry_run_cannot_tell: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Apply ``sls`` (one sls or a comma-separated list) in five steps; returns the timings in
+    seconds (``test_first``, ``apply``, ``apply_again``, ``test_converged``):
+
+    1. ``test=True`` on the fresh node: nothing fails, and the ``must_change`` states say they
+       would act;
+    2. ``state.apply``: every result True, and every ``must_change`` state changed something;
+    3. (the caller's checks of the result on the system come after this function);
+    4. ``state.apply`` again: every result True, no changes at all, the same states;
+    5. ``test=True`` on the converged node: no changes reported.
+
+    With ``fresh_failures`` (a list), failures of step 1 are appended there instead of failing at
+    once, so the other steps still run; the caller decides. ``dry_run_cannot_tell``: states of
+    ``must_change`` that test=True on a fresh node cannot announce (their ``onlyif`` needs an
+    earlier state's result)."""
+    timings: dict[str, Any] = {}
+    start = time.monotonic()
+    dry = node.apply(sls, test=True)
+    timings["test_first"] = round(time.monotonic() - start, 1)
+    if fresh_failures is not None and dry.failed:
+        fresh_failures.extend(f"{sid}: {comment}" for sid, comment in dry.failed.items())
+    else:
+        assert not dry.failed, f"test=True failed on a fresh node: {dry.failed}"
+        announced = must_change - dry_run_cannot_tell
+        assert announced <= set(dry.changed), (
+            f"test=True does not announce {announced - set(dry.changed)}: {sorted(dry.changed)}"
+        )
+
+    start = time.monotonic()
+    first = node.apply(sls, timeout=timeout)
+    timings["apply"] = round(time.monotonic() - start, 1)
+    assert not first.failed, f"state.apply {sls} failed: {first.failed}"
+    assert must_change <= set(first.changed), (
+        f"state.apply {sls} did not change {must_change - set(first.changed)}"
+    )
+
+    start = time.monotonic()
+    second = node.apply(sls)
+    timings["apply_again"] = round(time.monotonic() - start, 1)
+    assert not second.failed, f"second state.apply failed: {second.failed}"
+    assert second.changed == {}, f"not idempotent: {second.changed}"
+    assert second.ids() == first.ids()
+
+    start = time.monotonic()
+    again = node.apply(sls, test=True)
+    timings["test_converged"] = round(time.monotonic() - start, 1)
+    assert not again.failed and again.changed == {}, (again.failed, again.changed)
+    return timings
+
+
+def apt_candidate(node: SaltContainer, package: str) -> str:
+    """The version apt would install (``apt-cache policy``'s Candidate), pins applied."""
+    policy = node.exec("apt-cache", "policy", package).stdout
+    m = re.search(r"Candidate: (\S+)", policy)
+    if not m:
+        raise ContainerError(f"apt-cache policy {package}: no candidate in\n{policy}")
+    return m.group(1)
+
+
+def dpkg_version(node: SaltContainer, package: str) -> str:
+    """The installed version of ``package`` (empty when dpkg knows it but it is not installed)."""
+    return node.exec("dpkg-query", "-W", "-f=${Version}", package).stdout
+
+
+def apt_held(node: SaltContainer) -> set[str]:
+    """The packages on hold (``apt-mark showhold``)."""
+    return set(node.exec("apt-mark", "showhold").stdout.split())

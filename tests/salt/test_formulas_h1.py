@@ -263,11 +263,12 @@ def test_cuda_toolkit_defaults_from_versions_file(rendered: dict[str, Any]) -> N
     versions = VERSIONS["cuda_toolkit"]["versions"]
     pkgs = args(high["cuda_toolkit-package-install-pkg-installed"], "pkg")["pkgs"]
     assert pkgs == ["cuda-toolkit-" + v.replace(".", "-") for v in versions]
-    alternatives = args(high["cuda_toolkit-config-file-alternatives-set"], "alternatives")
+    # update-alternatives --set (Salt 3008 has no alternatives state module any more).
+    alternatives = args(high["cuda_toolkit-config-file-cmd-run-alternatives"], "cmd")
     major = versions[0].split(".")[0]
-    assert alternatives["names"] == [
-        {"cuda": [{"path": f"/usr/local/cuda-{versions[0]}"}]},
-        {f"cuda-{major}": [{"path": f"/usr/local/cuda-{versions[0]}"}]},
+    assert [next(iter(n)) for n in alternatives["names"]] == [
+        f"update-alternatives --set cuda /usr/local/cuda-{versions[0]}",
+        f"update-alternatives --set cuda-{major} /usr/local/cuda-{versions[0]}",
     ]
     # The same sources file and keyring as nvidia_fabricmanager, with the same content.
     ours = args(high["cuda_toolkit-package-repo-file-managed-cuda"], "file")
@@ -296,7 +297,7 @@ def test_cuda_toolkit_distro_source(rendered: dict[str, Any]) -> None:
     assert debian["context"]["components"] == ["contrib", "non-free", "non-free-firmware"]
     assert debian["context"]["codename"] == "bookworm"
     assert "cuda_toolkit-package-repo-file-managed-cuda" not in high
-    assert "cuda_toolkit-config-file-alternatives-set" not in high
+    assert "cuda_toolkit-config-file-cmd-run-alternatives" not in high
     assert (
         args(high["cuda_toolkit-config-file-file-absent"], "file")["name"]
         == "/etc/profile.d/cuda.sh"
@@ -334,7 +335,9 @@ def test_container_runtime_defaults(rendered: dict[str, Any]) -> None:
         == "https://nvidia.github.io/libnvidia-container/stable/deb/amd64"
     )
     main = args(high["container_runtime-config-file-file-managed-containerd"], "file")
-    assert main["check_cmd"] == "containerd config dump --config"
+    assert main["check_cmd"] == (
+        """sh -c 'containerd --config "$1" config dump >/dev/null' containerd-config-check"""
+    )
     cdi = args(high["container_runtime-config-file-cmd-run-cdi"], "cmd")
     assert cdi["unless"] == "/usr/bin/nvidia-ctk cdi generate | cmp -s - /etc/cdi/nvidia.yaml"
     service = args(high["container_runtime-service-running-service-running"], "service")

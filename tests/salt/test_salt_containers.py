@@ -1,7 +1,8 @@
 """Masterless ``state.apply`` of the formulas in Debian 12 systemd containers, real packages.
 
 Each test starts its own container (tests/helpers/salt_containers.py: Salt 3008 in /opt/salt,
-this repository's salt/ tree in /srv/salt, a pillar written for the test), then for the formula:
+this repository's salt/ tree in /srv/salt, a pillar written for the test), then for the formula
+(``converge`` in that module runs steps 1, 2, 4 and 5; the test checks step 3 itself):
 
 1. ``test=True`` on the fresh container: nothing fails, and the states that must act say so;
 2. ``state.apply``: every state's result is True;
@@ -16,76 +17,22 @@ of Debian's driver is also marked ``slow`` (about 7 minutes of compiling on 2 co
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import pytest
 
-from tests.helpers.salt_containers import SaltContainer, sre_tools_index
+from tests.helpers.salt_containers import (
+    SaltContainer,
+    apt_candidate,
+    apt_held,
+    converge,
+    dpkg_version,
+    sre_tools_index,
+)
 
 pytestmark = pytest.mark.molecule
 
 DRIVER_VERSION = "535.261.03"  # Debian 12's point release; bookworm-security has newer 535 builds
-
-
-def _converge(
-    node: SaltContainer,
-    sls: str,
-    must_change: set[str],
-    fresh_failures: list[str] | None = None,
-    timeout: float = 1500,
-    dry_run_cannot_tell: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    """The five steps above; returns the timings in seconds. With ``fresh_failures`` (a list),
-    failures of step 1 are appended there instead of failing at once, so the other steps still
-    run; the caller decides. ``dry_run_cannot_tell``: states of ``must_change`` that test=True on
-    a fresh node cannot announce (their ``onlyif`` needs an earlier state's result)."""
-    timings: dict[str, Any] = {}
-    start = time.monotonic()
-    dry = node.apply(sls, test=True)
-    timings["test_first"] = round(time.monotonic() - start, 1)
-    if fresh_failures is not None and dry.failed:
-        fresh_failures.extend(f"{sid}: {comment}" for sid, comment in dry.failed.items())
-    else:
-        assert not dry.failed, f"test=True failed on a fresh node: {dry.failed}"
-        announced = must_change - dry_run_cannot_tell
-        assert announced <= set(dry.changed), (
-            f"test=True does not announce {announced - set(dry.changed)}: {sorted(dry.changed)}"
-        )
-
-    start = time.monotonic()
-    first = node.apply(sls, timeout=timeout)
-    timings["apply"] = round(time.monotonic() - start, 1)
-    assert not first.failed, f"state.apply {sls} failed: {first.failed}"
-    assert must_change <= set(first.changed), sorted(first.changed)
-
-    start = time.monotonic()
-    second = node.apply(sls)
-    timings["apply_again"] = round(time.monotonic() - start, 1)
-    assert not second.failed, f"second state.apply failed: {second.failed}"
-    assert second.changed == {}, f"not idempotent: {second.changed}"
-    assert second.ids() == first.ids()
-
-    start = time.monotonic()
-    again = node.apply(sls, test=True)
-    timings["test_converged"] = round(time.monotonic() - start, 1)
-    assert not again.failed and again.changed == {}, (again.failed, again.changed)
-    return timings
-
-
-def _candidate(node: SaltContainer, package: str) -> str:
-    policy = node.exec("apt-cache", "policy", package).stdout
-    m = re.search(r"Candidate: (\S+)", policy)
-    assert m, policy
-    return m.group(1)
-
-
-def _installed(node: SaltContainer, package: str) -> str:
-    return node.exec("dpkg-query", "-W", "-f=${Version}", package).stdout
-
-
-def _held(node: SaltContainer) -> set[str]:
-    return set(node.exec("apt-mark", "showhold").stdout.split())
 
 
 # --- gpu_base + nvidia_driver, user-space packages only (no DKMS build) ------------------------
@@ -115,7 +62,7 @@ LIGHT_PACKAGES = ["nvidia-smi", "libcuda1", "libnvidia-cfg1"]
 def test_gpu_base_and_nvidia_driver_user_space(record_property: Any) -> None:
     with SaltContainer("gpu-h100-01") as node:
         node.set_pillar(LIGHT_PILLAR)
-        timings = _converge(
+        timings = converge(
             node,
             "gpu_base,nvidia_driver",
             {
@@ -135,12 +82,12 @@ def test_gpu_base_and_nvidia_driver_user_space(record_property: Any) -> None:
         # The source and the pin decide: non-free is reachable, and the pin wins over the newer
         # 535 builds in bookworm-security.
         for package in [*LIGHT_PACKAGES, "nvidia-driver", "nvidia-kernel-dkms"]:
-            assert _candidate(node, package).startswith(f"{DRIVER_VERSION}-"), package
+            assert apt_candidate(node, package).startswith(f"{DRIVER_VERSION}-"), package
         for package in LIGHT_PACKAGES:
-            assert _installed(node, package).startswith(f"{DRIVER_VERSION}-"), package
-        assert set(LIGHT_PACKAGES) <= _held(node)
-        assert "nvidia-persistenced" not in _held(node)  # its own version, not held
-        assert _installed(node, "nvidia-persistenced")
+            assert dpkg_version(node, package).startswith(f"{DRIVER_VERSION}-"), package
+        assert set(LIGHT_PACKAGES) <= apt_held(node)
+        assert "nvidia-persistenced" not in apt_held(node)  # its own version, not held
+        assert dpkg_version(node, "nvidia-persistenced")
         upgrade = node.exec("apt-get", "-s", "upgrade").stdout
         assert not re.search(r"^Inst (nvidia-smi|libcuda1|libnvidia-cfg1) ", upgrade, re.M), upgrade
 
@@ -176,7 +123,7 @@ def test_gpu_base_and_nvidia_driver_user_space(record_property: Any) -> None:
         release = node.apply("nvidia_driver")
         assert not release.failed, release.failed
         assert set(release.changed) == {"nvidia_driver-package-install-pkg-installed"}
-        assert not set(LIGHT_PACKAGES) & _held(node)
+        assert not set(LIGHT_PACKAGES) & apt_held(node)
 
 
 # --- NVIDIA's CUDA repository layout, from the fixture repository ------------------------------
@@ -213,7 +160,7 @@ def test_nvidia_driver_cuda_repo_key_and_source() -> None:
 
         pillar["nvidia_driver"]["cuda_repo_key_fingerprint"] = fingerprint
         node.set_pillar(pillar)
-        _converge(
+        converge(
             node,
             "nvidia_driver",
             {
@@ -246,7 +193,7 @@ def test_sre_agent() -> None:
             }
         )
         fresh: list[str] = []
-        _converge(
+        converge(
             node,
             "sre_agent",
             {
@@ -287,7 +234,7 @@ def test_nvidia_driver_dkms(record_property: Any) -> None:
     }
     with SaltContainer("gpu-h100-04") as node:
         node.set_pillar(pillar)
-        timings = _converge(
+        timings = converge(
             node,
             "gpu_base,nvidia_driver",
             {
@@ -302,5 +249,5 @@ def test_nvidia_driver_dkms(record_property: Any) -> None:
         assert re.search(
             rf"^nvidia-current/{re.escape(DRIVER_VERSION)}.*: installed", dkms, re.M
         ), dkms
-        assert _installed(node, "nvidia-driver").startswith(f"{DRIVER_VERSION}-")
-        assert {"nvidia-driver", "nvidia-kernel-dkms"} <= _held(node)
+        assert dpkg_version(node, "nvidia-driver").startswith(f"{DRIVER_VERSION}-")
+        assert {"nvidia-driver", "nvidia-kernel-dkms"} <= apt_held(node)

@@ -31,7 +31,9 @@ container_runtime-config-file-file-managed-containerd:
         dropin_dir: {{ container_runtime.containerd_dropin_dir }}
         systemd_cgroup: {{ container_runtime.systemd_cgroup }}
 {%- if container_runtime.containerd_install %}
-    - check_cmd: containerd config dump --config
+    # --config is containerd's global flag (before the subcommand); check_cmd appends the
+    # candidate file's name, hence the sh -c wrapper ($1 is that name).
+    - check_cmd: sh -c 'containerd --config "$1" config dump >/dev/null' containerd-config-check
 {%- endif %}
     - require:
       - sls: {{ sls_package_install }}

@@ -43,6 +43,8 @@ container_runtime-package-repo-file-managed-key:
   file.managed:
     - name: {{ repo.keyring }}
     - source: {{ key_download }}
+    # test=True on a fresh node has downloaded nothing yet: nothing to compare then.
+    - onlyif: test -f {{ key_download }}
     - makedirs: true
     - user: root
     - group: root

@@ -33,13 +33,19 @@ cuda_toolkit-config-file-file-absent:
 {%- endif %}
 {%- if nvidia and cuda_toolkit.alternatives %}
 
-cuda_toolkit-config-file-alternatives-set:
-  alternatives.set:
+cuda_toolkit-config-file-cmd-run-alternatives:
+  cmd.run:
+    # update-alternatives itself: Salt 3008 no longer ships the alternatives state module.
+    # --set also puts the link in manual mode, so a newer toolkit's higher priority never
+    # moves it; nothing to do when it already points there in manual mode.
     - names:
-      - cuda:
-        - path: {{ cuda_toolkit.prefix }}-{{ d.default }}
-      - cuda-{{ d.major }}:
-        - path: {{ cuda_toolkit.prefix }}-{{ d.default }}
+{%-   for link in ["cuda", "cuda-" ~ d.major] %}
+      - update-alternatives --set {{ link }} {{ cuda_toolkit.prefix }}-{{ d.default }}:
+        - unless: >-
+            update-alternatives --query {{ link }}
+            | grep -qx 'Value: {{ cuda_toolkit.prefix }}-{{ d.default }}' &&
+            update-alternatives --query {{ link }} | grep -qx 'Status: manual'
+{%-   endfor %}
     # Not before the toolkit is there (install_packages off).
     - onlyif: test -d {{ cuda_toolkit.prefix }}-{{ d.default }}
     - require:

@@ -61,6 +61,8 @@ cuda_toolkit-package-repo-file-managed-key:
   file.managed:
     - name: {{ cuda.keyring }}
     - source: {{ key_download }}
+    # test=True on a fresh node has downloaded nothing yet: nothing to compare then.
+    - onlyif: test -f {{ key_download }}
     - makedirs: true
     - user: root
     - group: root

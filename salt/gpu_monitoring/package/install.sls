@@ -73,6 +73,8 @@ gpu_monitoring-package-install-file-managed-key:
   file.managed:
     - name: {{ cuda.keyring }}
     - source: {{ key_download }}
+    # test=True on a fresh node has downloaded nothing yet: nothing to compare then.
+    - onlyif: test -f {{ key_download }}
     - makedirs: true
     - mode: '0644'
     - require:

@@ -50,6 +50,8 @@ infiniband-package-install-file-managed-key:
   file.managed:
     - name: {{ doca.keyring }}
     - source: {{ key_download }}
+    # test=True on a fresh node has downloaded nothing yet: nothing to compare then.
+    - onlyif: test -f {{ key_download }}
     - makedirs: true
     - mode: '0644'
     - require:

@@ -19,6 +19,8 @@ nvidia_fabricmanager-config-file-file-keyvalue:
 {%-   endfor %}
     - separator: '='
     - append_if_not_found: true
+    # The package ships the file; test=True on a fresh node has not installed it yet.
+    - onlyif: test -f {{ nvidia_fabricmanager.config_file }}
     - require:
       - sls: {{ sls_package_install }}
 {%- endif %}

@@ -44,6 +44,8 @@ nvidia_fabricmanager-package-repo-file-managed-key:
   file.managed:
     - name: {{ cuda.keyring }}
     - source: {{ key_download }}
+    # test=True on a fresh node has downloaded nothing yet: nothing to compare then.
+    - onlyif: test -f {{ key_download }}
     - makedirs: true
     - user: root
     - group: root

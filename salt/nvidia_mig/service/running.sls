@@ -42,11 +42,11 @@ nvidia_mig-service-running-service-enabled:
 
 nvidia_mig-service-running-cmd-run-apply:
   cmd.run:
-    # The script refuses (exit 1, one line naming the node and its state) unless drained.
+    # The script refuses (exit 1, one line naming the node and its state) unless drained. (No
+    # python_shell: the cmd.run state always runs a shell and rejects the argument.)
     - name: {{ nvidia_mig.apply_script }}
     - unless: >-
         {{ nvidia_mig.parted }} assert -f {{ nvidia_mig.config_file }} -c {{ nvidia_mig.selected_config }}
-    - python_shell: false
     - require:
       - sls: {{ sls_config_file }}
 {%- endif %}
