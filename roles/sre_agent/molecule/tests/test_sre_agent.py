@@ -42,6 +42,11 @@ def test_sre_cli_runs_from_the_virtualenv(host, role_vars):
     wheels = host.check_output("ls %s", role_vars["sre_agent_wheel_dir"]).split()
     built = [w for w in wheels if w.startswith("sre_tools-")]
     assert built and built[0].split("-")[1] in version
+    # The manifest that lets a re-run skip the copy names exactly the wheels there, correctly.
+    check = host.run("cd %s && sha1sum -c MANIFEST.sha1", role_vars["sre_agent_wheel_dir"])
+    assert check.rc == 0, check.stdout + check.stderr
+    listed = {line.rsplit(": ", 1)[0] for line in check.stdout.splitlines()}
+    assert listed == {w for w in wheels if w.endswith(".whl")}, check.stdout
 
 
 def test_venv_python_is_the_requested_interpreter(host, role_vars):
