@@ -1,7 +1,8 @@
 """Ansible speed against real SSH nodes (podman containers, tests/helpers/podman_nodes.py).
 
-1. site: playbooks/site.yml converged once on a container, then re-run; the re-run is timed and
-   must change nothing. Goal: under 60 s, changed=0. Container switches (no GPU, no kernel
+1. site: playbooks/site.yml converged once on a container, then re-run (3 times; the median is
+   the figure, the last re-run also prints profile_tasks' slowest tasks); every re-run must change
+   nothing. Goal: under 60 s, changed=0. Container switches (no GPU, no kernel
    module, the fixture apt repository) are the site scenario's group variables
    (molecule/site/molecule.yml, provisioner.inventory.group_vars.all).
 2. validate: playbooks/validate.yml over N nodes (default 8) with the shipped ansible.cfg
@@ -11,8 +12,8 @@
    module runs each node's own ``sre`` against a recorded NVML session (no GPU in a container).
 
 Usage (root, podman + runc, the image from scripts/podman-image.sh):
-  .venv/bin/python benchmarks/bench_ansible.py [--nodes 8] [--runs 3] [--skip-site]
-      [--skip-validate]
+  .venv/bin/python benchmarks/bench_ansible.py [--nodes 8] [--runs 3] [--site-reruns 3]
+      [--skip-site] [--skip-validate]
 Prints a table; exit status 1 if a playbook failed or a goal was missed.
 """
 
@@ -44,9 +45,15 @@ RECAP = re.compile(
 
 
 def playbook(
-    inventory: Path, path: Path, config: Path, work: Path, extra: list[str] | None = None
+    inventory: Path,
+    path: Path,
+    config: Path,
+    work: Path,
+    extra: list[str] | None = None,
+    profile: bool = False,
 ) -> tuple[float, dict[str, int], str]:
-    """Run ansible-playbook; return (seconds, totals from PLAY RECAP, output tail)."""
+    """Run ansible-playbook; return (seconds, totals from PLAY RECAP, output tail). With
+    ``profile``, ansible.posix.profile_tasks adds its slowest-tasks list to the output."""
     control = Path(tempfile.mkdtemp(prefix="cp-", dir=work))
     env = {
         **os.environ,
@@ -57,6 +64,9 @@ def playbook(
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     env.pop("ANSIBLE_HOST_KEY_CHECKING", None)  # verified keys, whatever the caller set
+    if profile:
+        env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
+        env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "15"
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(path)]
     start = time.perf_counter()
     proc = subprocess.run(
@@ -83,7 +93,12 @@ def playbook(
             ("ok", "changed", "unreachable", "failed"), m.groups()[1:], strict=True
         ):
             totals[key] += int(value)
-    return seconds, totals, (proc.stdout + proc.stderr)[-3000:]
+    return seconds, totals, (proc.stdout + proc.stderr)[-6000:]
+
+
+def slowest_tasks(output: str) -> list[str]:
+    """The lines of profile_tasks' closing list (``role : task --- 1.23s``), slowest first."""
+    return [line.strip() for line in output.splitlines() if re.search(r" -{3,} +[\d.]+s$", line)]
 
 
 def bench_validate(nodes: int, runs: int, work: Path) -> list[list[Any]]:
@@ -126,7 +141,7 @@ def bench_validate(nodes: int, runs: int, work: Path) -> list[list[Any]]:
     ]
 
 
-def bench_site(work: Path) -> tuple[list[list[Any]], bool]:
+def bench_site(work: Path, reruns_wanted: int = 3) -> tuple[list[list[Any]], bool]:
     scenario = yaml.safe_load(SITE_SCENARIO.read_text())
     site_vars: dict[str, Any] = dict(scenario["provisioner"]["inventory"]["group_vars"]["all"])
     site_vars["sre_site_repo_root"] = str(ROOT)
@@ -150,15 +165,28 @@ def bench_site(work: Path) -> tuple[list[list[Any]], bool]:
             print(tail1, file=sys.stderr)
             rows[0][2] = f"FAILED rc={totals1['rc']}"
             return rows, False
-        again, totals2, tail2 = playbook(inv, ROOT / "playbooks" / "site.yml", cfg, work)
-        ok = totals2["rc"] == 0 and totals2["changed"] == 0 and again < 60
-        if not ok:
-            print(tail2, file=sys.stderr)
+        reruns: list[float] = []
+        worst: dict[str, int] = {"changed": 0, "ok": 0, "rc": 0}
+        for i in range(reruns_wanted):
+            again, totals2, tail2 = playbook(
+                inv, ROOT / "playbooks" / "site.yml", cfg, work, profile=i == reruns_wanted - 1
+            )
+            reruns.append(again)
+            worst = {k: max(worst[k], totals2[k]) for k in worst}
+            if totals2["rc"] != 0 or totals2["changed"] != 0:
+                print(tail2, file=sys.stderr)
+                break
+        median = statistics.median(reruns)
+        ok = worst["rc"] == 0 and worst["changed"] == 0 and median < 60
+        print("slowest tasks of the last re-run (profile_tasks):")
+        for line in slowest_tasks(tail2):
+            print(f"  {line}")
         rows.append(
             [
-                "site.yml: idempotent re-run, 1 node",
-                f"{again:.1f}",
-                f"changed={totals2['changed']} ok={totals2['ok']} rc={totals2['rc']}",
+                f"site.yml: idempotent re-run, 1 node (median of {len(reruns)})",
+                f"{median:.1f}",
+                f"changed={worst['changed']} ok={worst['ok']} rc={worst['rc']} "
+                f"({min(reruns):.1f}-{max(reruns):.1f} s)",
                 "< 60 s, changed=0",
             ]
         )
@@ -171,6 +199,7 @@ def main() -> None:
     )
     parser.add_argument("--nodes", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--site-reruns", type=int, default=3, help="re-runs of site.yml timed")
     parser.add_argument("--skip-site", action="store_true")
     parser.add_argument("--skip-validate", action="store_true")
     args = parser.parse_args()
@@ -179,7 +208,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sre-bench-ansible-") as tmp:
         work = Path(tmp)
         if not args.skip_site:
-            site_rows, ok = bench_site(work)
+            site_rows, ok = bench_site(work, max(1, args.site_reruns))
             rows += site_rows
         if not args.skip_validate:
             rows += bench_validate(args.nodes, args.runs, work)
