@@ -56,7 +56,6 @@ SLOW: set[tuple[str, str]] = {
     ("container_runtime", "alternative"),
     ("cuda_toolkit", "alternative"),
     ("gpu_monitoring", "alternative"),
-    ("gpu_monitoring", "default"),
     ("infiniband", "alternative"),
     ("infiniband", "default"),
     ("nvidia_fabricmanager", "alternative"),

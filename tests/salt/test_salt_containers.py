@@ -129,7 +129,6 @@ def test_gpu_base_and_nvidia_driver_user_space(record_property: Any) -> None:
 # --- NVIDIA's CUDA repository layout, from the fixture repository ------------------------------
 
 
-@pytest.mark.slow
 def test_nvidia_driver_cuda_repo_key_and_source() -> None:
     """The CUDA repository path: key downloaded, fingerprint checked, Signed-By source, pin;
     apt then reads the signed fixture repository. A wrong fingerprint stops before trusting it."""
