@@ -58,7 +58,6 @@ SLOW: set[tuple[str, str]] = {
     ("infiniband", "alternative"),
     ("nvidia_fabricmanager", "alternative"),
     ("nvidia_mig", "alternative"),
-    ("sre_agent", "alternative"),
 }
 
 SCENARIOS = sorted(
