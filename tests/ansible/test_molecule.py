@@ -54,7 +54,6 @@ RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)", re
 SLOW: set[tuple[str, str]] = {
     ("container_runtime", "alternative"),
     ("cuda_toolkit", "alternative"),
-    ("gpu_monitoring", "alternative"),
     ("infiniband", "alternative"),
     ("nvidia_fabricmanager", "alternative"),
     ("nvidia_mig", "alternative"),
