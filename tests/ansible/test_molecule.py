@@ -49,13 +49,10 @@ RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)", re
 
 # Scenarios CI's default container run leaves out to stay inside its time budget; they run with
 # `pytest -m "molecule and slow" tests/ansible` (docs/ansible.md lists them and why).
-# The alternative scenarios of the newer roles: with them CI would not fit in 90 minutes on 2
-# cores. test_molecule_site (molecule/site) is marked slow too.
+# The two slowest alternative scenarios: with them CI would not fit in 90 minutes on 2 cores.
+# test_molecule_site (molecule/site, about 30 minutes) is marked slow too.
 SLOW: set[tuple[str, str]] = {
     ("container_runtime", "alternative"),
-    ("cuda_toolkit", "alternative"),
-    ("infiniband", "alternative"),
-    ("nvidia_fabricmanager", "alternative"),
     ("nvidia_mig", "alternative"),
 }
 
