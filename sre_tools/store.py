@@ -85,6 +85,23 @@ def connect(path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Conne
     return conn
 
 
+def create_schema(cur: sqlite3.Cursor, schema: str, version: int, path: Path, what: str) -> None:
+    """Run ``schema`` (``CREATE ... IF NOT EXISTS`` statements, ``;``-separated, with a ``meta``
+    key/value table) and record ``version``; a file written by a newer schema is a
+    :class:`StoreError` (nothing in it is touched)."""
+    for statement in schema.split(";"):
+        if statement.strip():
+            cur.execute(statement)
+    row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        cur.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),))
+    elif int(row[0]) > version:
+        raise StoreError(
+            f"{path}: {what} schema version {row[0]} is newer than this sre_tools understands "
+            f"({version}); upgrade sre_tools"
+        )
+
+
 @contextmanager
 def immediate(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Cursor]:
     """One ``BEGIN IMMEDIATE`` .. ``COMMIT`` on ``conn``, rolled back on any exception. A writer
@@ -129,20 +146,7 @@ class Store:
 
     def _migrate(self) -> None:
         with self.transaction() as cur:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                cur.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: store schema version {row[0]} is newer than this "
-                    f"sre_tools understands ({SCHEMA_VERSION}); upgrade sre_tools"
-                )
+            create_schema(cur, _SCHEMA, SCHEMA_VERSION, self.path, "store")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:

@@ -23,7 +23,7 @@ from sre_tools.remediation import guardrails
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.guardrails import Refusal
 from sre_tools.remediation.model import RemediationRequest
-from sre_tools.store import connect, immediate
+from sre_tools.store import connect, create_schema, immediate
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
@@ -115,20 +115,7 @@ class RemediationState:
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create directory: {exc.strerror}") from exc
         with self.transaction() as cur:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                cur.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: remediation state schema {row[0]} is newer than this "
-                    f"sre_tools understands ({SCHEMA_VERSION})"
-                )
+            create_schema(cur, _SCHEMA, SCHEMA_VERSION, self.path, "remediation state")
 
     # --- plumbing ---
 

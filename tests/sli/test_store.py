@@ -369,3 +369,26 @@ def test_cli_record_import_and_report(tmp_path: Path, capsys: pytest.CaptureFixt
     # Burn rate 5 everywhere: above both ticket factors (3, 1), below the page ones (14.4, 6).
     assert report["status"] == "ticket"
     assert report["firing"] == ["ticket-quick", "ticket-slow"]
+
+
+def test_files_of_a_newer_schema_are_refused_and_left_alone(tmp_path: Path) -> None:
+    """The store and the remediation state share create_schema: a file written by a newer
+    sre_tools is refused with its path, and its rows are not touched."""
+    import sqlite3
+
+    from sre_tools.remediation.state import RemediationState
+
+    for path, opener, what in (
+        (tmp_path / "store.db", Store, "store"),
+        (tmp_path / "state.db", RemediationState, "remediation state"),
+    ):
+        opener(path)  # creates the schema
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        with pytest.raises(StoreError, match=rf"{what} schema version 99 is newer") as err:
+            opener(path)
+        assert str(path) in str(err.value)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone() == ("99",)
