@@ -49,11 +49,17 @@ RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)", re
 
 # Scenarios CI's default container run leaves out to stay inside its time budget; they run with
 # `pytest -m "molecule and slow" tests/ansible` (docs/ansible.md lists them and why).
-# The two slowest alternative scenarios: with them CI would not fit in 90 minutes on 2 cores.
-# test_molecule_site (molecule/site, about 30 minutes) is marked slow too.
+# The alternative scenarios of the roles added after gpu_base and nvidia_driver: with them CI
+# would not fit in 90 minutes on 2 cores (measured: docs/ansible.md). test_molecule_site
+# (molecule/site, about 30 minutes) is marked slow too.
 SLOW: set[tuple[str, str]] = {
     ("container_runtime", "alternative"),
+    ("cuda_toolkit", "alternative"),
+    ("gpu_monitoring", "alternative"),
+    ("infiniband", "alternative"),
+    ("nvidia_fabricmanager", "alternative"),
     ("nvidia_mig", "alternative"),
+    ("sre_agent", "alternative"),
 }
 
 SCENARIOS = sorted(
