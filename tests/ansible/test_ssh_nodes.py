@@ -6,7 +6,8 @@ in /opt/sre-tools/venv. ``sre ansible validate`` runs the real playbooks/validat
 repository's ansible.cfg; the gpu_health module runs the node's ``sre`` against recorded NVML
 sessions copied onto the nodes (no GPU in a container).
 
-Then the host-key checks: a node whose key is not in known_hosts, and a node answering with
+Then the host-key checks, with ansible.cfg's strategy (sre_linear: mitogen's ssh) and with plain
+``linear`` (Ansible's ssh): a node whose key is not in known_hosts, and a node answering with
 another node's key, are both refused (unreachable, exit 4) and known_hosts is left unchanged:
 nothing is ever added on first use.
 """
@@ -30,12 +31,16 @@ FIX = ROOT / "tests" / "fixtures" / "gpu"
 pytestmark = pytest.mark.molecule  # podman, runc, debootstrap, root: left out of the default run
 
 
-def sre(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def sre(*args: str, cwd: Path, strategy: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``sre`` with the repository's ansible.cfg; ``strategy`` overrides its sre_linear."""
     script = shutil.which("sre", path=str(Path(sys.executable).parent))
     assert script, "the sre console script is not installed: pip install -e ."
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "220", "XDG_STATE_HOME": str(cwd / "state")}
     env.pop("ANSIBLE_CONFIG", None)  # the repository's ansible.cfg
     env.pop("ANSIBLE_HOST_KEY_CHECKING", None)
+    env.pop("ANSIBLE_STRATEGY", None)
+    if strategy is not None:
+        env["ANSIBLE_STRATEGY"] = strategy
     # A ControlPersist master from an earlier test would skip the new host-key check.
     env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(cwd / "cp")
     return subprocess.run(
@@ -89,31 +94,65 @@ def test_validate_over_ssh_with_verified_host_keys(nodes: PodmanNodes, tmp_path:
     assert nodes.known_hosts.read_text() == before
 
 
-def test_unknown_host_key_is_refused(nodes: PodmanNodes, tmp_path: Path) -> None:
+# ssh's own words (plain linear strategy) and mitogen's (ansible.cfg's sre_linear strategy, which
+# runs ssh with StrictHostKeyChecking=yes since host_key_checking is True).
+HOST_KEY_REFUSED = (
+    "Host key verification failed",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+    "Host key checking is enabled, and SSH reported an unrecognized or mismatching host key",
+)
+
+
+@pytest.mark.parametrize("strategy", [None, "linear"], ids=["sre_linear", "linear"])
+def test_unknown_host_key_is_refused(
+    nodes: PodmanNodes, tmp_path: Path, strategy: str | None
+) -> None:
     inv = inventory(nodes, tmp_path / "hosts.yml")
     empty = tmp_path / "known_hosts_empty"
     empty.write_text("")
     text = inv.read_text().replace(str(nodes.known_hosts), str(empty))
     inv.write_text(text)
-    proc = sre("ansible", "validate", "-i", str(inv), "--limit", "node1", "--json", cwd=tmp_path)
+    proc = sre(
+        "ansible",
+        "validate",
+        "-i",
+        str(inv),
+        "--limit",
+        "node1",
+        "--json",
+        cwd=tmp_path,
+        strategy=strategy,
+    )
     assert proc.returncode == 4, proc.stdout + proc.stderr
     host = json.loads(proc.stdout)["hosts"][0]
     assert host["status"] == "unreachable"
-    assert "Host key verification failed" in host["failures"][0]["msg"]
+    assert any(m in host["failures"][0]["msg"] for m in HOST_KEY_REFUSED), host
     assert empty.read_text() == ""  # no trust on first use
 
 
-def test_wrong_host_key_is_refused(nodes: PodmanNodes, tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", [None, "linear"], ids=["sre_linear", "linear"])
+def test_wrong_host_key_is_refused(
+    nodes: PodmanNodes, tmp_path: Path, strategy: str | None
+) -> None:
     inv = inventory(nodes, tmp_path / "hosts.yml")
     node1, node2 = nodes.nodes
     swapped = tmp_path / "known_hosts_swapped"
     # node1's port listed with node2's key: what a man in the middle would present.
     swapped.write_text(f"[127.0.0.1]:{node1.port} {node2.host_public_key}\n")
     inv.write_text(inv.read_text().replace(str(nodes.known_hosts), str(swapped)))
-    proc = sre("ansible", "validate", "-i", str(inv), "--limit", "node1", "--json", cwd=tmp_path)
+    proc = sre(
+        "ansible",
+        "validate",
+        "-i",
+        str(inv),
+        "--limit",
+        "node1",
+        "--json",
+        cwd=tmp_path,
+        strategy=strategy,
+    )
     assert proc.returncode == 4, proc.stdout + proc.stderr
     host = json.loads(proc.stdout)["hosts"][0]
     assert host["status"] == "unreachable"
-    msg = host["failures"][0]["msg"]
-    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in msg or "Host key verification failed" in msg
+    assert any(m in host["failures"][0]["msg"] for m in HOST_KEY_REFUSED), host
     assert swapped.read_text() == f"[127.0.0.1]:{node1.port} {node2.host_public_key}\n"
