@@ -6,10 +6,11 @@ in /opt/sre-tools/venv. ``sre ansible validate`` runs the real playbooks/validat
 repository's ansible.cfg; the gpu_health module runs the node's ``sre`` against recorded NVML
 sessions copied onto the nodes (no GPU in a container).
 
-Then the host-key checks, with ansible.cfg's strategy (sre_linear: mitogen's ssh) and with plain
-``linear`` (Ansible's ssh): a node whose key is not in known_hosts, and a node answering with
+Then the host-key checks: a node whose key is not in known_hosts, and a node answering with
 another node's key, are both refused (unreachable, exit 4) and known_hosts is left unchanged:
-nothing is ever added on first use.
+nothing is ever added on first use. validate.yml runs Ansible's plain linear strategy; the same
+three cases then run a play under ansible.cfg's default strategy (sre_linear: mitogen's ssh
+connection, the one the provisioning plays use).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers.podman_nodes import PodmanNodes, sre_node_image
 
@@ -31,16 +33,12 @@ FIX = ROOT / "tests" / "fixtures" / "gpu"
 pytestmark = pytest.mark.molecule  # podman, runc, debootstrap, root: left out of the default run
 
 
-def sre(*args: str, cwd: Path, strategy: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``sre`` with the repository's ansible.cfg; ``strategy`` overrides its sre_linear."""
+def sre(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     script = shutil.which("sre", path=str(Path(sys.executable).parent))
     assert script, "the sre console script is not installed: pip install -e ."
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "220", "XDG_STATE_HOME": str(cwd / "state")}
     env.pop("ANSIBLE_CONFIG", None)  # the repository's ansible.cfg
     env.pop("ANSIBLE_HOST_KEY_CHECKING", None)
-    env.pop("ANSIBLE_STRATEGY", None)
-    if strategy is not None:
-        env["ANSIBLE_STRATEGY"] = strategy
     # A ControlPersist master from an earlier test would skip the new host-key check.
     env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(cwd / "cp")
     return subprocess.run(
@@ -94,8 +92,8 @@ def test_validate_over_ssh_with_verified_host_keys(nodes: PodmanNodes, tmp_path:
     assert nodes.known_hosts.read_text() == before
 
 
-# ssh's own words (plain linear strategy) and mitogen's (ansible.cfg's sre_linear strategy, which
-# runs ssh with StrictHostKeyChecking=yes since host_key_checking is True).
+# ssh's own words (plain linear strategy: validate.yml) and mitogen's (ansible.cfg's sre_linear
+# strategy, the provisioning plays; it runs ssh with StrictHostKeyChecking=yes).
 HOST_KEY_REFUSED = (
     "Host key verification failed",
     "REMOTE HOST IDENTIFICATION HAS CHANGED",
@@ -103,26 +101,13 @@ HOST_KEY_REFUSED = (
 )
 
 
-@pytest.mark.parametrize("strategy", [None, "linear"], ids=["sre_linear", "linear"])
-def test_unknown_host_key_is_refused(
-    nodes: PodmanNodes, tmp_path: Path, strategy: str | None
-) -> None:
+def test_unknown_host_key_is_refused(nodes: PodmanNodes, tmp_path: Path) -> None:
     inv = inventory(nodes, tmp_path / "hosts.yml")
     empty = tmp_path / "known_hosts_empty"
     empty.write_text("")
     text = inv.read_text().replace(str(nodes.known_hosts), str(empty))
     inv.write_text(text)
-    proc = sre(
-        "ansible",
-        "validate",
-        "-i",
-        str(inv),
-        "--limit",
-        "node1",
-        "--json",
-        cwd=tmp_path,
-        strategy=strategy,
-    )
+    proc = sre("ansible", "validate", "-i", str(inv), "--limit", "node1", "--json", cwd=tmp_path)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     host = json.loads(proc.stdout)["hosts"][0]
     assert host["status"] == "unreachable"
@@ -130,29 +115,79 @@ def test_unknown_host_key_is_refused(
     assert empty.read_text() == ""  # no trust on first use
 
 
-@pytest.mark.parametrize("strategy", [None, "linear"], ids=["sre_linear", "linear"])
-def test_wrong_host_key_is_refused(
-    nodes: PodmanNodes, tmp_path: Path, strategy: str | None
-) -> None:
+def test_wrong_host_key_is_refused(nodes: PodmanNodes, tmp_path: Path) -> None:
     inv = inventory(nodes, tmp_path / "hosts.yml")
     node1, node2 = nodes.nodes
     swapped = tmp_path / "known_hosts_swapped"
     # node1's port listed with node2's key: what a man in the middle would present.
     swapped.write_text(f"[127.0.0.1]:{node1.port} {node2.host_public_key}\n")
     inv.write_text(inv.read_text().replace(str(nodes.known_hosts), str(swapped)))
-    proc = sre(
-        "ansible",
-        "validate",
-        "-i",
-        str(inv),
-        "--limit",
-        "node1",
-        "--json",
-        cwd=tmp_path,
-        strategy=strategy,
-    )
+    proc = sre("ansible", "validate", "-i", str(inv), "--limit", "node1", "--json", cwd=tmp_path)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     host = json.loads(proc.stdout)["hosts"][0]
     assert host["status"] == "unreachable"
     assert any(m in host["failures"][0]["msg"] for m in HOST_KEY_REFUSED), host
     assert swapped.read_text() == f"[127.0.0.1]:{node1.port} {node2.host_public_key}\n"
+
+
+MITOGEN_PLAY = [
+    {
+        "name": "Probe over mitogen.",
+        "hosts": "gpu_nodes",
+        "gather_facts": False,
+        "become": True,
+        "tasks": [
+            {"name": "Connection stack.", "mitogen_get_stack": None, "register": "stack"},
+            {"name": "Show.", "ansible.builtin.debug": {"msg": "STACK={{ stack | to_json }}"}},
+            {"name": "Who.", "ansible.builtin.command": "id -u", "changed_when": False},
+        ],
+    }
+]
+
+
+def mitogen_playbook(inv: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """MITOGEN_PLAY with the repository's ansible.cfg (strategy sre_linear) on node1."""
+    import ansible_mitogen
+
+    book = tmp_path / "probe.yml"
+    book.write_text(yaml.safe_dump(MITOGEN_PLAY))
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
+    for name in ("ANSIBLE_CONFIG", "ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_STRATEGY"):
+        env.pop(name, None)
+    env["ANSIBLE_ACTION_PLUGINS"] = str(Path(ansible_mitogen.__file__).parent / "plugins/action")
+    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(tmp_path / "cp")
+    ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
+    return subprocess.run(
+        [str(ansible_playbook), "-i", str(inv), "--limit", "node1", str(book)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_mitogen_strategy_verifies_host_keys(nodes: PodmanNodes, tmp_path: Path) -> None:
+    node1, node2 = nodes.nodes
+    before = nodes.known_hosts.read_text()
+    good = mitogen_playbook(inventory(nodes, tmp_path / "good.yml"), tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    text = " ".join(good.stdout.split())
+    stack = text[text.index("STACK=") :]
+    assert '"method": "ssh"' in stack and '"check_host_keys": "enforce"' in stack, stack
+    assert nodes.known_hosts.read_text() == before
+
+    empty = tmp_path / "known_hosts_empty"
+    empty.write_text("")
+    swapped = tmp_path / "known_hosts_swapped"
+    swapped.write_text(f"[127.0.0.1]:{node1.port} {node2.host_public_key}\n")
+    for known in (empty, swapped):
+        content = known.read_text()
+        inv = inventory(nodes, tmp_path / f"{known.name}.yml")
+        inv.write_text(inv.read_text().replace(str(nodes.known_hosts), str(known)))
+        proc = mitogen_playbook(inv, tmp_path)
+        assert proc.returncode == 4, proc.stdout + proc.stderr
+        out = " ".join((proc.stdout + proc.stderr).split())
+        assert "UNREACHABLE" in out, out
+        assert any(m in out for m in HOST_KEY_REFUSED), out
+        assert known.read_text() == content  # nothing added or changed
