@@ -12,6 +12,12 @@ if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+case ",$EXTRAS," in
+  # The Ansible tests run apt-module tasks on this machine (local connection), which need the
+  # system Python's apt bindings (tests/ansible/test_playbooks.py, test_strategy.py).
+  *,ansible,*) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import apt' >/dev/null 2>&1 \
+    || need_apt+=(python3-apt) ;;
+esac
 if [ "${SRE_NEED_PROMETHEUS:-0}" = "1" ]; then
   command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
   command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
