@@ -115,8 +115,10 @@ class EventTee:
     """The backend as the health engine sees it, remembering what ``events()`` returned.
 
     NVML events are drained by the first reader (``RealBackend.events()``): the health run's
-    ``xid`` check. The exporter's own ``collect_events`` call then reads the same records
-    through :class:`_TeedEvents` instead of an empty queue.
+    ``xid`` check. The exporter's own ``collect_events`` call normally finds that run's events
+    in the cycle's shared cache; when the run did not read them (a health runner without the
+    xid check), it reads the same records through :class:`_TeedEvents` instead of an empty
+    queue.
     """
 
     def __init__(self, backend: Backend):
@@ -182,6 +184,9 @@ class CollectionLoop:
     ):
         self.backend = backend
         self._tee = EventTee(backend)
+        # What this cycle's health run read (its Context.cache), reused by the XID counting
+        # that follows: the kernel log is read once per cycle, not twice. A new dict each cycle.
+        self._cycle_cache: dict[str, Any] = {}
         self.policy = policy
         self.interval = interval
         self.state = state or CounterState()
@@ -325,6 +330,7 @@ class CollectionLoop:
         before = set(_health_threads())
         try:
             self._tee.last_events = []
+            self._cycle_cache = {}
             report = self.health_runner(
                 self._tee,
                 self.policy,
@@ -335,6 +341,7 @@ class CollectionLoop:
                 kernel_log_lines=self.kernel_log_lines,
                 source=self.source,
                 timeout=self.timeout,
+                cache=self._cycle_cache,
             )
         except Exception:
             log.exception("health engine failed")
@@ -382,6 +389,8 @@ class CollectionLoop:
             host=self.host,
             sysfs=self.sysfs,
             kernel_log_lines=self.kernel_log_lines,
+            # The health run's events of this cycle, when its xid check read them.
+            cache=self._cycle_cache,
         )
         for dev in t.devices:
             ident = dev.identity

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from sre_tools.gpu.backend import Backend
 from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
@@ -86,7 +87,14 @@ def run_health(
     kernel_log_lines: list[str] | None = None,
     source: str = "nvml",
     timeout: float | None = None,
+    cache: dict[str, Any] | None = None,
 ) -> HealthReport:
+    """Run every registered check once and return the report.
+
+    ``cache`` becomes the run's :attr:`Context.cache`: a caller that reads more of the same
+    cycle afterwards (the exporter's XID counts) passes a dict and finds what the checks already
+    read there (the kernel log's and NVML's XID events), instead of reading it a second time.
+    """
     state = state or CounterState()
     started = time.monotonic()
     when = time.time() if now is None else now
@@ -101,6 +109,7 @@ def run_health(
         sysfs=sysfs,
         kernel_log_lines=kernel_log_lines,
         expensive=when - last_validation >= interval,
+        cache=cache if cache is not None else {},
     )
     findings: list[Finding] = []
     limit = float(policy.get("collection.timeout_seconds")) if timeout is None else timeout

@@ -232,3 +232,43 @@ def test_recorded_kernel_log_and_nvml_events_through_the_real_pipeline(tmp_path:
     }
     assert counts == {(UUID0, "13"): 1, (UUID1, "48"): 1, (UUID1, "94"): 1}
     assert one(text, c.GPU_XID_LAST_EVENT, uuid=UUID1, xid="94") == T0
+
+
+def test_the_kernel_log_is_read_once_per_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The health run's xid check reads the kernel log; the exporter's XID counting reuses what
+    it read (the cycle's shared cache) instead of running journalctl/dmesg a second time."""
+    from sre_tools.health.checks import xid as xid_checks
+
+    reads: list[float] = []
+    real = xid_checks._log_events
+
+    def counting(ctx: Any, reader: Any) -> Any:
+        reads.append(ctx.now)
+        return real(ctx, reader)
+
+    monkeypatch.setattr(xid_checks, "_log_events", counting)
+    data = load_data(HEALTHY)
+    data["events"] = [{"type": "xid", "gpu_index": 1, "xid": 94, "timestamp": T0}]
+    path = tmp_path / "xid.json"
+    path.write_text(json.dumps(data))
+    lines = [
+        "[Sun Nov 23 10:00:05 2026] NVRM: Xid (PCI:0000:2a:00): 48, pid=1234, name=python, "
+        "An uncorrectable double bit error",
+    ]
+    loop = make_loop(CountingBackend.from_file(path), kernel_log_lines=lines)
+    for _ in range(3):
+        loop.collect_once()
+    assert len(reads) == 3  # one read per cycle, by the health run
+    text = scrape(loop)
+    counts = {
+        (labels["uuid"], labels["xid"]): v
+        for n, labels, v in samples(text)
+        if n == c.GPU_XID_EVENTS
+    }
+    # Both sources still counted, once each: the NVML event drained by the health run too.
+    assert counts == {(UUID1, "48"): 1, (UUID1, "94"): 1}
+    report = loop.snapshot().report
+    assert report is not None
+    assert any(f.check.startswith("xid") and f.severity != Severity.OK for f in report.findings)
