@@ -1,10 +1,11 @@
 """Strategy ``sre_linear``: Ansible's ``linear`` strategy, run over mitogen when it is installed.
 
-ansible.cfg selects it (``strategy = sre_linear``, ``strategy_plugins`` pointing here), so every
-playbook of this repository, ``sre ansible`` included, gets mitogen's connection layer without a
-path into site-packages: one Python interpreter per node, reused by every task, instead of a
-fresh interpreter and module transfer per task (docs/ansible-cli.md, "Speed": an idempotent
-site.yml re-run went from 114.8 s to under 60 s on the benchmark node).
+ansible.cfg selects it (``strategy = sre_linear``, ``strategy_plugins`` pointing here), so the
+provisioning plays (gpu_nodes.yml, monitoring.yml, so site.yml) get mitogen's connection layer
+without a path into site-packages: one Python interpreter per node, reused by every task,
+instead of a fresh interpreter and module transfer per task (docs/ansible-cli.md: an idempotent
+site.yml re-run took 41.0 s instead of 99.1 s on the benchmark node). validate.yml, remediate.yml
+and rolling_upgrade.yml set ``strategy: linear`` themselves.
 
 Task order, ``serial``, ``max_fail_percentage``, handlers and check mode are the linear strategy's:
 mitogen replaces connections (ssh, local, podman, ...) and the module runner, not the play logic.

@@ -8,7 +8,8 @@ against this machine over the local connection:
 - with ``ansible_mitogen`` unimportable (a package of that name that raises ImportError, first on
   PYTHONPATH), the plain linear strategy runs the play and a warning says why;
 - playbooks/tasks/node_python.yml passes a Python that imports apt and stops, with a message
-  naming the interpreter and both ways out, at one that cannot.
+  naming the interpreter and both ways out, at one that cannot; with ANSIBLE_STRATEGY=linear
+  (one of those ways) it lets that Python through.
 
 SSH under mitogen, host keys included, is covered by tests/ansible/test_ssh_nodes.py, which runs
 with the same ansible.cfg.
@@ -169,3 +170,11 @@ def test_node_python_preflight_stops_a_python_without_apt(tmp_path: Path) -> Non
     assert f"{sys.executable} on node1 cannot import the apt bindings" in message
     assert "ansible_python_interpreter=/usr/bin/python3" in message
     assert "ANSIBLE_STRATEGY=linear" in message
+
+
+def test_node_python_preflight_lets_plain_linear_through(tmp_path: Path) -> None:
+    """ANSIBLE_STRATEGY=linear, the message's way out: the apt module re-executes itself under
+    the system Python there, so the preflight does not stop a virtualenv Python."""
+    proc = run(tmp_path, preflight_play(), {"ANSIBLE_STRATEGY": "linear"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PREFLIGHT PASSED" in proc.stdout
