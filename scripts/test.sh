@@ -12,7 +12,7 @@ source "$ROOT/scripts/bootstrap.sh" "dev,salt,ansible"
 
 echo "==> ruff"
 PY_DIRS=()
-for d in sre_tools tests benchmarks scripts salt molecule roles; do [ -d "$d" ] && PY_DIRS+=("$d"); done
+for d in sre_tools tests benchmarks scripts salt molecule roles playbooks; do [ -d "$d" ] && PY_DIRS+=("$d"); done
 "$VENV/bin/ruff" check "${PY_DIRS[@]}"
 "$VENV/bin/ruff" format --check "${PY_DIRS[@]}"
 echo "==> mypy (strict on sre_tools.slo, sre_tools.sli, sre_tools.reliability)"
