@@ -47,3 +47,17 @@ def tool_env() -> dict[str, str]:
     env.setdefault("ANSIBLE_NOCOLOR", "1")
     env.setdefault("NO_COLOR", "1")
     return env
+
+
+def mitogen_action_dir() -> str:
+    """mitogen's action plugins (``mitogen_get_stack``), for probes of ansible.cfg's strategy."""
+    import ansible_mitogen
+
+    return str(Path(ansible_mitogen.__file__).parent / "plugins" / "action")
+
+
+def mitogen_stack(stdout: str) -> str:
+    """The text from the ``STACK=`` marker on, whitespace folded: what a probe play printed of
+    ``mitogen_get_stack``'s result (``"skipped": true`` when the connection is not mitogen's)."""
+    text = " ".join(stdout.split())
+    return text[text.index("STACK=") :]

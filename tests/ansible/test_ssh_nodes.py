@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.ansible.conftest import mitogen_action_dir, mitogen_stack
 from tests.helpers.podman_nodes import PodmanNodes, sre_node_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,14 +148,12 @@ MITOGEN_PLAY = [
 
 def mitogen_playbook(inv: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """MITOGEN_PLAY with the repository's ansible.cfg (strategy sre_linear) on node1."""
-    import ansible_mitogen
-
     book = tmp_path / "probe.yml"
     book.write_text(yaml.safe_dump(MITOGEN_PLAY))
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
     for name in ("ANSIBLE_CONFIG", "ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_STRATEGY"):
         env.pop(name, None)
-    env["ANSIBLE_ACTION_PLUGINS"] = str(Path(ansible_mitogen.__file__).parent / "plugins/action")
+    env["ANSIBLE_ACTION_PLUGINS"] = mitogen_action_dir()
     env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(tmp_path / "cp")
     ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
     return subprocess.run(
@@ -172,8 +171,7 @@ def test_mitogen_strategy_verifies_host_keys(nodes: PodmanNodes, tmp_path: Path)
     before = nodes.known_hosts.read_text()
     good = mitogen_playbook(inventory(nodes, tmp_path / "good.yml"), tmp_path)
     assert good.returncode == 0, good.stdout + good.stderr
-    text = " ".join(good.stdout.split())
-    stack = text[text.index("STACK=") :]
+    stack = mitogen_stack(good.stdout)
     assert '"method": "ssh"' in stack and '"check_host_keys": "enforce"' in stack, stack
     assert nodes.known_hosts.read_text() == before
 

@@ -24,7 +24,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible.conftest import PLAYBOOKS_DIR, ROOT, tool, tool_env
+from tests.ansible.conftest import (
+    PLAYBOOKS_DIR,
+    ROOT,
+    mitogen_action_dir,
+    mitogen_stack,
+    tool,
+    tool_env,
+)
 
 
 def run(
@@ -65,12 +72,6 @@ def run(
     )
 
 
-def mitogen_action_dir() -> str:
-    import ansible_mitogen
-
-    return str(Path(ansible_mitogen.__file__).parent / "plugins" / "action")
-
-
 STACK_PLAY = [
     {
         "name": "Probe.",
@@ -88,8 +89,7 @@ def test_shipped_strategy_runs_tasks_over_mitogen(tmp_path: Path) -> None:
     proc = run(tmp_path, STACK_PLAY, {"ANSIBLE_ACTION_PLUGINS": mitogen_action_dir()})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sre_linear: mitogen is not usable" not in proc.stderr
-    text = " ".join(proc.stdout.split())
-    stack = text[text.index("STACK=") :]
+    stack = mitogen_stack(proc.stdout)
     # The action skips itself when the connection is not mitogen's; here it is mitogen's
     # local connection running this test's Python.
     assert '"skipped": true' not in stack, stack
@@ -105,8 +105,8 @@ def test_plain_linear_strategy_skips_the_mitogen_action(tmp_path: Path) -> None:
         {"ANSIBLE_ACTION_PLUGINS": mitogen_action_dir(), "ANSIBLE_STRATEGY": "linear"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    text = " ".join(proc.stdout.split())
-    assert '"skipped": true' in text[text.index("STACK=") :], text
+    stack = mitogen_stack(proc.stdout)
+    assert '"skipped": true' in stack, stack
 
 
 def test_without_mitogen_the_linear_strategy_runs_with_a_warning(tmp_path: Path) -> None:
