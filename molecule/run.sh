@@ -34,6 +34,8 @@ if [ -z "${SRE_MOLECULE_IMAGE:-}" ]; then
   SRE_MOLECULE_IMAGE="$("$ROOT/scripts/podman-image.sh")"
 fi
 export SRE_MOLECULE_IMAGE
+# molecule/base.yml: the shipped ansible.cfg, the roles, tests/helpers/sshd_node.py.
+export SRE_REPO_ROOT="$ROOT"
 export SRE_MOLECULE_ROLE="$role"
 export SRE_MOLECULE_RUN_SUFFIX="${SRE_MOLECULE_RUN_SUFFIX:-}"
 

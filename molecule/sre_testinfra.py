@@ -3,8 +3,9 @@
 Each role's ``molecule/tests/conftest.py`` re-exports these; ``molecule/base.yml`` puts this
 directory on ``PYTHONPATH`` for the verifier.
 
-* ``host`` reaches a podman instance through testinfra's podman backend (one ``podman exec``
-  a command) instead of an Ansible module run per command, which costs seconds each.
+* ``host`` is testinfra's host for the instance, from molecule's inventory: plain ``ssh`` per
+  command with the inventory's key, port and verified known_hosts (not an Ansible module run per
+  command, which costs seconds each).
 * ``role_vars`` is what the role saw: its ``defaults/main.yml`` overlaid with the scenario's
   inventory variables, so one test module serves the ``default`` and ``alternative`` scenarios.
 * A failing test gets ``journalctl -u UNIT`` of the units its module names in ``JOURNAL_UNITS``.
@@ -22,21 +23,17 @@ import testinfra
 import testinfra.host
 import yaml
 
-PODMAN_CONNECTIONS = {"podman", "containers.podman.podman"}
 JOURNAL_LINES = 200
 
 
 @pytest.fixture(scope="module")
 def host(_testinfra_host: testinfra.host.Host) -> testinfra.host.Host:
-    """The instance under test, over ``podman exec`` when molecule's driver is podman."""
-    backend = _testinfra_host.backend
-    get_variables = getattr(backend, "get_variables", None)
-    if get_variables is None:
-        return _testinfra_host
-    variables = get_variables()
-    if variables.get("ansible_connection") in PODMAN_CONNECTIONS:
-        name = variables.get("ansible_host") or variables["inventory_hostname"]
-        return testinfra.get_host(f"podman://{name}")
+    """The instance under test. Molecule's inventory reaches it over SSH (molecule/base.yml),
+    and for an ssh connection testinfra's ansible backend runs each command with plain ``ssh``;
+    any other connection would run an Ansible module per command, so it fails here."""
+    connection = _testinfra_host.backend.get_variables().get("ansible_connection")
+    if connection != "ssh":
+        pytest.fail(f"expected ansible_connection ssh for the instance, got {connection!r}")
     return _testinfra_host
 
 

@@ -19,11 +19,14 @@ SUITE="bookworm"
 MIRROR="${SRE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${SRE_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 # systemd as PID 1 and what Ansible needs (python3, python3-apt for the apt modules); procps,
-# kmod and sudo are on every real node and the roles and tests use them.
+# kmod and sudo are on every real node and the roles and tests use them; openssh-server is how
+# Ansible reaches the node (tests/helpers/sshd_node.py starts it on a loopback port with a host
+# key made for that container; Debian's own ssh.service stays masked, see configure_rootfs).
 PACKAGES=(
   systemd systemd-sysv dbus
   python3 python3-apt
   ca-certificates procps kmod sudo
+  openssh-server
 )
 
 name_only=0
@@ -83,6 +86,12 @@ EOF
     systemd-firstboot.service sys-kernel-config.mount; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
   done
+  # Debian's sshd would bind the host's port 22 (--network host), with host keys every container
+  # of the image shares: masked, keys removed. Each test node gets its own sshd and key.
+  for unit in ssh.service ssh.socket; do
+    ln -sf /dev/null "$root/etc/systemd/system/$unit"
+  done
+  rm -f "$root/etc/ssh/ssh_host_"*
   rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/var/cache/apt/archives/"*.deb
   # Empty package lists that look ancient, so apt's "cache_valid_time" logic refreshes them.
   touch -d @86400 "$root/var/lib/apt/lists"

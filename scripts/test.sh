@@ -1,24 +1,58 @@
 #!/usr/bin/env bash
 # Quick start, command 2: set everything up and run the whole test suite with the linters.
 # .ci/run calls this verbatim. pytest's "no tests collected" (exit 5) is a failure here.
+# Each step's wall time is printed in a table at the end, whether the run passes or fails.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+
+STEP_NAMES=()
+STEP_TIMES=()
+STEP_RESULTS=()
+RUN_START=$SECONDS
+print_step_table() {
+  local rc=$? i
+  echo
+  echo "==> step times (wall clock)"
+  printf '%-44s %9s  %s\n' "step" "seconds" "result"
+  for i in "${!STEP_NAMES[@]}"; do
+    printf '%-44s %9s  %s\n' "${STEP_NAMES[$i]}" "${STEP_TIMES[$i]}" "${STEP_RESULTS[$i]}"
+  done
+  printf '%-44s %9s  %s\n' "total" "$((SECONDS - RUN_START))" "$([ "$rc" -eq 0 ] && echo ok || echo "failed (exit $rc)")"
+}
+trap print_step_table EXIT
+# step NAME COMMAND...: run COMMAND, record its wall time and result; a failure stops the run.
+step() {
+  local name="$1" start=$SECONDS rc=0
+  shift
+  echo "==> $name"
+  "$@" || rc=$?
+  STEP_NAMES+=("$name")
+  STEP_TIMES+=("$((SECONDS - start))")
+  STEP_RESULTS+=("$([ "$rc" -eq 0 ] && echo ok || echo "failed (exit $rc)")")
+  return "$rc"
+}
+
 SRE_NEED_PROMETHEUS=1
 SRE_NEED_SLURM=1
 SRE_NEED_CONTAINERS=1
-# shellcheck source=scripts/bootstrap.sh
-source "$ROOT/scripts/bootstrap.sh" "dev,salt,ansible"
+set_up() {
+  # shellcheck source=scripts/bootstrap.sh
+  source "$ROOT/scripts/bootstrap.sh" "dev,salt,ansible"
+}
+step "set-up (apt, venv, pip)" set_up
+# The Debian 12 systemd image the container step starts (built once, about 2 minutes, then reused
+# while its recipe is unchanged).
+if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
+  step "podman image" bash "$ROOT/scripts/podman-image.sh"
+fi
 
-echo "==> ruff"
 PY_DIRS=()
 for d in sre_tools tests benchmarks scripts salt molecule roles playbooks; do [ -d "$d" ] && PY_DIRS+=("$d"); done
-"$VENV/bin/ruff" check "${PY_DIRS[@]}"
-"$VENV/bin/ruff" format --check "${PY_DIRS[@]}"
-echo "==> mypy (strict on sre_tools.slo, sre_tools.sli, sre_tools.reliability)"
-"$VENV/bin/mypy"
-echo "==> yamllint"
-"$VENV/bin/yamllint" --strict .
+step "ruff" "$VENV/bin/ruff" check "${PY_DIRS[@]}"
+step "ruff format" "$VENV/bin/ruff" format --check "${PY_DIRS[@]}"
+step "mypy" "$VENV/bin/mypy"
+step "yamllint" "$VENV/bin/yamllint" --strict .
 # pytest's exit 5 (no tests collected) fails the run like any other non-zero status.
 run_pytest() {
   set +e
@@ -31,13 +65,17 @@ run_pytest() {
   fi
   return "$rc"
 }
-echo "==> pytest (everything but the container scenarios)"
-run_pytest "$@"
+# Both cores: tests are independent (each starts its own servers on free loopback ports, in its
+# own temporary directories); `xdist_group` keeps the few that share a resource on one worker.
+if [ "$#" -eq 0 ]; then
+  step "pytest main suite (-n 2)" run_pytest -n 2 --dist loadgroup
+else
+  step "pytest $*" run_pytest "$@"
+fi
 # Then the provisioning scenarios in podman containers with systemd: molecule per role
 # (converge, idempotence, check mode, testinfra) and Salt states applied masterless. Minutes each;
 # SRE_SKIP_CONTAINERS=1 leaves them out of a local run (CI never sets it). Scenarios too slow for
 # CI are marked `slow` and run with `pytest -m "molecule and slow"` (docs/ansible.md).
 if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
-  echo "==> pytest -m 'molecule and not slow' (podman containers)"
-  run_pytest -m "molecule and not slow" tests/ansible tests/salt
+  step "pytest containers (molecule, Salt)" run_pytest -m "molecule and not slow" tests/ansible tests/salt
 fi

@@ -15,6 +15,7 @@ if [ -z "${SRE_MOLECULE_IMAGE:-}" ]; then
   SRE_MOLECULE_IMAGE="$("$ROOT/scripts/podman-image.sh")"
 fi
 export SRE_MOLECULE_IMAGE
+export SRE_REPO_ROOT="$ROOT"
 export SRE_MOLECULE_RUN_SUFFIX="${SRE_MOLECULE_RUN_SUFFIX:-}"
 
 cd "$ROOT"
