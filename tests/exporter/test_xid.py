@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sre_tools import conventions as c
+from sre_tools.exporter import metric_names as c
 from sre_tools.exporter import xid as xid_mod
 from sre_tools.exporter.xid import XidCounter, XidEvent, events_from_findings, normalize
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity

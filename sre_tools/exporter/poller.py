@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from sre_tools import __version__
-from sre_tools import conventions as c
-from sre_tools.conventions import ErrorReason
+from sre_tools.exporter import metric_names as c
 from sre_tools.exporter import xid as xid_mod
+from sre_tools.exporter.metric_names import ErrorReason
 from sre_tools.exporter.telemetry import GpuIdentity, LabelValues, Telemetry, read_all
 from sre_tools.gpu.backend import Backend
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
