@@ -11,7 +11,8 @@ One cycle:
 2. telemetry in a worker thread joined with the same timeout (skipped when health hung, since
    NVML is then still busy in the other thread);
 3. XID events (see :mod:`sre_tools.exporter.xid`) into a counter that only goes up;
-4. everything rendered into plain series, plus the exporter's own metrics.
+4. everything rendered into plain series (:mod:`sre_tools.exporter.series`), plus the
+   exporter's own metrics.
 
 A thread blocked inside the driver cannot be killed: while one from an earlier cycle is still
 alive, the cycle is skipped (``busy``) and the snapshot says CRIT ``collection.timeout``.
@@ -29,11 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sre_tools import __version__
 from sre_tools.exporter import metric_names as c
 from sre_tools.exporter import xid as xid_mod
 from sre_tools.exporter.metric_names import ErrorReason
-from sre_tools.exporter.telemetry import GpuIdentity, LabelValues, Telemetry, read_all
+from sre_tools.exporter.series import (
+    KnownGpus,
+    Rows,
+    SeriesBuilder,
+    render_gpus,
+    render_health,
+    render_self,
+    render_xid,
+)
+from sre_tools.exporter.telemetry import LabelValues, Telemetry, read_all
 from sre_tools.gpu.backend import Backend
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
 from sre_tools.health.policy import Policy
@@ -45,7 +54,6 @@ HEALTH_THREAD_NAME = "sre-health-collect"  # the worker name sre_tools.health.ru
 TELEMETRY_THREAD_NAME = "sre-exporter-telemetry"
 DEFAULT_INTERVAL_SECONDS = 15.0
 
-Rows = tuple[tuple[LabelValues, float], ...]
 HealthRunner = Callable[..., HealthReport]
 
 
@@ -68,33 +76,6 @@ def _default_health_runner() -> HealthRunner:
     from sre_tools.health.runner import run_health
 
     return run_health
-
-
-class _Series:
-    def __init__(self) -> None:
-        self.rows: dict[str, list[tuple[LabelValues, float]]] = collections.defaultdict(list)
-
-    def add(self, metric: str, labels: LabelValues, value: float) -> None:
-        spec = c.SPECS[metric]
-        if len(labels) != len(spec.labels):
-            raise ValueError(f"{metric}: {len(labels)} label values for {spec.labels}")
-        self.rows[metric].append((labels, float(value)))
-
-    def freeze(self) -> dict[str, Rows]:
-        return {name: tuple(rows) for name, rows in self.rows.items()}
-
-
-def bus_key(bus_id: str) -> tuple[int, int, int] | None:
-    """(domain, bus, device) of a PCI address in any spelling: NVML ``00000000:18:00.0``,
-    sysfs ``0000:18:00.0``, the kernel log's ``0000:18:00``."""
-    parts = bus_id.strip().lower().split(":")
-    if len(parts) < 2:
-        return None
-    try:
-        domain = int(parts[-3], 16) if len(parts) >= 3 else 0
-        return domain, int(parts[-2], 16), int(parts[-1].split(".")[0], 16)
-    except ValueError:
-        return None
 
 
 def _health_threads() -> list[threading.Thread]:
@@ -206,9 +187,10 @@ class CollectionLoop:
             dict.fromkeys(ErrorReason, 0)
         )
         self.collections = 0
-        self.by_uuid: dict[str, GpuIdentity] = {}  # every GPU seen since start
-        self.by_index: dict[int, GpuIdentity] = {}  # the GPU last seen at each index
-        self._snapshot = Snapshot(0.0, 0.0, 0, self._render_self(_Series(), 0.0, 0.0).freeze())
+        self.gpus = KnownGpus()
+        self._snapshot = Snapshot(
+            0.0, 0.0, 0, render_self(SeriesBuilder(), 0, self.errors, 0.0, 0.0).freeze()
+        )
         self._lock = threading.Lock()  # one collection at a time (timer thread vs --once)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -269,7 +251,7 @@ class CollectionLoop:
     def _collect(self) -> Snapshot:
         started = self.monotonic()
         now = self.clock()
-        out = _Series()
+        out = SeriesBuilder()
         report: HealthReport | None
         if self._busy():
             self.errors[ErrorReason.BUSY] += 1
@@ -311,19 +293,19 @@ class CollectionLoop:
                     )
         if telemetry is not None:
             self.errors.update(telemetry.errors)
-            self._render_gpus(out, telemetry)
+            render_gpus(out, telemetry, self.gpus)
             self._count_xid(report, telemetry, now)
         elif report is not None and not self._busy():
             self._count_xid(report, None, now)
         expected = self.policy.get("expected_gpus")
         if expected is not None:
             out.add(c.GPU_EXPECTED_COUNT, (), int(expected))
-        self._render_xid(out)
-        self._render_health(out, report)
+        render_xid(out, self.xid)
+        render_health(out, report, self.gpus)
         self.collections += 1
         finished = self.clock()
         duration = self.monotonic() - started
-        self._render_self(out, finished, duration)
+        render_self(out, self.collections, self.errors, finished, duration)
         return Snapshot(finished, duration, self.collections, out.freeze(), report)
 
     def _health(self, now: float) -> HealthReport | None:
@@ -399,78 +381,7 @@ class CollectionLoop:
                 ctx.lost.add(ident.index)
         return ctx
 
-    # --- rendering ------------------------------------------------------------------------------
-
-    def _identity_for(self, index: int | None, uuid: str = "", pci: str = "") -> GpuIdentity:
-        """The best known identity of a GPU named by any of index, UUID or bus id."""
-        if uuid and uuid in self.by_uuid:
-            return self.by_uuid[uuid]
-        if pci:
-            wanted = bus_key(pci)
-            for ident in self.by_uuid.values():
-                if wanted is not None and bus_key(ident.pci_bus_id) == wanted:
-                    return ident
-        if index is not None and not uuid and index in self.by_index:
-            return self.by_index[index]
-        return GpuIdentity(-1 if index is None else index, uuid, pci)
-
-    def _gpu_labels(self, ref: GpuRef | None) -> LabelValues:
-        if ref is None:
-            return ("", "", "")
-        ident = self._identity_for(ref.index, ref.uuid, ref.pci_bus_id)
-        return (str(ref.index), ref.uuid or ident.uuid, ref.pci_bus_id or ident.pci_bus_id)
-
-    def _render_gpus(self, out: _Series, t: Telemetry) -> None:
-        if t.init_error is not None:
-            # NVML is down: every GPU we knew is unreachable.
-            for ident in self.by_uuid.values():
-                out.add(c.GPU_UP, ident.labels, 0)
-            return
-        if t.count is not None:
-            out.add(c.GPU_COUNT, (), t.count)
-        shown: set[str] = set()
-        for dev in t.devices:
-            ident = dev.identity
-            if dev.up:
-                self.by_uuid[ident.uuid] = ident
-                self.by_index[ident.index] = ident
-                out.add(
-                    c.GPU_INFO,
-                    (
-                        *ident.labels,
-                        ident.name,
-                        ident.serial,
-                        ident.vbios_version,
-                        t.driver_version,
-                    ),
-                    1,
-                )
-                out.add(c.GPU_UP, ident.labels, 1)
-                for metric, labels, value in dev.samples:
-                    out.add(metric, labels, value)
-            else:
-                # Its telemetry is dropped; the last known identity (serial for the RMA) stays.
-                known = self.by_index.get(ident.index)
-                if known is not None and known.uuid not in shown:
-                    ident = known
-                    out.add(
-                        c.GPU_INFO,
-                        (
-                            *ident.labels,
-                            ident.name,
-                            ident.serial,
-                            ident.vbios_version,
-                            t.driver_version,
-                        ),
-                        1,
-                    )
-                out.add(c.GPU_UP, ident.labels, 0)
-            if ident.uuid:
-                shown.add(ident.uuid)
-        # GPUs seen earlier that NVML no longer enumerates at all.
-        for uuid, ident in self.by_uuid.items():
-            if uuid not in shown:
-                out.add(c.GPU_UP, ident.labels, 0)
+    # --- XID counting ------------------------------------------------------------------------
 
     def _count_xid(self, report: HealthReport | None, t: Telemetry | None, now: float) -> None:
         collected = t.extra if t is not None else None
@@ -483,7 +394,7 @@ class CollectionLoop:
 
         def resolve(event: xid_mod.XidEvent) -> tuple[str, str, str]:
             # The device's own labels where it is known: the same series as its telemetry.
-            ident = self._identity_for(event.gpu_index, event.uuid, event.pci_bus_id)
+            ident = self.gpus.identity_for(event.gpu_index, event.uuid, event.pci_bus_id)
             index = ident.index if ident.index >= 0 else event.gpu_index
             return (
                 "" if index is None or index < 0 else str(index),
@@ -492,52 +403,6 @@ class CollectionLoop:
             )
 
         self.xid.observe(events, now, resolve)
-
-    def _render_xid(self, out: _Series) -> None:
-        for key, count in self.xid.counts.items():
-            out.add(c.GPU_XID_EVENTS, key, count)
-            out.add(c.GPU_XID_LAST_EVENT, key, self.xid.last[key])
-
-    def _render_health(self, out: _Series, report: HealthReport | None) -> None:
-        if report is None:
-            out.add(c.GPU_HEALTH_STATUS, (), c.STATUS_UNKNOWN)
-            return
-        worst: dict[tuple[str, LabelValues], tuple[int, Action]] = {}
-        for f in report.findings:
-            if f.severity is Severity.SKIPPED:
-                continue
-            status = c.STATUS_VALUES[f.severity.value]
-            action = f.action if f.severity in (Severity.WARN, Severity.CRIT) else Action.NONE
-            key = (f.check, self._gpu_labels(f.gpu))
-            prev = worst.get(key)
-            if prev is None:
-                worst[key] = (status, action)
-            else:
-                worst[key] = (
-                    max(prev[0], status),
-                    action if action.rank > prev[1].rank else prev[1],
-                )
-        for (check, labels), (status, action) in worst.items():
-            out.add(c.GPU_HEALTH_CHECK_STATUS, (*labels, check, action.value), status)
-        node = report.severity
-        out.add(
-            c.GPU_HEALTH_STATUS,
-            (),
-            c.STATUS_OK if node is Severity.SKIPPED else c.STATUS_VALUES[node.value],
-        )
-        required = report.action
-        for action in Action:
-            out.add(c.GPU_HEALTH_REQUIRED_ACTION, (action.value,), 1 if action is required else 0)
-
-    def _render_self(self, out: _Series, finished: float, duration: float) -> _Series:
-        out.add(c.EXPORTER_BUILD_INFO, (__version__,), 1)
-        out.add(c.EXPORTER_COLLECTIONS, (), self.collections)
-        for reason in ErrorReason:
-            out.add(c.EXPORTER_COLLECTION_ERRORS, (reason.value,), self.errors[reason])
-        if self.collections:
-            out.add(c.EXPORTER_COLLECTION_DURATION, (), duration)
-            out.add(c.EXPORTER_LAST_COLLECTION, (), finished)
-        return out
 
 
 def rows_by_labels(snapshot: Snapshot, metric: str) -> dict[LabelValues, float]:
