@@ -10,7 +10,8 @@ One cycle:
 1. ``run_health`` (its own watchdog: a hung NVML call becomes a CRIT ``collection.timeout``);
 2. telemetry in a worker thread joined with the same timeout (skipped when health hung, since
    NVML is then still busy in the other thread);
-3. XID events (see :mod:`sre_tools.exporter.xid`) into a counter that only goes up;
+3. XID events (the health engine's :func:`~sre_tools.health.checks.xid.collect_events`, in the
+   telemetry's NVML session) into a counter that only goes up (:mod:`sre_tools.exporter.xid`);
 4. everything rendered into plain series (:mod:`sre_tools.exporter.series`), plus the
    exporter's own metrics.
 
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from sre_tools.exporter import metric_names as c
-from sre_tools.exporter import xid as xid_mod
 from sre_tools.exporter.metric_names import ErrorReason
 from sre_tools.exporter.series import (
     KnownGpus,
@@ -42,11 +42,15 @@ from sre_tools.exporter.series import (
     render_self,
     render_xid,
 )
-from sre_tools.exporter.telemetry import LabelValues, Telemetry, read_all
+from sre_tools.exporter.telemetry import DeviceTelemetry, LabelValues, Telemetry, read_all
+from sre_tools.exporter.xid import XidCounter
 from sre_tools.gpu.backend import Backend
+from sre_tools.health.checks.xid import collect_events
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
 from sre_tools.health.policy import Policy
+from sre_tools.health.registry import Context
 from sre_tools.health.state import CounterState
+from sre_tools.health.xid.model import XidEvent
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ TELEMETRY_THREAD_NAME = "sre-exporter-telemetry"
 DEFAULT_INTERVAL_SECONDS = 15.0
 
 HealthRunner = Callable[..., HealthReport]
+XidSource = Callable[[Context], Iterable[XidEvent]]
 
 
 @dataclass(frozen=True)
@@ -142,9 +147,9 @@ class CollectionLoop:
     """Owns the backend, the counter state and the accumulated counters; publishes snapshots.
 
     Everything the outside world provides is injected: the backend (real or recorded), the
-    health runner, the clocks. ``kernel_log_lines`` and ``sysfs`` are passed to the health
-    engine (a replay gives ``[]`` and a path without GPUs so the host's own kernel log and PCI
-    bus do not leak into a recording).
+    health runner, the XID event source, the clocks. ``kernel_log_lines`` and ``sysfs`` are
+    passed to the health engine (a replay gives ``[]`` and a path without GPUs so the host's own
+    kernel log and PCI bus do not leak into a recording).
     """
 
     def __init__(
@@ -159,6 +164,7 @@ class CollectionLoop:
         sysfs: Path = Path("/sys"),
         kernel_log_lines: list[str] | None = None,
         health_runner: HealthRunner | None = None,
+        xid_source: XidSource = collect_events,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         timeout: float | None = None,
@@ -176,13 +182,14 @@ class CollectionLoop:
         self.sysfs = sysfs
         self.kernel_log_lines = kernel_log_lines
         self.health_runner = health_runner or _default_health_runner()
+        self.xid_source = xid_source
         self.clock = clock
         self.monotonic = monotonic
         self.timeout = (
             float(policy.get("collection.timeout_seconds")) if timeout is None else timeout
         )
         backfill = float(policy.get("xid.backfill_seconds"))
-        self.xid = xid_mod.XidCounter(retention_seconds=max(2 * backfill, 86400.0))
+        self.xid = XidCounter(retention_seconds=max(2 * backfill, 86400.0))
         self.errors: collections.Counter[ErrorReason] = collections.Counter(
             dict.fromkeys(ErrorReason, 0)
         )
@@ -294,9 +301,10 @@ class CollectionLoop:
         if telemetry is not None:
             self.errors.update(telemetry.errors)
             render_gpus(out, telemetry, self.gpus)
-            self._count_xid(report, telemetry, now)
+            self._count_xid(telemetry.extra or [], now)
         elif report is not None and not self._busy():
-            self._count_xid(report, None, now)
+            # Telemetry failed without hanging: the events the health run read this cycle.
+            self._count_xid(self._xid_events((), now, self.errors), now)
         expected = self.policy.get("expected_gpus")
         if expected is not None:
             out.add(c.GPU_EXPECTED_COUNT, (), int(expected))
@@ -334,19 +342,11 @@ class CollectionLoop:
         return report
 
     def _telemetry(self, report: HealthReport | None, now: float) -> Telemetry | None:
-        """Telemetry (and XID events, when the pipeline offers them) under a watchdog."""
+        """Telemetry and this cycle's XID events (in the same NVML session) under a watchdog."""
         result: list[Telemetry] = []
-        source = xid_mod.collect_events_fn()
 
-        def in_session(t: Telemetry) -> Any:
-            if source is None:
-                return None
-            try:
-                return list(source(self._xid_context(t, now)))
-            except Exception:
-                log.exception("XID event source failed")
-                t.errors[ErrorReason.XID] += 1
-                return []
+        def in_session(t: Telemetry) -> list[XidEvent]:
+            return self._xid_events(t.devices, now, t.errors)
 
         def work() -> None:
             result.append(read_all(self.backend, in_session))
@@ -360,9 +360,21 @@ class CollectionLoop:
         self._telemetry_worker = None
         return result[0] if result else None
 
-    def _xid_context(self, t: Telemetry, now: float) -> Any:
-        from sre_tools.health.registry import Context
+    def _xid_events(
+        self,
+        devices: Iterable[DeviceTelemetry],
+        now: float,
+        errors: collections.Counter[ErrorReason],
+    ) -> list[XidEvent]:
+        """This cycle's XID events; none (and an ``xid`` error) when the source fails."""
+        try:
+            return list(self.xid_source(self._xid_context(devices, now)))
+        except Exception:
+            log.exception("XID event source failed")
+            errors[ErrorReason.XID] += 1
+            return []
 
+    def _xid_context(self, devices: Iterable[DeviceTelemetry], now: float) -> Context:
         ctx = Context(
             backend=_TeedEvents(self._tee),
             policy=self.policy,
@@ -374,7 +386,7 @@ class CollectionLoop:
             # The health run's events of this cycle, when its xid check read them.
             cache=self._cycle_cache,
         )
-        for dev in t.devices:
+        for dev in devices:
             ident = dev.identity
             ctx.gpus.append(GpuRef(ident.index, ident.uuid, ident.pci_bus_id))
             if not dev.up:
@@ -383,23 +395,16 @@ class CollectionLoop:
 
     # --- XID counting ------------------------------------------------------------------------
 
-    def _count_xid(self, report: HealthReport | None, t: Telemetry | None, now: float) -> None:
-        collected = t.extra if t is not None else None
-        try:
-            events = xid_mod.events_for_cycle(report, collected)
-        except Exception:
-            log.exception("cannot read XID events")
-            self.errors[ErrorReason.XID] += 1
-            return
-
-        def resolve(event: xid_mod.XidEvent) -> tuple[str, str, str]:
+    def _count_xid(self, events: Iterable[XidEvent], now: float) -> None:
+        def resolve(event: XidEvent) -> tuple[str, str, str]:
             # The device's own labels where it is known: the same series as its telemetry.
-            ident = self.gpus.identity_for(event.gpu_index, event.uuid, event.pci_bus_id)
+            uuid, pci = event.uuid or "", event.pci_bus_id or ""
+            ident = self.gpus.identity_for(event.gpu_index, uuid, pci)
             index = ident.index if ident.index >= 0 else event.gpu_index
             return (
                 "" if index is None or index < 0 else str(index),
-                ident.uuid or event.uuid,
-                ident.pci_bus_id or event.pci_bus_id,
+                ident.uuid or uuid,
+                ident.pci_bus_id or pci,
             )
 
         self.xid.observe(events, now, resolve)
