@@ -41,9 +41,9 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client.exposition import generate_latest  # noqa: E402
 
 from sre_tools.exporter.auth import BasicAuth  # noqa: E402
-from sre_tools.exporter.collection import CollectionLoop  # noqa: E402
-from sre_tools.exporter.collector import make_registry  # noqa: E402
 from sre_tools.exporter.exposition import Exposition  # noqa: E402
+from sre_tools.exporter.poller import CollectionLoop  # noqa: E402
+from sre_tools.exporter.prometheus_collector import make_registry  # noqa: E402
 from sre_tools.exporter.server import ExporterServer, ListenAddress  # noqa: E402
 from sre_tools.health.policy import load_policy  # noqa: E402
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from sre_tools.conventions import DEFAULT_LISTEN
+from sre_tools.exporter.metric_names import DEFAULT_LISTEN
 
 log = logging.getLogger("sre_tools.exporter")
 
@@ -108,7 +108,7 @@ def exporter(
     if once:
         from prometheus_client.exposition import generate_latest
 
-        from sre_tools.exporter.collector import make_registry
+        from sre_tools.exporter.prometheus_collector import make_registry
 
         loop.collect_once()
         click.echo(generate_latest(make_registry(loop.snapshot, process=False)).decode(), nl=False)
@@ -123,7 +123,7 @@ def _build_loop(
     state_path: Path | None,
     interval: float,
 ) -> Any:
-    from sre_tools.exporter.collection import CollectionLoop
+    from sre_tools.exporter.poller import CollectionLoop
     from sre_tools.gpu.backend import RealBackend, RecordedBackend
     from sre_tools.health.policy import load_policy_file
     from sre_tools.health.state import CounterState
@@ -159,8 +159,8 @@ def _serve(
     import threading
 
     from sre_tools.exporter.auth import BasicAuth
-    from sre_tools.exporter.collector import make_registry
     from sre_tools.exporter.exposition import Exposition
+    from sre_tools.exporter.prometheus_collector import make_registry
     from sre_tools.exporter.server import ExporterServer, parse_listen, tls_context
 
     address = parse_listen(listen)

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sre_tools import conventions as c
-from sre_tools.conventions import ErrorReason
+from sre_tools.exporter import metric_names as c
+from sre_tools.exporter.metric_names import ErrorReason
 from sre_tools.gpu.backend import Backend
 from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
 from sre_tools.gpu.readings import NVLINK_COUNTERS, NVLINK_MAX_LINKS, PERF_POLICIES, THRESHOLDS
@@ -44,7 +44,7 @@ class GpuIdentity:
 
     @property
     def labels(self) -> LabelValues:
-        """Values of :data:`sre_tools.conventions.GPU_LABELS`."""
+        """Values of :data:`sre_tools.exporter.metric_names.GPU_LABELS`."""
         return (str(self.index), self.uuid, self.pci_bus_id)
 
 

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sre_tools.exporter.collection import CollectionLoop
-from sre_tools.exporter.collector import make_registry
+from sre_tools.exporter.poller import CollectionLoop
+from sre_tools.exporter.prometheus_collector import make_registry
 from sre_tools.gpu.backend import RecordedBackend
 from sre_tools.health.policy import load_policy
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sre_tools import conventions as c
+from sre_tools.exporter import metric_names as c
 from sre_tools.exporter.alerts import rules_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sre_tools import conventions as c
 from sre_tools.cli.main import main
+from sre_tools.exporter import metric_names as c
 from tests.exporter.conftest import FAULTS, HEALTHY, UUID0, one, samples, values
 from tests.helpers.prometheus import free_port
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sre_tools import conventions as c
-from sre_tools.exporter.collection import bus_key
+from sre_tools.exporter import metric_names as c
+from sre_tools.exporter.series import bus_key
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
 from tests.exporter.conftest import (
     BUS0,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sre_tools import conventions as c
 from sre_tools.cli.exporter import exporter
+from sre_tools.exporter import metric_names as c
 from tests.exporter.test_alert_rules import RULES, _anchors
 
 ROOT = Path(__file__).resolve().parents[2]

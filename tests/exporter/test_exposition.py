@@ -6,8 +6,8 @@ import gzip
 
 from prometheus_client.registry import CollectorRegistry
 
-from sre_tools.exporter.collector import GpuCollector, make_registry
 from sre_tools.exporter.exposition import Exposition
+from sre_tools.exporter.prometheus_collector import GpuCollector, make_registry
 from tests.exporter.conftest import HEALTHY, CountingBackend, make_loop, one
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"

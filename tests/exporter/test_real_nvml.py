@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sre_tools import conventions as c
-from sre_tools.exporter.collection import CollectionLoop
+from sre_tools.exporter import metric_names as c
+from sre_tools.exporter.poller import CollectionLoop
 from sre_tools.gpu.backend import RealBackend
 from sre_tools.health.policy import load_policy
 from tests.exporter.conftest import samples, scrape, values

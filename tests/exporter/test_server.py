@@ -20,8 +20,8 @@ import pytest
 
 from sre_tools.exceptions import ValidationError
 from sre_tools.exporter.auth import BasicAuth
-from sre_tools.exporter.collection import CollectionLoop
-from sre_tools.exporter.collector import make_registry
+from sre_tools.exporter.poller import CollectionLoop
+from sre_tools.exporter.prometheus_collector import make_registry
 from sre_tools.exporter.server import ExporterServer, ListenAddress, parse_listen, tls_context
 from tests.exporter.conftest import HEALTHY, CountingBackend, make_loop
 

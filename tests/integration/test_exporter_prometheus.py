@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from sre_tools import conventions as c
+from sre_tools.exporter import metric_names as c
 from tests.helpers.prometheus import (
     LOOPBACK,
     MissingBinaryError,

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from sre_tools import conventions as c
-from sre_tools.exporter.collection import Snapshot
+from sre_tools.exporter import metric_names as c
+from sre_tools.exporter.poller import Snapshot
 
 
 class GpuCollector(Collector):

@@ -10,8 +10,10 @@ One cycle:
 1. ``run_health`` (its own watchdog: a hung NVML call becomes a CRIT ``collection.timeout``);
 2. telemetry in a worker thread joined with the same timeout (skipped when health hung, since
    NVML is then still busy in the other thread);
-3. XID events (see :mod:`sre_tools.exporter.xid`) into a counter that only goes up;
-4. everything rendered into plain series, plus the exporter's own metrics.
+3. XID events (the health engine's :func:`~sre_tools.health.checks.xid.collect_events`, in the
+   telemetry's NVML session) into a counter that only goes up (:mod:`sre_tools.exporter.xid`);
+4. everything rendered into plain series (:mod:`sre_tools.exporter.series`), plus the
+   exporter's own metrics.
 
 A thread blocked inside the driver cannot be killed: while one from an earlier cycle is still
 alive, the cycle is skipped (``busy``) and the snapshot says CRIT ``collection.timeout``.
@@ -29,15 +31,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sre_tools import __version__
-from sre_tools import conventions as c
-from sre_tools.conventions import ErrorReason
-from sre_tools.exporter import xid as xid_mod
-from sre_tools.exporter.telemetry import GpuIdentity, LabelValues, Telemetry, read_all
+from sre_tools.exporter import metric_names as c
+from sre_tools.exporter.metric_names import ErrorReason
+from sre_tools.exporter.series import (
+    KnownGpus,
+    Rows,
+    SeriesBuilder,
+    render_gpus,
+    render_health,
+    render_self,
+    render_xid,
+)
+from sre_tools.exporter.telemetry import DeviceTelemetry, LabelValues, Telemetry, read_all
+from sre_tools.exporter.xid import XidCounter
 from sre_tools.gpu.backend import Backend
+from sre_tools.health.checks.xid import collect_events
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
 from sre_tools.health.policy import Policy
+from sre_tools.health.registry import Context
 from sre_tools.health.state import CounterState
+from sre_tools.health.xid.model import XidEvent
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +58,8 @@ HEALTH_THREAD_NAME = "sre-health-collect"  # the worker name sre_tools.health.ru
 TELEMETRY_THREAD_NAME = "sre-exporter-telemetry"
 DEFAULT_INTERVAL_SECONDS = 15.0
 
-Rows = tuple[tuple[LabelValues, float], ...]
 HealthRunner = Callable[..., HealthReport]
+XidSource = Callable[[Context], Iterable[XidEvent]]
 
 
 @dataclass(frozen=True)
@@ -68,33 +81,6 @@ def _default_health_runner() -> HealthRunner:
     from sre_tools.health.runner import run_health
 
     return run_health
-
-
-class _Series:
-    def __init__(self) -> None:
-        self.rows: dict[str, list[tuple[LabelValues, float]]] = collections.defaultdict(list)
-
-    def add(self, metric: str, labels: LabelValues, value: float) -> None:
-        spec = c.SPECS[metric]
-        if len(labels) != len(spec.labels):
-            raise ValueError(f"{metric}: {len(labels)} label values for {spec.labels}")
-        self.rows[metric].append((labels, float(value)))
-
-    def freeze(self) -> dict[str, Rows]:
-        return {name: tuple(rows) for name, rows in self.rows.items()}
-
-
-def bus_key(bus_id: str) -> tuple[int, int, int] | None:
-    """(domain, bus, device) of a PCI address in any spelling: NVML ``00000000:18:00.0``,
-    sysfs ``0000:18:00.0``, the kernel log's ``0000:18:00``."""
-    parts = bus_id.strip().lower().split(":")
-    if len(parts) < 2:
-        return None
-    try:
-        domain = int(parts[-3], 16) if len(parts) >= 3 else 0
-        return domain, int(parts[-2], 16), int(parts[-1].split(".")[0], 16)
-    except ValueError:
-        return None
 
 
 def _health_threads() -> list[threading.Thread]:
@@ -161,9 +147,9 @@ class CollectionLoop:
     """Owns the backend, the counter state and the accumulated counters; publishes snapshots.
 
     Everything the outside world provides is injected: the backend (real or recorded), the
-    health runner, the clocks. ``kernel_log_lines`` and ``sysfs`` are passed to the health
-    engine (a replay gives ``[]`` and a path without GPUs so the host's own kernel log and PCI
-    bus do not leak into a recording).
+    health runner, the XID event source, the clocks. ``kernel_log_lines`` and ``sysfs`` are
+    passed to the health engine (a replay gives ``[]`` and a path without GPUs so the host's own
+    kernel log and PCI bus do not leak into a recording).
     """
 
     def __init__(
@@ -178,6 +164,7 @@ class CollectionLoop:
         sysfs: Path = Path("/sys"),
         kernel_log_lines: list[str] | None = None,
         health_runner: HealthRunner | None = None,
+        xid_source: XidSource = collect_events,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         timeout: float | None = None,
@@ -195,20 +182,22 @@ class CollectionLoop:
         self.sysfs = sysfs
         self.kernel_log_lines = kernel_log_lines
         self.health_runner = health_runner or _default_health_runner()
+        self.xid_source = xid_source
         self.clock = clock
         self.monotonic = monotonic
         self.timeout = (
             float(policy.get("collection.timeout_seconds")) if timeout is None else timeout
         )
         backfill = float(policy.get("xid.backfill_seconds"))
-        self.xid = xid_mod.XidCounter(retention_seconds=max(2 * backfill, 86400.0))
+        self.xid = XidCounter(retention_seconds=max(2 * backfill, 86400.0))
         self.errors: collections.Counter[ErrorReason] = collections.Counter(
             dict.fromkeys(ErrorReason, 0)
         )
         self.collections = 0
-        self.by_uuid: dict[str, GpuIdentity] = {}  # every GPU seen since start
-        self.by_index: dict[int, GpuIdentity] = {}  # the GPU last seen at each index
-        self._snapshot = Snapshot(0.0, 0.0, 0, self._render_self(_Series(), 0.0, 0.0).freeze())
+        self.gpus = KnownGpus()
+        self._snapshot = Snapshot(
+            0.0, 0.0, 0, render_self(SeriesBuilder(), 0, self.errors, 0.0, 0.0).freeze()
+        )
         self._lock = threading.Lock()  # one collection at a time (timer thread vs --once)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -269,7 +258,7 @@ class CollectionLoop:
     def _collect(self) -> Snapshot:
         started = self.monotonic()
         now = self.clock()
-        out = _Series()
+        out = SeriesBuilder()
         report: HealthReport | None
         if self._busy():
             self.errors[ErrorReason.BUSY] += 1
@@ -311,19 +300,20 @@ class CollectionLoop:
                     )
         if telemetry is not None:
             self.errors.update(telemetry.errors)
-            self._render_gpus(out, telemetry)
-            self._count_xid(report, telemetry, now)
+            render_gpus(out, telemetry, self.gpus)
+            self._count_xid(telemetry.extra or [], now)
         elif report is not None and not self._busy():
-            self._count_xid(report, None, now)
+            # Telemetry failed without hanging: the events the health run read this cycle.
+            self._count_xid(self._xid_events((), now, self.errors), now)
         expected = self.policy.get("expected_gpus")
         if expected is not None:
             out.add(c.GPU_EXPECTED_COUNT, (), int(expected))
-        self._render_xid(out)
-        self._render_health(out, report)
+        render_xid(out, self.xid)
+        render_health(out, report, self.gpus)
         self.collections += 1
         finished = self.clock()
         duration = self.monotonic() - started
-        self._render_self(out, finished, duration)
+        render_self(out, self.collections, self.errors, finished, duration)
         return Snapshot(finished, duration, self.collections, out.freeze(), report)
 
     def _health(self, now: float) -> HealthReport | None:
@@ -352,19 +342,11 @@ class CollectionLoop:
         return report
 
     def _telemetry(self, report: HealthReport | None, now: float) -> Telemetry | None:
-        """Telemetry (and XID events, when the pipeline offers them) under a watchdog."""
+        """Telemetry and this cycle's XID events (in the same NVML session) under a watchdog."""
         result: list[Telemetry] = []
-        source = xid_mod.collect_events_fn()
 
-        def in_session(t: Telemetry) -> Any:
-            if source is None:
-                return None
-            try:
-                return list(source(self._xid_context(t, now)))
-            except Exception:
-                log.exception("XID event source failed")
-                t.errors[ErrorReason.XID] += 1
-                return []
+        def in_session(t: Telemetry) -> list[XidEvent]:
+            return self._xid_events(t.devices, now, t.errors)
 
         def work() -> None:
             result.append(read_all(self.backend, in_session))
@@ -378,9 +360,21 @@ class CollectionLoop:
         self._telemetry_worker = None
         return result[0] if result else None
 
-    def _xid_context(self, t: Telemetry, now: float) -> Any:
-        from sre_tools.health.registry import Context
+    def _xid_events(
+        self,
+        devices: Iterable[DeviceTelemetry],
+        now: float,
+        errors: collections.Counter[ErrorReason],
+    ) -> list[XidEvent]:
+        """This cycle's XID events; none (and an ``xid`` error) when the source fails."""
+        try:
+            return list(self.xid_source(self._xid_context(devices, now)))
+        except Exception:
+            log.exception("XID event source failed")
+            errors[ErrorReason.XID] += 1
+            return []
 
+    def _xid_context(self, devices: Iterable[DeviceTelemetry], now: float) -> Context:
         ctx = Context(
             backend=_TeedEvents(self._tee),
             policy=self.policy,
@@ -392,152 +386,28 @@ class CollectionLoop:
             # The health run's events of this cycle, when its xid check read them.
             cache=self._cycle_cache,
         )
-        for dev in t.devices:
+        for dev in devices:
             ident = dev.identity
             ctx.gpus.append(GpuRef(ident.index, ident.uuid, ident.pci_bus_id))
             if not dev.up:
                 ctx.lost.add(ident.index)
         return ctx
 
-    # --- rendering ------------------------------------------------------------------------------
+    # --- XID counting ------------------------------------------------------------------------
 
-    def _identity_for(self, index: int | None, uuid: str = "", pci: str = "") -> GpuIdentity:
-        """The best known identity of a GPU named by any of index, UUID or bus id."""
-        if uuid and uuid in self.by_uuid:
-            return self.by_uuid[uuid]
-        if pci:
-            wanted = bus_key(pci)
-            for ident in self.by_uuid.values():
-                if wanted is not None and bus_key(ident.pci_bus_id) == wanted:
-                    return ident
-        if index is not None and not uuid and index in self.by_index:
-            return self.by_index[index]
-        return GpuIdentity(-1 if index is None else index, uuid, pci)
-
-    def _gpu_labels(self, ref: GpuRef | None) -> LabelValues:
-        if ref is None:
-            return ("", "", "")
-        ident = self._identity_for(ref.index, ref.uuid, ref.pci_bus_id)
-        return (str(ref.index), ref.uuid or ident.uuid, ref.pci_bus_id or ident.pci_bus_id)
-
-    def _render_gpus(self, out: _Series, t: Telemetry) -> None:
-        if t.init_error is not None:
-            # NVML is down: every GPU we knew is unreachable.
-            for ident in self.by_uuid.values():
-                out.add(c.GPU_UP, ident.labels, 0)
-            return
-        if t.count is not None:
-            out.add(c.GPU_COUNT, (), t.count)
-        shown: set[str] = set()
-        for dev in t.devices:
-            ident = dev.identity
-            if dev.up:
-                self.by_uuid[ident.uuid] = ident
-                self.by_index[ident.index] = ident
-                out.add(
-                    c.GPU_INFO,
-                    (
-                        *ident.labels,
-                        ident.name,
-                        ident.serial,
-                        ident.vbios_version,
-                        t.driver_version,
-                    ),
-                    1,
-                )
-                out.add(c.GPU_UP, ident.labels, 1)
-                for metric, labels, value in dev.samples:
-                    out.add(metric, labels, value)
-            else:
-                # Its telemetry is dropped; the last known identity (serial for the RMA) stays.
-                known = self.by_index.get(ident.index)
-                if known is not None and known.uuid not in shown:
-                    ident = known
-                    out.add(
-                        c.GPU_INFO,
-                        (
-                            *ident.labels,
-                            ident.name,
-                            ident.serial,
-                            ident.vbios_version,
-                            t.driver_version,
-                        ),
-                        1,
-                    )
-                out.add(c.GPU_UP, ident.labels, 0)
-            if ident.uuid:
-                shown.add(ident.uuid)
-        # GPUs seen earlier that NVML no longer enumerates at all.
-        for uuid, ident in self.by_uuid.items():
-            if uuid not in shown:
-                out.add(c.GPU_UP, ident.labels, 0)
-
-    def _count_xid(self, report: HealthReport | None, t: Telemetry | None, now: float) -> None:
-        collected = t.extra if t is not None else None
-        try:
-            events = xid_mod.events_for_cycle(report, collected)
-        except Exception:
-            log.exception("cannot read XID events")
-            self.errors[ErrorReason.XID] += 1
-            return
-
-        def resolve(event: xid_mod.XidEvent) -> tuple[str, str, str]:
+    def _count_xid(self, events: Iterable[XidEvent], now: float) -> None:
+        def resolve(event: XidEvent) -> tuple[str, str, str]:
             # The device's own labels where it is known: the same series as its telemetry.
-            ident = self._identity_for(event.gpu_index, event.uuid, event.pci_bus_id)
+            uuid, pci = event.uuid or "", event.pci_bus_id or ""
+            ident = self.gpus.identity_for(event.gpu_index, uuid, pci)
             index = ident.index if ident.index >= 0 else event.gpu_index
             return (
                 "" if index is None or index < 0 else str(index),
-                ident.uuid or event.uuid,
-                ident.pci_bus_id or event.pci_bus_id,
+                ident.uuid or uuid,
+                ident.pci_bus_id or pci,
             )
 
         self.xid.observe(events, now, resolve)
-
-    def _render_xid(self, out: _Series) -> None:
-        for key, count in self.xid.counts.items():
-            out.add(c.GPU_XID_EVENTS, key, count)
-            out.add(c.GPU_XID_LAST_EVENT, key, self.xid.last[key])
-
-    def _render_health(self, out: _Series, report: HealthReport | None) -> None:
-        if report is None:
-            out.add(c.GPU_HEALTH_STATUS, (), c.STATUS_UNKNOWN)
-            return
-        worst: dict[tuple[str, LabelValues], tuple[int, Action]] = {}
-        for f in report.findings:
-            if f.severity is Severity.SKIPPED:
-                continue
-            status = c.STATUS_VALUES[f.severity.value]
-            action = f.action if f.severity in (Severity.WARN, Severity.CRIT) else Action.NONE
-            key = (f.check, self._gpu_labels(f.gpu))
-            prev = worst.get(key)
-            if prev is None:
-                worst[key] = (status, action)
-            else:
-                worst[key] = (
-                    max(prev[0], status),
-                    action if action.rank > prev[1].rank else prev[1],
-                )
-        for (check, labels), (status, action) in worst.items():
-            out.add(c.GPU_HEALTH_CHECK_STATUS, (*labels, check, action.value), status)
-        node = report.severity
-        out.add(
-            c.GPU_HEALTH_STATUS,
-            (),
-            c.STATUS_OK if node is Severity.SKIPPED else c.STATUS_VALUES[node.value],
-        )
-        required = report.action
-        for action in Action:
-            out.add(c.GPU_HEALTH_REQUIRED_ACTION, (action.value,), 1 if action is required else 0)
-
-    def _render_self(self, out: _Series, finished: float, duration: float) -> _Series:
-        out.add(c.EXPORTER_BUILD_INFO, (__version__,), 1)
-        out.add(c.EXPORTER_COLLECTIONS, (), self.collections)
-        for reason in ErrorReason:
-            out.add(c.EXPORTER_COLLECTION_ERRORS, (reason.value,), self.errors[reason])
-        if self.collections:
-            out.add(c.EXPORTER_COLLECTION_DURATION, (), duration)
-            out.add(c.EXPORTER_LAST_COLLECTION, (), finished)
-        return out
 
 
 def rows_by_labels(snapshot: Snapshot, metric: str) -> dict[LabelValues, float]:
