@@ -52,7 +52,8 @@ def client_key(workdir: Path) -> Path:
     """``workdir/id_ed25519``, generated when missing; its path."""
     key = workdir / "id_ed25519"
     if not key.exists():
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sre-test-client", "-f", str(key)])
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sre-test-client",
+             "-f", str(key)])  # fmt: skip
     return key
 
 
