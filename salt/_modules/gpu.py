@@ -305,20 +305,16 @@ def _remediator(
     state: str | None,
     audit: str | None,
 ) -> Any:
-    """A ``sre_tools.remediation.Remediator`` built the way ``sre remediation`` builds it."""
-    from pathlib import Path
+    """``Remediator.from_paths``, as ``sre remediation`` builds it, with Salt's settings."""
+    from sre_tools.remediation import Remediator
 
-    from sre_tools.remediation import Remediator, SlurmClient, load_config
-    from sre_tools.remediation.config import default_audit_path, default_state_path
-
-    cfg_path = remediation_config or _setting("remediation_config")
-    cfg = load_config(Path(cfg_path) if cfg_path else None)
-    slurm = SlurmClient(
-        timeout=cfg.slurm_timeout_seconds, controller=controller or _setting("controller")
+    return Remediator.from_paths(
+        remediation_config or _setting("remediation_config"),
+        state or _setting("remediation_state"),
+        audit or _setting("remediation_audit"),
+        controller=controller or _setting("controller"),
+        dry_run=not execute,
     )
-    state_path = state or _setting("remediation_state") or default_state_path()
-    audit_path = audit or _setting("remediation_audit") or default_audit_path()
-    return Remediator(cfg, slurm, Path(state_path), Path(audit_path), dry_run=not execute)
 
 
 def drain(
