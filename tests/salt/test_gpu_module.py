@@ -80,10 +80,10 @@ def test_health_replay_writes_no_state(gpu_module: ModuleType, tmp_path: Path) -
 
 
 def test_health_counter_state_lives_in_salts_cachedir(gpu_module: ModuleType) -> None:
-    path = gpu_module._health_state_path(None, None)
-    assert path.endswith("cache/sre_tools/health-state.json")
-    assert gpu_module._health_state_path(None, "/x/state.json") == "/x/state.json"
-    assert gpu_module._health_state_path(str(DBE), None) is None
+    path = gpu_module._counters(None, None).path
+    assert str(path).endswith("cache/sre_tools/health-state.json")
+    assert gpu_module._counters(None, "/x/state.json").path == Path("/x/state.json")
+    assert gpu_module._counters(str(DBE), None).path is None
 
 
 def test_health_profile_from_minion_config(gpu_module: ModuleType) -> None:
