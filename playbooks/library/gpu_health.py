@@ -393,8 +393,7 @@ def run_python(params, policy):
 
         from sre_tools.exceptions import SreError
         from sre_tools.health.policy import load_policy, load_policy_file
-        from sre_tools.health.runner import run_replay_or_live
-        from sre_tools.health.state import CounterState, default_state_path
+        from sre_tools.health.runner import counter_state, run_replay_or_live
     except ImportError as exc:
         raise GpuHealthError(
             f"method=python: sre_tools is not importable from the module's Python ({exc}); set "
@@ -408,13 +407,13 @@ def run_python(params, policy):
         else:
             path = Path(params["policy_file"]) if params["policy_file"] else None
             loaded = load_policy_file(path, params["profile"] or None)
-        replay = params["replay"]
-        if params["state_file"]:
-            state = CounterState(Path(params["state_file"]))
-        else:
-            state = CounterState() if replay else CounterState(default_state_path())
+        replay = params["replay"] or None
+        state_file = Path(params["state_file"]) if params["state_file"] else None
         report = run_replay_or_live(
-            loaded, replay=replay or None, state=state, timeout=params["timeout"]
+            loaded,
+            replay=replay,
+            state=counter_state(replay, state_file),
+            timeout=params["timeout"],
         )
     except SreError as exc:
         raise GpuHealthError(f"sre_tools: {exc}") from None

@@ -1,17 +1,8 @@
 """Salt beacon ``gpu_health``: run the GPU health engine on an interval, fire on transitions only.
 
-A transition is any of (see docs/salt.md for the event schema):
-
-- a finding's severity changed, per (check, GPU uuid / index, MIG instance): ok -> warn -> crit,
-  back to ok, or unknown (a finding that disappears counts as ok);
-- the node's severity or its action (the most disruptive one the findings ask for) changed;
-- a new XID event key.
-
-Debounce: after a finding (or the node) fired, a later change of it that is not an escalation
-(a recovery, crit -> warn, a flap back) waits until the check's cooldown has passed; the beacon
-keeps comparing with what it last *reported*, so the report catches up once the cooldown is over.
-An escalation always fires at once. New XIDs wait for the ``xid`` cooldown unless the event
-fires anyway.
+Transitions and their debounce are ``sre_tools.health.transitions`` (see docs/salt.md for the
+event schema): a changed finding or node severity, a changed action, a new XID event key; a
+change that is not an escalation waits for its check's cooldown.
 
 One event per beacon run at most, tagged ``sre/gpu/health/<transition>`` (Salt prefixes
 ``salt/beacon/<minion id>/gpu_health/``): the new node severity (``crit``, ``warn``, ``unknown``,
@@ -51,20 +42,15 @@ log = logging.getLogger(__name__)
 __virtualname__ = "gpu_health"
 
 EVENT_SCHEMA_VERSION = 1
-STATE_VERSION = 1
 TAG_PREFIX = "sre/gpu/health/"
-DEFAULT_COOLDOWN_SECONDS = 300.0
 DEFAULT_MAX_EVENT_BYTES = 16_384
 MIN_EVENT_BYTES = 2_048
 MAX_EVENT_BYTES = 65_536  # sre_tools.remediation.model.MAX_EVENT_JSON_BYTES
 MAX_FINDINGS = 32
 MAX_XID_KEYS = 64
-MAX_SEEN_XIDS = 4_096
 MAX_SUMMARY_CHARS = 240
-NODE_KEY = "@node"
 RUN_CHECK = "gpu_health.run"  # the synthetic finding when the health run itself fails
 
-SEVERITY_RANK = {"ok": 0, "unknown": 1, "warn": 2, "crit": 3}
 # Keys Salt's beacon framework itself understands; passed through by validate().
 FRAMEWORK_KEYS = frozenset(
     {"interval", "enabled", "beacon_module", "run_once", "disable_during_state_run", "_beacon_name"}
@@ -162,171 +148,6 @@ def validate(config: Any) -> tuple[bool, str]:
     return True, "Valid beacon configuration"
 
 
-def cooldown_for(cfg: Mapping[str, Any], check: str) -> float:
-    value = cfg.get("cooldown", DEFAULT_COOLDOWN_SECONDS)
-    if isinstance(value, Mapping):
-        return float(value.get(check, value.get("default", DEFAULT_COOLDOWN_SECONDS)))
-    return float(value)
-
-
-# --- transitions (pure: report dict + state in, event + state out) ------------------------------
-
-
-def new_state() -> dict[str, Any]:
-    return {"version": STATE_VERSION, "findings": {}, "node": None, "xids": {}, "xid_fired": None}
-
-
-def _severity(value: Any) -> str:
-    text = str(value)
-    if text in ("ok", "skipped"):
-        return "ok"
-    return text if text in SEVERITY_RANK else "unknown"
-
-
-def finding_key(finding: Mapping[str, Any]) -> str:
-    """``check@<gpu uuid | index:N | node>[/<MIG instance>]``: stable across runs."""
-    gpu = finding.get("gpu") or {}
-    if gpu.get("uuid"):
-        where = str(gpu["uuid"])
-    elif gpu.get("index") is not None:
-        where = f"index:{gpu['index']}"
-    else:
-        where = "node"
-    mig = gpu.get("mig")
-    return f"{finding.get('check')}@{where}" + (f"/{mig}" if mig else "")
-
-
-def _current(report: Mapping[str, Any]) -> dict[str, tuple[str, Mapping[str, Any]]]:
-    """The worst severity per finding key, with the finding that has it."""
-    out: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    for f in report.get("findings") or []:
-        key, sev = finding_key(f), _severity(f.get("severity"))
-        if key not in out or SEVERITY_RANK[sev] > SEVERITY_RANK[out[key][0]]:
-            out[key] = (sev, f)
-    return out
-
-
-def xid_keys(report: Mapping[str, Any]) -> list[str]:
-    """XID event keys in the report (the ``xid`` findings' evidence), in report order."""
-    keys: list[str] = []
-    for f in report.get("findings") or []:
-        if f.get("check") != "xid":
-            continue
-        events = (f.get("evidence") or {}).get("events") or []
-        for ev in events:
-            key = ev.get("key") if isinstance(ev, Mapping) else None
-            if isinstance(key, str) and key and key not in keys:
-                keys.append(key)
-    return keys
-
-
-def _action_rank(action: str) -> int:
-    from sre_tools.health.model import Action
-
-    try:
-        return Action(action).rank
-    except ValueError:
-        return -1
-
-
-def _cooling(last: float | None, now: float, cooldown: float) -> bool:
-    return last is not None and now - last < cooldown
-
-
-def evaluate(
-    state: dict[str, Any], report: Mapping[str, Any], cfg: Mapping[str, Any], now: float
-) -> dict[str, Any] | None:
-    """Compare ``report`` with what was last reported in ``state`` (updated in place).
-
-    Returns the transitions to fire (``kinds``, ``findings``, ``node``, ``xids``) or None.
-    """
-    changes: list[dict[str, Any]] = []
-    current = _current(report)
-    reported: dict[str, Any] = state["findings"]
-    for key in sorted(set(current) | set(reported)):
-        sev, finding = current.get(key, ("ok", {}))
-        before = reported.get(key) or {"severity": "ok", "at": None}
-        if sev == before["severity"]:
-            continue
-        check = str(finding.get("check") or before.get("check") or key.split("@", 1)[0])
-        escalation = SEVERITY_RANK[sev] > SEVERITY_RANK[before["severity"]]
-        if not escalation and _cooling(before.get("at"), now, cooldown_for(cfg, check)):
-            continue
-        reported[key] = {"severity": sev, "at": now, "check": check}
-        changes.append(
-            {
-                "key": key,
-                "check": check,
-                "previous": before["severity"],
-                "severity": sev,
-                "finding": finding,
-            }
-        )
-    # Forget recovered findings once their cooldown is over: the state stays small.
-    for key, rec in list(reported.items()):
-        expired = not _cooling(rec.get("at"), now, cooldown_for(cfg, rec.get("check", "")))
-        if rec["severity"] == "ok" and key not in current and expired:
-            del reported[key]
-
-    node_change = None
-    sev_now = _severity(report.get("status"))
-    action_now = str(report.get("action") or "none")
-    node_before = state.get("node") or {"severity": "ok", "action": "none", "at": None}
-    if (sev_now, action_now) != (node_before["severity"], node_before["action"]):
-        escalation = SEVERITY_RANK[sev_now] > SEVERITY_RANK[node_before["severity"]] or (
-            _action_rank(action_now) > _action_rank(node_before["action"])
-        )
-        if escalation or not _cooling(node_before.get("at"), now, cooldown_for(cfg, "default")):
-            node_change = {
-                "severity": sev_now,
-                "previous_severity": node_before["severity"],
-                "action": action_now,
-                "previous_action": node_before["action"],
-            }
-            state["node"] = {"severity": sev_now, "action": action_now, "at": now}
-
-    seen: dict[str, float] = state["xids"]
-    fresh = [k for k in xid_keys(report) if k not in seen]
-    fires_anyway = bool(changes or node_change)
-    if (
-        fresh
-        and not fires_anyway
-        and _cooling(state.get("xid_fired"), now, cooldown_for(cfg, "xid"))
-    ):
-        fresh = []  # held back: still new next run, unless it left the kernel-log window
-    for k in fresh:
-        seen[k] = now
-    if fresh:
-        state["xid_fired"] = now
-    if len(seen) > MAX_SEEN_XIDS:
-        for k in sorted(seen, key=seen.__getitem__)[: len(seen) - MAX_SEEN_XIDS]:
-            del seen[k]
-
-    if not (changes or node_change or fresh):
-        return None
-    kinds = []
-    if node_change and node_change["severity"] != node_change["previous_severity"]:
-        kinds.append("severity")
-    if node_change and node_change["action"] != node_change["previous_action"]:
-        kinds.append("action")
-    if fresh:
-        kinds.append("xid")
-    if changes:
-        kinds.append("finding")
-    return {"kinds": kinds, "findings": changes, "node": node_change, "xids": fresh}
-
-
-def transition_name(transitions: Mapping[str, Any]) -> str:
-    """The tag suffix: the new node severity when it changed, else the first other kind."""
-    kinds = transitions["kinds"]
-    if "severity" in kinds:
-        return str(transitions["node"]["severity"])
-    for kind in ("action", "xid", "finding"):
-        if kind in kinds:
-            return kind
-    return "finding"
-
-
 # --- the event ---------------------------------------------------------------------------------
 
 
@@ -384,9 +205,12 @@ def build_event(
     max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> dict[str, Any]:
     """The event dict (``tag`` plus plain-JSON data), at most ``max_bytes`` as JSON."""
+    from sre_tools.health.model import Severity
+    from sre_tools.health.transitions import severity_of, transition_name
+
     ordered = sorted(
         transitions["findings"],
-        key=lambda c: (-SEVERITY_RANK[c["severity"]], c["check"], c["key"]),
+        key=lambda c: (-Severity(c["severity"]).rank, c["check"], c["key"]),
     )
     findings = [
         {
@@ -402,7 +226,7 @@ def build_event(
         for c in ordered
     ]
     node_now = transitions["node"] or {}
-    status = _severity(report.get("status"))
+    status = severity_of(report.get("status")).value
     action = str(report.get("action") or "none")
     payload: dict[str, Any] = {
         "tag": TAG_PREFIX + transition_name(transitions),
@@ -446,24 +270,16 @@ def build_event(
 
 
 def _load_state(path: str | None) -> dict[str, Any]:
-    if not path:
-        return new_state()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return new_state()
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        return new_state()
-    state = new_state()
-    for key in ("findings", "xids"):
-        if isinstance(data.get(key), dict):
-            state[key] = data[key]
-    if isinstance(data.get("node"), dict):
-        state["node"] = data["node"]
-    if _number(data.get("xid_fired")):
-        state["xid_fired"] = data["xid_fired"]
-    return state
+    from sre_tools.health.transitions import state_from_dict
+
+    data = None
+    if path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            pass
+    return state_from_dict(data)
 
 
 def _save_state(path: str | None, state: Mapping[str, Any]) -> None:
@@ -510,6 +326,8 @@ def _failed_report(message: str, minion: str) -> dict[str, Any]:
 
 def beacon(config: Any) -> list[dict[str, Any]]:
     """Run the health engine once; return one event when something changed, else nothing."""
+    from sre_tools.health.transitions import evaluate
+
     cfg = _merge(config)
     opts = _dunder("__opts__") or {}
     minion = str(opts.get("id", ""))
@@ -535,7 +353,7 @@ def beacon(config: Any) -> list[dict[str, Any]]:
         except Exception as exc:  # the beacon must keep running; the failure is reported
             report = _failed_report(f"{type(exc).__name__}: {exc}", minion)
 
-    transitions = evaluate(state, report, cfg, CLOCK())
+    transitions = evaluate(state, report, now=CLOCK(), cooldown=cfg.get("cooldown"))
     if transitions is None:
         return []
     _save_state(cfg.get("state_file"), state)

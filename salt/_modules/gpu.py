@@ -91,18 +91,30 @@ def _node(node: str | None) -> str:
     return str(opts.get("id", "")).split(".", maxsplit=1)[0]
 
 
-def _health_state_path(replay: str | None, state: str | None) -> str | None:
-    """Counter state: none for a replay; else the argument, the setting, or Salt's cachedir.
+def _live_state_path() -> str | None:
+    """Counter state of a live run: the ``health_state`` setting, else in Salt's cachedir.
 
     Salt keeps its own file so that its runs never race the systemd timer's ``sre health``.
     """
-    if replay:
-        return state
-    explicit = state or _setting("health_state")
-    if explicit:
-        return str(explicit)
+    configured = _setting("health_state")
+    if configured:
+        return str(configured)
     cachedir = (_dunder("__opts__") or {}).get("cachedir")
     return os.path.join(cachedir, "sre_tools", "health-state.json") if cachedir else None
+
+
+def _counters(replay: str | None, state: str | None) -> Any:  # -> CounterState
+    """``sre_tools.health.runner.counter_state``: ``state``, none for a replay, else live."""
+    from pathlib import Path
+
+    from sre_tools.health.runner import counter_state
+
+    live = _live_state_path()
+    return counter_state(
+        replay or None,
+        Path(state) if state else None,
+        live_default=Path(live) if live else None,
+    )
 
 
 # --- health ------------------------------------------------------------------------------------
@@ -122,14 +134,11 @@ def _run(
     policy: Any, replay: str | None, state: str | None, timeout: float | None
 ) -> Any:  # -> sre_tools.health.model.HealthReport
     """One health run, the way ``sre health [--replay]`` does it."""
-    from pathlib import Path
-
     from sre_tools.health.runner import run_replay_or_live
-    from sre_tools.health.state import CounterState
 
-    state_path = _health_state_path(replay, state)
-    counters = CounterState(Path(state_path) if state_path else None)
-    return run_replay_or_live(policy, replay=replay or None, state=counters, timeout=timeout)
+    return run_replay_or_live(
+        policy, replay=replay or None, state=_counters(replay, state), timeout=timeout
+    )
 
 
 def _report(
@@ -305,20 +314,16 @@ def _remediator(
     state: str | None,
     audit: str | None,
 ) -> Any:
-    """A ``sre_tools.remediation.Remediator`` built the way ``sre remediation`` builds it."""
-    from pathlib import Path
+    """``Remediator.from_paths``, as ``sre remediation`` builds it, with Salt's settings."""
+    from sre_tools.remediation import Remediator
 
-    from sre_tools.remediation import Remediator, SlurmClient, load_config
-    from sre_tools.remediation.config import default_audit_path, default_state_path
-
-    cfg_path = remediation_config or _setting("remediation_config")
-    cfg = load_config(Path(cfg_path) if cfg_path else None)
-    slurm = SlurmClient(
-        timeout=cfg.slurm_timeout_seconds, controller=controller or _setting("controller")
+    return Remediator.from_paths(
+        remediation_config or _setting("remediation_config"),
+        state or _setting("remediation_state"),
+        audit or _setting("remediation_audit"),
+        controller=controller or _setting("controller"),
+        dry_run=not execute,
     )
-    state_path = state or _setting("remediation_state") or default_state_path()
-    audit_path = audit or _setting("remediation_audit") or default_audit_path()
-    return Remediator(cfg, slurm, Path(state_path), Path(audit_path), dry_run=not execute)
 
 
 def drain(

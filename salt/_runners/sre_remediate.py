@@ -39,7 +39,6 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -90,13 +89,14 @@ def expected_node(minion: str, node_map: Mapping[str, str]) -> str:
 
 
 def _build_remediator(settings: Mapping[str, Any]) -> Any:
-    from sre_tools.remediation import Remediator, SlurmClient
-    from sre_tools.remediation.config import load_config
+    from sre_tools.remediation import Remediator
 
-    cfg = load_config(Path(settings["config"]) if settings["config"] else None)
-    slurm = SlurmClient(timeout=cfg.slurm_timeout_seconds, slurm_conf=settings["slurm_conf"])
-    return Remediator(
-        cfg, slurm, settings["state"], settings["audit"], dry_run=not bool(settings["execute"])
+    return Remediator.from_paths(
+        settings["config"],
+        settings["state"],
+        settings["audit"],
+        slurm_conf=settings["slurm_conf"],
+        dry_run=not bool(settings["execute"]),
     )
 
 

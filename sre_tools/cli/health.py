@@ -116,8 +116,7 @@ def _run(
     timeout: float | None,
 ) -> Any:
     from sre_tools.health.policy import load_policy_file
-    from sre_tools.health.runner import run_replay_or_live
-    from sre_tools.health.state import CounterState, default_state_path
+    from sre_tools.health.runner import counter_state, run_replay_or_live
 
     policy = load_policy_file(config, profile)
     lines: list[str] | None = None
@@ -125,12 +124,13 @@ def _run(
         from sre_tools.cli.common import read_input
 
         lines = read_input(str(kernel_log))[0].splitlines()
-    if replay is not None:
-        state = CounterState(state_path) if state_path else CounterState()
-    else:
-        state = CounterState(state_path or default_state_path())
     return run_replay_or_live(
-        policy, replay=replay, state=state, sysfs=sysfs, kernel_log_lines=lines, timeout=timeout
+        policy,
+        replay=replay,
+        state=counter_state(replay, state_path),
+        sysfs=sysfs,
+        kernel_log_lines=lines,
+        timeout=timeout,
     )
 
 

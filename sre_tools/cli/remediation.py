@@ -72,21 +72,10 @@ def _engine(
     controller: str | None,
     execute: bool,
 ) -> Any:
-    from sre_tools.remediation.config import default_audit_path, default_state_path, load_config
     from sre_tools.remediation.engine import Remediator
-    from sre_tools.remediation.runner import validate_host
-    from sre_tools.remediation.slurm import SlurmClient
 
-    cfg = load_config(config_path)
-    if controller is not None:
-        validate_host(controller, field="--controller")
-    slurm = SlurmClient(timeout=cfg.slurm_timeout_seconds, controller=controller)
-    return Remediator(
-        cfg,
-        slurm,
-        state_path or default_state_path(),
-        audit_path or default_audit_path(),
-        dry_run=not execute,
+    return Remediator.from_paths(
+        config_path, state_path, audit_path, controller=controller, dry_run=not execute
     )
 
 

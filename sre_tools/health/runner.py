@@ -20,7 +20,7 @@ from sre_tools.health import checks as _checks  # noqa: F401  (registers checks)
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
 from sre_tools.health.policy import Policy
 from sre_tools.health.registry import REGISTRY, Context, lost_finding
-from sre_tools.health.state import CounterState
+from sre_tools.health.state import CounterState, default_state_path
 
 _busy = threading.Lock()
 
@@ -142,6 +142,22 @@ def run_health(
 REPLAY_SYSFS = Path("/nonexistent-sysfs")
 
 
+def counter_state(
+    replay: str | Path | None, state_path: Path | None, *, live_default: Path | None = None
+) -> CounterState:
+    """The counter state a run keeps (every front end asks here: the CLI, Ansible, Salt).
+
+    ``state_path`` when one is given. Else a replay keeps none: a recording's counters are not
+    this machine's, and a rate across two recordings means nothing. A live run keeps
+    ``live_default`` (a front end's own file), else :func:`default_state_path`.
+    """
+    if state_path is not None:
+        return CounterState(state_path)
+    if replay is not None:
+        return CounterState()
+    return CounterState(live_default or default_state_path())
+
+
 def run_replay_or_live(
     policy: Policy,
     *,
@@ -151,7 +167,8 @@ def run_replay_or_live(
     kernel_log_lines: list[str] | None = None,
     timeout: float | None = None,
 ) -> HealthReport:
-    """One run the way ``sre health [--replay FILE]`` does it (the CLI and Salt's ``gpu.health``).
+    """One run the way ``sre health [--replay FILE]`` does it (the CLI, Salt's ``gpu.health``,
+    Ansible's ``gpu_health``); ``state`` is usually :func:`counter_state`'s.
 
     A replay uses the recording's own kernel log (``"kernel_log"``) unless lines are given, and
     no sysfs unless one is given; a live run reads NVML, the kernel log and ``/sys``.

@@ -16,7 +16,6 @@ from typing import Any
 
 JSON_SCHEMA_VERSION = 1
 HEALTH_ACTIONS = frozenset({"gpu_health"})
-SEVERITY_RANK = {"ok": 0, "skipped": 0, "warn": 1, "unknown": 2, "crit": 3}
 
 
 class ExitCode(IntEnum):

@@ -3,7 +3,7 @@
 Both front ends (the Ansible playbook and the Salt reactor) call this, through the CLI or in
 Python::
 
-    rem = Remediator(config, SlurmClient(), state_path, audit_path, dry_run=False)
+    rem = Remediator.from_paths(config_path, state_path, audit_path, dry_run=False)
     decision = rem.handle_event(event_data)            # untrusted dict: validated here
     decision = rem.handle(request_from_report(report))  # our own health report
     decision = rem.try_resume("gpu07", fresh_report)
@@ -47,7 +47,12 @@ from sre_tools.remediation.actions import (
     action_argvs,
 )
 from sre_tools.remediation.audit import AuditLog
-from sre_tools.remediation.config import RemediationConfig
+from sre_tools.remediation.config import (
+    RemediationConfig,
+    default_audit_path,
+    default_state_path,
+    load_config,
+)
 from sre_tools.remediation.errors import ActionError, NotifyError, SlurmError, UnknownNodeError
 from sre_tools.remediation.guardrails import NodeOwner, Plan, Refusal
 from sre_tools.remediation.model import (
@@ -59,7 +64,7 @@ from sre_tools.remediation.model import (
     request_from_event,
     validate_node,
 )
-from sre_tools.remediation.runner import LocalRunner, Runner, SshRunner
+from sre_tools.remediation.runner import LocalRunner, Runner, SshRunner, validate_host
 from sre_tools.remediation.slurm import NodeInfo, SlurmClient
 from sre_tools.remediation.state import RemediationState
 
@@ -103,6 +108,37 @@ class Remediator:
         self._topology: dict[str, tuple[str, ...]] | None = None
         self._topology_at = 0.0
         self._last_reconcile: float | None = None
+
+    @classmethod
+    def from_paths(
+        cls,
+        config_path: Path | str | None = None,
+        state_path: Path | str | None = None,
+        audit_path: Path | str | None = None,
+        *,
+        controller: str | None = None,
+        slurm_conf: Path | str | None = None,
+        dry_run: bool = True,
+    ) -> Remediator:
+        """The engine every front end runs (the CLI, Salt's ``gpu`` module and its runner).
+
+        ``config_path`` None: ``$SRE_REMEDIATION_CONFIG``, else the built-in defaults; state and
+        audit paths None: :func:`default_state_path` / :func:`default_audit_path`. Slurm commands
+        run here, or through ssh on ``controller``, with ``SLURM_CONF=slurm_conf`` when given.
+        """
+        cfg = load_config(Path(config_path) if config_path else None)
+        if controller is not None:
+            validate_host(controller, field="controller")
+        slurm = SlurmClient(
+            timeout=cfg.slurm_timeout_seconds, controller=controller, slurm_conf=slurm_conf
+        )
+        return cls(
+            cfg,
+            slurm,
+            state_path or default_state_path(),
+            audit_path or default_audit_path(),
+            dry_run=dry_run,
+        )
 
     # --- public API ---------------------------------------------------------------------------
 

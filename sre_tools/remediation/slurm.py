@@ -31,6 +31,9 @@ _REASON_SUFFIX = re.compile(r"\s*\[[^\[\]@]*@[^\[\]]*\]\s*$")
 BUSY_STATES = frozenset({"ALLOCATED", "MIXED", "COMPLETING"})
 SINFO_SEP = "|"
 LOCAL_CONTROLLERS = frozenset({"", "local", "localhost", "127.0.0.1", "::1"})
+# scontrol about a node it does not know: "Node gpu99 not found" (show), "slurm_update error:
+# Invalid node name specified" (update). Not "scontrol: command not found": that is no answer.
+_UNKNOWN_NODE = re.compile(r"\bNode \S+ not found|Invalid node name", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,21 @@ class NodeInfo:
     @property
     def state_text(self) -> str:
         return "+".join([self.state, *sorted(self.flags)])
+
+
+def scontrol_error(result: CommandResult, what: str, node: str) -> SlurmError:
+    """The error for a failed ``scontrol <what> <node>``: :class:`UnknownNodeError` when Slurm
+    does not know the node, else :class:`SlurmError` with the end of its output."""
+    text = f"{result.stdout}\n{result.stderr}"
+    if _UNKNOWN_NODE.search(text):
+        return UnknownNodeError(
+            f"Slurm does not know node {node}", argv=result.argv, returncode=result.returncode
+        )
+    return SlurmError(
+        f"scontrol {what} {node} failed: {result.brief()}",
+        argv=result.argv,
+        returncode=result.returncode,
+    )
 
 
 def parse_fields(line: str) -> dict[str, str]:
@@ -167,21 +185,9 @@ class SlurmClient:
         return [self.scontrol, "show", "node", "-o", validate_node(node)]
 
     def show_node(self, node: str) -> NodeInfo:
-        argv = self.show_node_argv(node)
-        result = self._run(argv)
-        text = f"{result.stdout}\n{result.stderr}"
+        result = self._run(self.show_node_argv(node))
         if not result.ok:
-            if re.search(r"not found|Invalid node name", text, re.IGNORECASE):
-                raise UnknownNodeError(
-                    f"Slurm does not know node {node}",
-                    argv=tuple(argv),
-                    returncode=result.returncode,
-                )
-            raise SlurmError(
-                f"scontrol show node {node} failed: {result.brief()}",
-                argv=tuple(argv),
-                returncode=result.returncode,
-            )
+            raise scontrol_error(result, "show node", node)
         return parse_show_node(result.stdout, node)
 
     def sinfo_argv(self) -> list[str]:
@@ -239,18 +245,7 @@ class SlurmClient:
     def _update(self, argv: list[str], what: str, node: str) -> None:
         result = self._run(argv)
         if not result.ok:
-            text = f"{result.stdout}\n{result.stderr}"
-            if re.search(r"Invalid node name", text, re.IGNORECASE):
-                raise UnknownNodeError(
-                    f"Slurm does not know node {node}",
-                    argv=tuple(argv),
-                    returncode=result.returncode,
-                )
-            raise SlurmError(
-                f"scontrol {what} {node} failed: {result.brief()}",
-                argv=tuple(argv),
-                returncode=result.returncode,
-            )
+            raise scontrol_error(result, what, node)
 
     def drain(self, node: str, reason: str) -> list[str]:
         argv = self.drain_argv(node, reason)

@@ -501,3 +501,77 @@ def test_reconcile_never_releases_a_drain_confirmed_meanwhile(make_rig: RigFacto
     rig.slurm.on_sinfo = other_process_drains
     assert rig.engine.reconcile() == []
     assert [r.node for r in rig.engine.state.drains()] == ["gpu06"]
+
+
+# --- one way to build the engine --------------------------------------------------------------
+
+
+def test_from_paths_defaults_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "remediation.yaml"
+    cfg.write_text("max_drained_nodes: 5\nslurm_timeout_seconds: 7\n", encoding="utf-8")
+    monkeypatch.setenv("SRE_REMEDIATION_CONFIG", str(cfg))
+    monkeypatch.setenv("SRE_REMEDIATION_STATE", str(tmp_path / "env.db"))
+    monkeypatch.setenv("SRE_REMEDIATION_AUDIT", str(tmp_path / "env.jsonl"))
+    engine = Remediator.from_paths()
+    assert engine.config.max_drained_nodes == 5 and engine.slurm.timeout == 7
+    assert engine.state.path == tmp_path / "env.db"
+    assert engine.audit.path == tmp_path / "env.jsonl"
+    assert engine.dry_run is True and engine.slurm.env is None
+
+
+def test_from_paths_explicit_paths_controller_and_slurm_conf(tmp_path: Path) -> None:
+    from sre_tools.remediation.runner import SshRunner
+
+    engine = Remediator.from_paths(
+        None,
+        tmp_path / "s.db",
+        str(tmp_path / "a.jsonl"),
+        controller="slurmctl-1",
+        slurm_conf="/etc/slurm/x.conf",
+        dry_run=False,
+    )
+    assert engine.state.path == tmp_path / "s.db" and engine.audit.path == tmp_path / "a.jsonl"
+    assert isinstance(engine.slurm.runner, SshRunner) and engine.slurm.runner.host == "slurmctl-1"
+    assert engine.slurm.env == {"SLURM_CONF": "/etc/slurm/x.conf"}
+    assert engine.dry_run is False
+
+
+def test_from_paths_refuses_a_bad_controller(tmp_path: Path) -> None:
+    from sre_tools.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match=r"^controller: invalid host name"):
+        Remediator.from_paths(None, tmp_path / "s.db", tmp_path / "a.jsonl", controller="-oX=y")
+
+
+def test_every_front_end_builds_the_engine_with_from_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI, Salt's gpu module and the master's runner: one constructor, their settings."""
+    from sre_tools.cli.remediation import _engine
+    from tests.helpers.salt import GPU_MODULE, SALT_DIR, load_salt_file
+
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def record(*args: Any, **kwargs: Any) -> str:
+        calls.append((args, kwargs))
+        return "engine"
+
+    monkeypatch.setattr(Remediator, "from_paths", record)
+    cfg, state, audit = tmp_path / "c.yaml", tmp_path / "s.db", tmp_path / "a.jsonl"
+
+    assert _engine(cfg, state, audit, "slurmctl-1", True) == "engine"
+    gpu = load_salt_file(GPU_MODULE, __opts__={"id": "gpu01"}, __salt__={})
+    assert gpu._remediator(True, "slurmctl-1", str(cfg), str(state), str(audit)) == "engine"
+    runner = load_salt_file(SALT_DIR / "_runners" / "sre_remediate.py")
+    settings = {**runner.DEFAULTS, "config": str(cfg), "state": str(state), "audit": str(audit)}
+    assert runner._build_remediator({**settings, "slurm_conf": "/x.conf"}) == "engine"
+
+    paths = [tuple(str(a) for a in args) for args, _ in calls]
+    assert paths == [(str(cfg), str(state), str(audit))] * 3
+    assert [kw for _, kw in calls] == [
+        {"controller": "slurmctl-1", "dry_run": False},
+        {"controller": "slurmctl-1", "dry_run": False},
+        {"slurm_conf": "/x.conf", "dry_run": True},
+    ]

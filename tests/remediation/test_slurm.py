@@ -127,6 +127,44 @@ def test_unknown_node() -> None:
         client.drain("gpu99", "sre: x")
 
 
+@pytest.mark.parametrize(
+    ("stderr", "unknown"),
+    [
+        pytest.param("Node gpu01 not found", True, id="show-unknown-node"),
+        pytest.param("slurm_update error: Invalid node name specified", True, id="update-unknown"),
+        pytest.param("bash: line 1: scontrol: command not found", False, id="no-scontrol"),
+        pytest.param("slurm_update error: Invalid node state specified", False, id="bad-state"),
+        pytest.param("Unable to contact slurm controller (connect failure)", False, id="no-ctld"),
+    ],
+)
+def test_show_and_update_map_the_same_slurm_error_the_same_way(stderr: str, unknown: bool) -> None:
+    """One mapping: ``scontrol show node`` and ``scontrol update`` give the same answer."""
+
+    def failing(
+        argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
+    ) -> CommandResult:
+        return CommandResult(tuple(argv), 1, "", stderr)
+
+    client = SlurmClient(failing)
+    raised: list[SlurmError] = []
+    for call in (
+        lambda: client.show_node("gpu01"),
+        lambda: client.drain("gpu01", "sre: x"),
+        lambda: client.resume("gpu01"),
+    ):
+        with pytest.raises(SlurmError) as info:
+            call()
+        raised.append(info.value)
+    assert [isinstance(e, UnknownNodeError) for e in raised] == [unknown] * 3
+    assert [e.returncode for e in raised] == [1, 1, 1]
+    if unknown:
+        assert {str(e) for e in raised} == {"Slurm does not know node gpu01"}
+    else:
+        assert [str(e) for e in raised] == [
+            f"scontrol {what} gpu01 failed: {stderr}" for what in ("show node", "drain", "resume")
+        ]
+
+
 @pytest.mark.parametrize("what", ["show", "drain", "sinfo"])
 def test_failures_and_timeouts_are_slurm_errors(what: str) -> None:
     for how in ("timeout", "slurm_load_node error: Unable to contact slurm controller"):

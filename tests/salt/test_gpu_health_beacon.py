@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from sre_tools.health import transitions
+from sre_tools.health.model import Action, Severity
 from tests.helpers.salt import FIXTURES, GPU_BEACON
 from tests.salt.conftest import MINION_ID, FakeClock
 
@@ -49,30 +51,17 @@ def finding(
 
 
 def report(*findings: dict[str, Any]) -> dict[str, Any]:
-    rank = {"skipped": 0, "ok": 1, "unknown": 2, "warn": 3, "crit": 4}
-    actions = [
-        "none",
-        "restart_app",
-        "restart_fabric_manager",
-        "reset_gpu",
-        "drain_and_reset",
-        "reboot",
-        "power_cycle",
-        "check_mechanicals",
-        "contact_support",
-        "rma_candidate",
-    ]
-    status = max((f["severity"] for f in findings), key=rank.__getitem__, default="ok")
-    acting = [f["action"] for f in findings if f["severity"] in ("warn", "crit")]
+    status = max((Severity(f["severity"]) for f in findings), key=lambda s: s.rank, default="ok")
+    acting = [Action(f["action"]) for f in findings if f["severity"] in ("warn", "crit")]
     return {
         "schema_version": 1,
         "host": "gpu-node-01",
         "at": "2026-11-01T10:00:00Z",
         "source": "test",
         "duration_seconds": 0.01,
-        "status": status,
+        "status": str(status),
         "exit_code": 0,
-        "action": max(acting, key=actions.index, default="none"),
+        "action": max(acting, key=lambda a: a.rank, default=Action.NONE).value,
         "findings": list(findings),
     }
 
@@ -476,7 +465,7 @@ def test_unusable_state_file_starts_fresh(beacon: ModuleType, tmp_path: Path, co
 def test_seen_xids_are_bounded(
     beacon: ModuleType, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(beacon, "MAX_SEEN_XIDS", 5)
+    monkeypatch.setattr(transitions, "MAX_SEEN_XIDS", 5)
     scripted(beacon, xid_report(*[f"k{i}" for i in range(20)]))
     run(beacon)
     (state,) = beacon.__context__.values()
@@ -538,37 +527,9 @@ def test_findings_are_capped_by_count(beacon: ModuleType) -> None:
     assert event["dropped"]["findings"] == 40 - beacon.MAX_FINDINGS and event["truncated"]
 
 
-# --- pure helpers ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("gpu", "key"),
-    [
-        pytest.param({"index": 0, "uuid": "GPU-x", "mig": None}, "c@GPU-x", id="uuid"),
-        pytest.param({"index": 3, "uuid": "", "mig": None}, "c@index:3", id="index"),
-        pytest.param(None, "c@node", id="node"),
-        pytest.param({"index": 0, "uuid": "GPU-x", "mig": "GPU-I:1"}, "c@GPU-x/GPU-I:1", id="mig"),
-    ],
-)
-def test_finding_key(beacon: ModuleType, gpu: Any, key: str) -> None:
-    assert beacon.finding_key({"check": "c", "gpu": gpu}) == key
+# --- loading --------------------------------------------------------------------------------------
 
 
 def test_module_does_not_need_salt_to_load() -> None:
     text = GPU_BEACON.read_text(encoding="utf-8")
     assert "import salt" not in text and "from salt" not in text
-
-
-@pytest.mark.parametrize(
-    ("cooldown", "check", "seconds"),
-    [
-        (None, "xid", 300.0),
-        (30, "xid", 30.0),
-        ({"xid": 5}, "xid", 5.0),
-        ({"xid": 5}, "thermal.gpu", 300.0),
-        ({"default": 7, "xid": 5}, "thermal.gpu", 7.0),
-    ],
-)
-def test_cooldown_for(beacon: ModuleType, cooldown: Any, check: str, seconds: float) -> None:
-    cfg: dict[str, Any] = {} if cooldown is None else {"cooldown": cooldown}
-    assert beacon.cooldown_for(cfg, check) == seconds

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from sre_tools.remediation.engine import Remediator
 from tests.helpers.salt import FIXTURES, GPU_MODULE, load_salt_file
 
 HEALTHY = FIXTURES / "h100-synthetic.json"
@@ -79,10 +80,10 @@ def test_health_replay_writes_no_state(gpu_module: ModuleType, tmp_path: Path) -
 
 
 def test_health_counter_state_lives_in_salts_cachedir(gpu_module: ModuleType) -> None:
-    path = gpu_module._health_state_path(None, None)
-    assert path.endswith("cache/sre_tools/health-state.json")
-    assert gpu_module._health_state_path(None, "/x/state.json") == "/x/state.json"
-    assert gpu_module._health_state_path(str(DBE), None) is None
+    path = gpu_module._counters(None, None).path
+    assert str(path).endswith("cache/sre_tools/health-state.json")
+    assert gpu_module._counters(None, "/x/state.json").path == Path("/x/state.json")
+    assert gpu_module._counters(str(DBE), None).path is None
 
 
 def test_health_profile_from_minion_config(gpu_module: ModuleType) -> None:
@@ -248,7 +249,10 @@ class FakeDecision:
 
 
 class FakeRemediator:
+    """Built by the real ``from_paths`` (configuration, default paths, Slurm client)."""
+
     instances: ClassVar[list[FakeRemediator]] = []
+    from_paths = classmethod(Remediator.from_paths.__func__)  # type: ignore[attr-defined]
 
     def __init__(
         self, config: Any, slurm: Any, state_path: Any, audit_path: Any, *, dry_run: bool = True
@@ -283,8 +287,9 @@ def fake_remediator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> type[Fak
 
 def test_remediator_api_is_what_the_module_calls() -> None:
     """The real API keeps the shape the fake stands in for (catches drift in sre_tools)."""
-    from sre_tools.remediation import Remediator
-
+    built = inspect.signature(Remediator.from_paths).parameters
+    assert list(built)[:3] == ["config_path", "state_path", "audit_path"]
+    assert {"controller", "dry_run"} <= set(built)
     init = inspect.signature(Remediator.__init__).parameters
     assert list(init)[1:5] == ["config", "slurm", "state_path", "audit_path"]
     assert "dry_run" in init
