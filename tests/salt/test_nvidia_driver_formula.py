@@ -214,6 +214,7 @@ def test_debian12_defaults_follow_the_shared_versions_file(
         "nvidia_driver-config-file-file-managed-persistenced",
         "nvidia_driver-config-file-cmd-run-daemon-reload",
         "nvidia_driver-config-file-file-managed-verify",
+        "nvidia_driver-config-file-file-managed-nvml-probe",
         "nvidia_driver-service-running-kmod-present",
         "nvidia_driver-service-running-service-running",
         "nvidia_driver-service-verify-cmd-run",
@@ -255,6 +256,10 @@ def test_debian12_defaults_follow_the_shared_versions_file(
         "--persistence",
     ]
     assert verify["unless"] == verify["name"] + " --silent"
+    # The NVML probe goes next to the check, which runs it from there.
+    probe = high["nvidia_driver-config-file-file-managed-nvml-probe"]
+    assert probe["name"] == "/usr/local/libexec/sre-tools/nvml_probe.py"
+    assert probe["source"] == "salt://nvidia_driver/files/default/nvml_probe.py"
 
 
 def test_debian12_open_headless_version_no_hold(
@@ -627,6 +632,53 @@ def test_verify_script(
         [sys.executable, str(VERIFY), *args, "--silent"], capture_output=True, text=True, env=env
     )
     assert silent.returncode == rc and silent.stdout == silent.stderr == ""
+
+
+def test_nvml_probe_is_the_roles_file() -> None:
+    """One copy: the formula serves roles/nvidia_driver/files/nvml_probe.py through a link."""
+    served = SALT_DIR / "nvidia_driver" / "files" / "default" / "nvml_probe.py"
+    role_file = SALT_DIR.parent / "roles" / "nvidia_driver" / "files" / "nvml_probe.py"
+    assert served.is_symlink()
+    assert served.resolve() == role_file.resolve()
+
+
+def test_verify_script_reads_nvml_through_the_probe(tmp_path: Path) -> None:
+    """--method nvml runs nvml_probe.py from the check's directory and judges its JSON."""
+    for name, body in (
+        ("nvidia-driver-verify.py", VERIFY.read_text(encoding="utf-8")),
+        (
+            "nvml_probe.py",
+            "import json\n"
+            'print(json.dumps({"driver_version": "535.261.03", "gpus": ['
+            '{"index": 0, "uuid": "GPU-0", "name": "H100", "driver_version": "535.261.03",'
+            ' "persistence_mode": False}]}))\n',
+        ),
+    ):
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    check = [sys.executable, str(tmp_path / "nvidia-driver-verify.py"), "--method", "nvml"]
+    ok = subprocess.run([*check, "--expect", "535."], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    assert "1 GPU(s) on driver 535.261.03" in ok.stdout
+    off = subprocess.run(
+        [*check, "--expect", "535.", "--persistence"], capture_output=True, text=True, timeout=30
+    )
+    assert off.returncode == 1
+    assert "persistence mode off on GPU(s) 0" in off.stderr
+
+
+def test_verify_script_reports_why_nvml_cannot_answer() -> None:
+    """The real probe (through the formula's link): without NVML, its one-line reason is the
+    check's; on a GPU machine, the GPUs it found run no driver "0.0.0"."""
+    proc = subprocess.run(
+        [sys.executable, str(VERIFY), "--method", "nvml", "--expect", "0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("nvidia_driver verify: nvml_probe: ") or (
+        "driver other than 0.0.0*" in proc.stderr
+    ), proc.stderr
 
 
 def test_verify_script_reports_a_failing_nvidia_smi(tmp_path: Path) -> None:

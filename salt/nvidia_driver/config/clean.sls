@@ -14,6 +14,7 @@ nvidia_driver-config-clean-file-absent:
       - {{ nvidia_driver.module_options_file }}
       - {{ persistenced.dropin_dir }}/{{ persistenced.dropin_file }}
       - {{ nvidia_driver.verify_script }}
+      - {{ nvidia_driver.derived.nvml_probe }}
     - require:
       - sls: {{ sls_service_clean }}
 

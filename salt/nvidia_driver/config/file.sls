@@ -55,4 +55,17 @@ nvidia_driver-config-file-file-managed-verify:
     - user: root
     - group: root
     - mode: '0755'
+
+{#- The check runs nvml_probe.py from its own directory for verify_method: nvml. The probe has one
+    copy, in roles/nvidia_driver/files/, because the role must carry it when installed from Galaxy
+    without this repository; files/default/nvml_probe.py is a link to it, which a master serving
+    this checkout's salt/ follows (a copy of salt/ resolves it: cp -rL, as for sre_versions.yaml). #}
+nvidia_driver-config-file-file-managed-nvml-probe:
+  file.managed:
+    - name: {{ nvidia_driver.derived.nvml_probe }}
+    - source: salt://{{ tplroot }}/files/default/nvml_probe.py
+    - makedirs: true
+    - user: root
+    - group: root
+    - mode: '0755'
 {%- endif %}

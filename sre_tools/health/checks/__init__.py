@@ -11,7 +11,7 @@ from sre_tools.health.checks import (  # noqa: F401  (importing registers the ch
     pcie,
     nvlink,
     fabric,
-    config,
+    persistence_firmware,
     mig,
     infiniband,
     reset,  # last: aggregates the findings above into one "reset or reboot pending"

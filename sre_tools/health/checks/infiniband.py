@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sre_tools.health.infiniband import COUNTER_MAX, IbPort, count_link_flaps, read_ports
+from sre_tools.health.ib_ports import COUNTER_MAX, IbPort, count_link_flaps, read_ports
 from sre_tools.health.model import Action, Finding, Severity
 from sre_tools.health.registry import Context, check
 

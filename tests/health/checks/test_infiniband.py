@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sre_tools.gpu.backend import RecordedBackend
-from sre_tools.health.infiniband import count_link_flaps, parse_rate, parse_state, read_ports
+from sre_tools.health.ib_ports import count_link_flaps, parse_rate, parse_state, read_ports
 from sre_tools.health.model import Action, Severity
 from sre_tools.health.policy import load_policy
 from sre_tools.health.runner import run_health

@@ -2,18 +2,20 @@
 # This file is managed by Salt (nvidia_driver formula).
 """Check that every GPU answers on the expected driver (the nvidia_driver formula's verify step).
 
-Asks nvidia-smi, or NVML directly through ctypes (only libnvidia-ml.so.1 needed, no Python
-package). Exits 0 when the node shows the expected GPUs; otherwise 1 with what it found on
-stderr (nothing with --silent). Read-only: it changes nothing on the GPUs.
+Asks nvidia-smi, or NVML through nvml_probe.py next to this script (ctypes: only
+libnvidia-ml.so.1 needed, no Python package). Exits 0 when the node shows the expected GPUs;
+otherwise 1 with what it found on stderr (nothing with --silent). Read-only: it changes nothing
+on the GPUs.
 """
 
 import argparse
-import ctypes
+import json
+import os
 import subprocess
 import sys
 
 TIMEOUT_SECONDS = 60
-BUFFER_SIZE = 96
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nvml_probe.py")
 
 
 class CheckError(Exception):
@@ -45,38 +47,32 @@ def from_nvidia_smi():
 
 
 def from_nvml():
+    # NVML answers through nvml_probe.py, installed next to this script: the probe the Ansible
+    # role runs too (roles/nvidia_driver/files/nvml_probe.py), so both read NVML one way.
     try:
-        nvml = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError as exc:
-        raise CheckError(f"cannot load libnvidia-ml.so.1: {exc}") from None
-    nvml.nvmlErrorString.restype = ctypes.c_char_p
-
-    def check(rc, call):
-        if rc != 0:
-            raise CheckError(f"{call}: {nvml.nvmlErrorString(rc).decode(errors='replace')}")
-
-    check(nvml.nvmlInit_v2(), "nvmlInit_v2")
+        proc = subprocess.run(
+            [sys.executable, PROBE],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CheckError(f"nvml_probe: {exc}") from None
+    if proc.returncode != 0:
+        raise CheckError(proc.stderr.strip() or f"nvml_probe exited {proc.returncode}")
     try:
-        buffer = ctypes.create_string_buffer(BUFFER_SIZE)
-        check(nvml.nvmlSystemGetDriverVersion(buffer, ctypes.c_uint(BUFFER_SIZE)), "driver version")
-        driver = buffer.value.decode(errors="replace")
-        count = ctypes.c_uint()
-        check(nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)), "nvmlDeviceGetCount_v2")
-        gpus = []
-        for index in range(count.value):
-            handle = ctypes.c_void_p()
-            check(
-                nvml.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)),
-                "nvmlDeviceGetHandleByIndex_v2",
-            )
-            mode = ctypes.c_int()
-            rc = nvml.nvmlDeviceGetPersistenceMode(handle, ctypes.byref(mode))
-            gpus.append(
-                {"index": str(index), "driver": driver, "persistence": rc == 0 and mode.value == 1}
-            )
-    finally:
-        nvml.nvmlShutdown()
-    return gpus
+        gpus = json.loads(proc.stdout)["gpus"]
+    except (ValueError, KeyError) as exc:
+        raise CheckError(f"nvml_probe: unreadable output ({exc})") from None
+    return [
+        {
+            "index": str(gpu["index"]),
+            "driver": gpu["driver_version"],
+            "persistence": bool(gpu["persistence_mode"]),
+        }
+        for gpu in gpus
+    ]
 
 
 def problems(gpus, expect, count, persistence):

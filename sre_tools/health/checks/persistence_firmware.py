@@ -1,4 +1,4 @@
-"""Configuration: persistence mode, firmware consistency across the node, InfoROM validity.
+"""Persistence mode and firmware: persistence, one firmware across the node, InfoROM validity.
 
 - ``persistence``: without persistence mode the driver tears GPU state down whenever no client
   holds it, which costs seconds per job start and loses state between health runs.

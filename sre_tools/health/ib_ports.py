@@ -1,4 +1,4 @@
-"""InfiniBand ports as the kernel shows them in sysfs, and link flaps in the kernel log.
+"""InfiniBand port reader: ports as the kernel shows them in sysfs, link flaps in the kernel log.
 
 ``/sys/class/infiniband/<dev>/ports/<n>/`` holds ``state`` (``4: ACTIVE``), ``phys_state``
 (``5: LinkUp``), ``rate`` (``400 Gb/sec (4X NDR)``), ``link_layer`` (``InfiniBand`` or

@@ -1,0 +1,1 @@
+../../../../roles/nvidia_driver/files/nvml_probe.py
