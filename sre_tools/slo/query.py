@@ -45,6 +45,7 @@ _OTHER_AGGREGATIONS = frozenset(
 )
 _KEYWORDS = frozenset({"by", "without", "bool", "offset", "and", "or", "unless", "on", "ignoring"})
 _LITERALS = frozenset({"inf", "nan"})
+_GROUPING = frozenset({"by", "without"})
 _NOT_METRICS = _KEYWORDS | _OTHER_AGGREGATIONS | frozenset(AGGREGATIONS) | {"Inf", "NaN"}
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _TOKEN = re.compile(
@@ -53,7 +54,7 @@ _TOKEN = re.compile(
     |(?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)
     |(?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?![a-zA-Z0-9_:]))
     |(?P<duration>[0-9]+[a-zA-Z][0-9a-zA-Z]*)
-    |(?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)
+    |(?P<ident>:?[a-zA-Z_][a-zA-Z0-9_:]*)
     |(?P<op>==|!=|>=|<=|=~|!~|[-+*/%^<>=(){}\[\],:@])
     """,
     re.X,
@@ -193,7 +194,7 @@ def _example(text: str, kind: Kind) -> str:
     except _Refused:
         tokens = []
     if any(t.text == "[" for t in tokens):
-        return " ".join(_templated_ranges(text, tokens).split())
+        return _templated_ranges(tokens)
     sel = _first_selector(tokens) or "METRIC"
     if kind is Kind.COUNTER:
         return f"sum(rate({sel}[{WINDOW_PLACEHOLDER}]))"
@@ -202,32 +203,33 @@ def _example(text: str, kind: Kind) -> str:
     return f"sum(avg_over_time({sel}[{WINDOW_PLACEHOLDER}]))"
 
 
-def _templated_ranges(text: str, tokens: list[_Token]) -> str:
-    """``rate(x[5m])`` -> ``rate(x[{{.window}}])``; a subquery keeps its step."""
+def _templated_ranges(tokens: list[_Token]) -> str:
+    """``rate(x[5m])`` -> ``rate(x[{{.window}}])``; a subquery keeps its step. One line."""
     out: list[str] = []
-    pos = 0
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
+    in_range = False
+    for i, tok in enumerate(tokens):
+        spaced = i and tokens[i - 1].end < tok.start
+        if spaced and out[-1][-1:] not in "([{" and tok.text not in ")]},":
+            out.append(" ")
+        if in_range and tok.text in {":", "]"}:
+            in_range = False
+        elif in_range:
+            continue
+        out.append(tok.text)
         if tok.text == "[":
-            j = i + 1
-            while j < len(tokens) and tokens[j].text not in {":", "]", "["}:
-                j += 1
-            if j < len(tokens) and tokens[j].text in {":", "]"}:
-                out.append(text[pos : tok.end] + WINDOW_PLACEHOLDER)
-                pos = tokens[j].start
-                i = j
-                continue
-        i += 1
-    out.append(text[pos:])
+            out.append(WINDOW_PLACEHOLDER)
+            in_range = True
     return "".join(out)
 
 
 def _first_selector(tokens: list[_Token]) -> str | None:
     """The first metric selector among ``tokens`` (name and matchers), for the example."""
-    depth = 0  # inside braces, identifiers are label names
+    depth = 0  # inside braces and by/without lists, identifiers are label names
     for i, tok in enumerate(tokens):
-        depth += {"{": 1, "}": -1}.get(tok.text, 0)
+        if tok.text == "{" or (tok.text == "(" and i and tokens[i - 1].text in _GROUPING):
+            depth += 1
+        elif depth and tok.text in {"}", ")"}:
+            depth -= 1
         following = tokens[i + 1].text if i + 1 < len(tokens) else ""
         if depth or tok.kind != "ident" or tok.text in _NOT_METRICS:
             continue
