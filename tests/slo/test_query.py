@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sre_tools.exceptions import ValidationError
 from sre_tools.slo.loader import load_texts
@@ -527,3 +529,14 @@ def test_cli_refuses_with_exit_2_and_one_line(tmp_path: Path) -> None:
         f"sre: error: nodes.yaml: {FIELD}: a fixed range [5m] does not follow the SLO windows"
         f"{TAIL}{SUM_RATE}"
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("sumcoxy_=!~<>()[]{},:\"'` 01.5m-+*/byout@\n"))))
+def test_any_text_is_windowed_or_refused_with_one_line(text: str) -> None:
+    for kind in Kind:
+        try:
+            window_query(text, kind, "q")
+        except ValidationError as exc:
+            assert "\n" not in str(exc)
+            assert W in exc.reason
