@@ -7,9 +7,9 @@ accepted for references). Objects may live in any of the files given; references
 Mapping onto the model:
 
 - ``ratioMetric`` with ``good``/``bad`` + ``total`` becomes an events SLI; ``raw`` with ``rawType``
-  a raw SLI. A Prometheus query containing ``{{.window}}`` is used as written; otherwise a counter
-  (``counter: true``) is wrapped as ``sum(rate(QUERY[window]))`` and a gauge as
-  ``sum(avg_over_time(QUERY[window]))``, so QUERY must then be a series selector.
+  a raw SLI. Each Prometheus query becomes a ``{{.window}}`` template in
+  :mod:`sre_tools.slo.query`: counters (``counter: true``) are rated, gauges and raw ratios
+  averaged over the window; what it cannot window correctly is refused.
 - Each objective becomes one SLO (named ``<slo>`` or ``<slo>-<displayName|index>`` when several).
 - ``AlertPolicy`` gives the alert name and labels; its ``AlertCondition`` severities choose which
   alerts exist (``page``/``critical``/``high`` -> page, anything else -> ticket). Burn-rate windows
@@ -27,13 +27,13 @@ from sre_tools.exceptions import ValidationError
 from sre_tools.slo import fields as f
 from sre_tools.slo.model import (
     SLO,
-    WINDOW_PLACEHOLDER,
     Alerting,
     AlertSpec,
     BudgetingMethod,
     EventsSLI,
     RawSLI,
 )
+from sre_tools.slo.query import Kind, Windowed, window_query
 
 API_VERSION = "openslo/v1"
 KINDS = (
@@ -46,7 +46,6 @@ KINDS = (
     "DataSource",
 )
 PAGE_SEVERITIES = {"page", "critical", "high"}
-_SELECTOR = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?$|^\{.*\}$", re.S)
 
 
 @dataclass(frozen=True)
@@ -460,32 +459,33 @@ def _slices(
     return None, window
 
 
-def _metric_query(raw: Any, path: str, counter: bool, *, ratio: bool) -> str:
+def _metric_query(raw: Any, path: str, kind: Kind) -> Windowed:
     item = f.mapping(raw, path)
     f.no_extra(item, {"metricSource"}, path)
     src_path = f.join(path, "metricSource")
     src = f.mapping(f.required(item, "metricSource", path), src_path)
     f.no_extra(src, {"metricSourceRef", "type", "spec"}, src_path)
-    kind = f.opt_str(src, "type", src_path, "Prometheus")
-    if kind.lower() != "prometheus":
+    kind_name = f.opt_str(src, "type", src_path, "Prometheus")
+    if kind_name.lower() != "prometheus":
         raise ValidationError(
-            f"unsupported metric source {kind!r} (only Prometheus)", field=f.join(src_path, "type")
+            f"unsupported metric source {kind_name!r} (only Prometheus)",
+            field=f.join(src_path, "type"),
         )
     spec = f.mapping(f.required(src, "spec", src_path), f.join(src_path, "spec"))
-    query = f.req_str(spec, "query", f.join(src_path, "spec")).strip()
-    if WINDOW_PLACEHOLDER in query:
-        return query
-    if not _SELECTOR.fullmatch(query):
+    query = f.req_str(spec, "query", f.join(src_path, "spec"))
+    return window_query(query, kind, f.join(src_path, "spec.query"))
+
+
+def _same_grouping(part: Windowed, total: Windowed, path: str, name: str) -> None:
+    """good/bad and total must keep the same labels, or their ratio matches no series."""
+    if part.grouping is None or total.grouping is None:
+        return  # a {{.window}} query: the user's own template
+    if part.grouping.key != total.grouping.key:
         raise ValidationError(
-            f"query without {WINDOW_PLACEHOLDER} must be a series selector such as "
-            'http_requests_total{code!~"5.."}',
-            field=f.join(src_path, "spec.query"),
+            f"the {name} query groups by {part.grouping.describe()} but the total query by "
+            f"{total.grouping.describe()}: their ratio would match no series",
+            field=f.join(path, f"{name}.metricSource.spec.query"),
         )
-    if ratio:
-        return f"avg(avg_over_time({query}[{WINDOW_PLACEHOLDER}]))"
-    if counter:
-        return f"sum(rate({query}[{WINDOW_PLACEHOLDER}]))"
-    return f"sum(avg_over_time({query}[{WINDOW_PLACEHOLDER}]))"
 
 
 def _sli(spec: Any, path: str) -> EventsSLI | RawSLI:
@@ -511,20 +511,19 @@ def _sli(spec: Any, path: str) -> EventsSLI | RawSLI:
             raise ValidationError(
                 f"expected success or failure, got {raw_type!r}", field=f.join(rpath, "rawType")
             )
-        query = _metric_query(ratio["raw"], f.join(rpath, "raw"), counter, ratio=True)
+        query = _metric_query(ratio["raw"], f.join(rpath, "raw"), Kind.RATIO).template
         if raw_type == "success":
             query = f"1 - ({query})"
         return RawSLI(query)
-    total = _metric_query(
-        f.required(ratio, "total", rpath), f.join(rpath, "total"), counter, ratio=False
-    )
+    kind = Kind.COUNTER if counter else Kind.GAUGE
+    total = _metric_query(f.required(ratio, "total", rpath), f.join(rpath, "total"), kind)
     has_good = ratio.get("good") is not None
     has_bad = ratio.get("bad") is not None
     if has_good == has_bad:
         raise ValidationError("exactly one of good or bad is required with total", field=rpath)
+    name = "bad" if has_bad else "good"
+    part = _metric_query(ratio[name], f.join(rpath, name), kind)
+    _same_grouping(part, total, rpath, name)
     if has_bad:
-        return EventsSLI(
-            _metric_query(ratio["bad"], f.join(rpath, "bad"), counter, ratio=False), total
-        )
-    good = _metric_query(ratio["good"], f.join(rpath, "good"), counter, ratio=False)
-    return EventsSLI(f"({total}) - ({good})", total)
+        return EventsSLI(part.template, total.template)
+    return EventsSLI(f"({total.template}) - ({part.template})", total.template)

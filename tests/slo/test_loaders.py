@@ -1067,8 +1067,8 @@ INVALID = [
         openslo({"sli": {"spec.ratioMetric.good.metricSource.spec.query": "sum(rate(x[5m]))"}}),
         S,
         "spec.ratioMetric.good.metricSource.spec.query",
-        "must be a series selector",
-        id="openslo-query-not-selector",
+        "a fixed range [5m] does not follow the SLO windows",
+        id="openslo-query-fixed-range",
     ),
     bad(
         openslo({"sli": {"spec.ratioMetric.counter": "yes"}}),
