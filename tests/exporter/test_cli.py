@@ -15,7 +15,7 @@ import yaml
 from sre_tools import conventions as c
 from sre_tools.cli.main import main
 from tests.exporter.conftest import FAULTS, HEALTHY, UUID0, one, samples, values
-from tests.helpers.prometheus import free_port
+from tests.helpers.procs import free_port
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

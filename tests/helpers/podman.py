@@ -7,6 +7,13 @@ on loopback). molecule/base.yml carries the same flags for molecule.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from tests.helpers.procs import run
+
+ROOT = Path(__file__).resolve().parents[2]
+
 PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
 RUN_FLAGS = [
     "--ulimit",
@@ -17,3 +24,12 @@ RUN_FLAGS = [
     "--network",
     "host",
 ]
+
+
+def base_image() -> str:
+    """The molecule base image: ``$SRE_MOLECULE_IMAGE``, or built/reused by
+    scripts/podman-image.sh."""
+    image = os.environ.get("SRE_MOLECULE_IMAGE")
+    if image:
+        return image
+    return run([str(ROOT / "scripts" / "podman-image.sh")], timeout=900).stdout.strip()

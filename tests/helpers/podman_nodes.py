@@ -15,26 +15,23 @@ Containers are named ``<prefix><random>-<i>`` and removed (by name) when the con
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.helpers.podman import PODMAN, RUN_FLAGS
+from tests.helpers.podman import PODMAN, RUN_FLAGS, base_image
+from tests.helpers.procs import CommandError, file_lock, free_port, run, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_IMAGE_REPO = "localhost/sre-debian12-sshnode"
@@ -51,76 +48,26 @@ AUTHORIZED_KEYS = "/etc/ssh/sre_test_authorized_keys"
 UNIT = "sre-test-sshd.service"
 
 
-class NodeError(RuntimeError):
+class NodeError(CommandError):
     """A container or its sshd did not come up; the message carries the evidence."""
-
-
-def _run(argv: Sequence[str], timeout: float = 120, check: bool = True, **kw: Any) -> str:
-    try:
-        proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=False, **kw
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise NodeError(f"timed out after {timeout} s: {' '.join(argv)}") from exc
-    if check and proc.returncode != 0:
-        raise NodeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise NodeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def base_image() -> str:
-    """The molecule base image, built or reused by scripts/podman-image.sh."""
-    image = os.environ.get("SRE_MOLECULE_IMAGE")
-    if image:
-        return image
-    return _run([str(ROOT / "scripts" / "podman-image.sh")], timeout=900).strip()
-
-
-@contextmanager
-def _lock(name: str) -> Iterator[None]:
-    path = Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / f"{name}.lock"
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _build_layer(base: str, tag: str, steps: Sequence[Sequence[str]], copy: dict[str, str]) -> None:
     """Start ``base``, copy files in, run ``steps`` (argv lists) inside, commit as ``tag``."""
     name = f"sre-image-build-{secrets.token_hex(4)}"
-    _run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
+    run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
     try:
         _wait_systemd(name)
         for src, dst in copy.items():
-            _run([*PODMAN, "cp", src, f"{name}:{dst}"])
+            run([*PODMAN, "cp", src, f"{name}:{dst}"])
         for step in steps:
-            _run(
-                [*PODMAN, "exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, *step], timeout=900
-            )
-        _run([*PODMAN, "stop", "--time", "5", name])
-        _run(
+            run([*PODMAN, "exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, *step], timeout=900)
+        run([*PODMAN, "stop", "--time", "5", name])
+        run(
             [*PODMAN, "commit", "--quiet", "--change", 'CMD ["/sbin/init"]', name, tag], timeout=300
         )
     finally:
-        _run([*PODMAN, "rm", "--force", "--time", "2", name], check=False)
+        run([*PODMAN, "rm", "--force", "--time", "2", name], check=False)
 
 
 # Run in a container of the base image (with /root/deps holding the wheels), then committed.
@@ -150,7 +97,7 @@ NODE_STEPS = [
 
 def _prune(repo: str, keep: str) -> None:
     """Remove older tags of ``repo``; podman refuses the ones a container still uses."""
-    out = _run(
+    out = run(
         [
             "podman",
             "images",
@@ -160,7 +107,7 @@ def _prune(repo: str, keep: str) -> None:
             f"reference={repo}",
         ],
         check=False,
-    )
+    ).stdout
     for old in out.split():
         if old != keep and old.rsplit(":", 1)[0] == repo:
             subprocess.run(["podman", "rmi", old], capture_output=True, timeout=120, check=False)
@@ -177,14 +124,14 @@ def node_image() -> str:
     base = base_image()
     recipe = repr([base, NODE_STEPS, SRE_DEPENDENCIES])
     tag = f"{NODE_IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
-    with _lock("sre-debian12-sshnode"):
+    with file_lock("sre-debian12-sshnode"):
         if subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0:
             return tag
         # The containers cannot verify PyPI's certificate here (the host's CA bundle differs):
         # fetch the wheels on the host, install them offline, as roles/sre_agent does.
         with tempfile.TemporaryDirectory(prefix="sre-sshnode-") as tmp:
             deps = Path(tmp) / "deps"
-            _run(
+            run(
                 [
                     _host_python(),
                     "-m",
@@ -257,12 +204,12 @@ def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None
     """``base`` with this checkout's sre-tools wheel in SRE_VENV (and in ``salt_venv``, with
     its dependencies, when given), committed as ``repo:<source hash>-<base tag>``."""
     tag = f"{repo}:{_source_hash()}-{base.rsplit(':', 1)[1][:6]}"
-    with _lock(repo.rsplit("/", 1)[-1]):
+    with file_lock(repo.rsplit("/", 1)[-1]):
         if subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0:
             return tag
         wheels = workdir / "wheel"
         shutil.rmtree(wheels, ignore_errors=True)
-        _run(
+        run(
             [_host_python(), "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
             timeout=300,
         )
@@ -284,7 +231,7 @@ def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None
             # PyPI's certificate), then the wheel itself, as into SRE_VENV.
             deps = workdir / "salt-deps"
             shutil.rmtree(deps, ignore_errors=True)
-            _run(
+            run(
                 [_host_python(), "-m", "pip", "download", "-q", "--only-binary=:all:",
                  "-d", str(deps), *SRE_DEPENDENCIES],
                 timeout=300,
@@ -337,7 +284,7 @@ def _wait_systemd(name: str, timeout: float = 180.0) -> None:
         if state in ("running", "degraded"):
             return
         time.sleep(1)  # the exec can race the container's start: try again
-    logs = _run(["podman", "logs", "--tail", "30", name], check=False)
+    logs = run(["podman", "logs", "--tail", "30", name], check=False).stdout
     raise NodeError(f"{name}: systemd did not finish booting ({state!r}):\n{logs}")
 
 
@@ -380,7 +327,7 @@ class PodmanNodes:
     def start(self) -> None:
         image = self.image or node_image()
         if not self.client_key.exists():
-            _run(
+            run(
                 [
                     "ssh-keygen",
                     "-q",
@@ -398,7 +345,7 @@ class PodmanNodes:
         for i in range(self.count):
             node = Node(f"{self.prefix}{self.run_id}-{i}", f"{self.host_prefix}{i + 1}", 0, "")
             self.nodes.append(node)  # before `run`: stop() removes it whatever happens next
-            _run(
+            run(
                 [
                     *PODMAN,
                     "run",
@@ -424,7 +371,7 @@ class PodmanNodes:
         key = self.workdir / f"host_key_{node.host}"
         for stale in (key, key.with_name(key.name + ".pub")):
             stale.unlink(missing_ok=True)
-        _run(
+        run(
             [
                 "ssh-keygen",
                 "-q",
@@ -476,8 +423,8 @@ class PodmanNodes:
             files / "unit": f"/etc/systemd/system/{UNIT}",
         }
         for src, dst in copies.items():
-            _run([*PODMAN, "cp", str(src), f"{node.name}:{dst}"])
-        _run(
+            run([*PODMAN, "cp", str(src), f"{node.name}:{dst}"])
+        run(
             [
                 *PODMAN,
                 "exec",
@@ -496,9 +443,9 @@ class PodmanNodes:
             check=False,
         )
         if out.returncode != 0:
-            journal = _run(
+            journal = run(
                 [*PODMAN, "exec", node.name, "journalctl", "-u", UNIT, "--no-pager"], check=False
-            )
+            ).stdout
             raise NodeError(f"{node.name}: {UNIT} failed: {out.stderr.strip()}\n{journal}")
 
     def ssh_args(self) -> str:
@@ -540,7 +487,7 @@ class PodmanNodes:
         return path
 
     def exec(self, node: Node, *argv: str, timeout: float = 120) -> str:
-        return _run([*PODMAN, "exec", node.name, *argv], timeout=timeout)
+        return run([*PODMAN, "exec", node.name, *argv], timeout=timeout).stdout
 
     def stop(self) -> None:
         """Remove every container by name; retried, since a loaded host can make podman's first
