@@ -202,15 +202,8 @@ def _parted_stub(tmp_path: Path) -> tuple[Path, Path]:
     return stub, record
 
 
-@pytest.fixture(scope="module")
-def slurm() -> Any:
-    with SlurmCluster(["gpu01"]) as cluster:
-        cluster.wait_idle()
-        yield cluster
-
-
 def test_mig_apply_refuses_an_undrained_node_then_applies_once_drained(
-    tmp_path: Path, slurm: SlurmCluster, layouts: Path
+    tmp_path: Path, cluster: SlurmCluster, layouts: Path
 ) -> None:
     stub, record = _parted_stub(tmp_path)
     extra = {
@@ -219,10 +212,10 @@ def test_mig_apply_refuses_an_undrained_node_then_applies_once_drained(
         "nvidia_mig_selected_config": "all-1g.10gb",
         "nvidia_mig_drain_check": "slurm",
         "nvidia_mig_slurm_node_name": "gpu01",
-        "nvidia_mig_scontrol": slurm.bin["scontrol"],
+        "nvidia_mig_scontrol": cluster.bin["scontrol"],
         "_nvidia_mig_parted": str(stub),
     }
-    refused = play(tmp_path, "nvidia_mig", "apply.yml", extra, env=slurm.env)
+    refused = play(tmp_path, "nvidia_mig", "apply.yml", extra, env=cluster.env)
     assert refused.returncode != 0
     assert (
         "Refusing to apply MIG layout all-1g.10gb: node gpu01 is not drained (Slurm state IDLE)"
@@ -230,16 +223,16 @@ def test_mig_apply_refuses_an_undrained_node_then_applies_once_drained(
     ), refused.stdout[-3000:]
     assert not record.exists()
 
-    slurm.scontrol("update", "nodename=gpu01", "state=drain", "reason=MIG reconfiguration")
+    cluster.scontrol("update", "nodename=gpu01", "state=drain", "reason=MIG reconfiguration")
     try:
-        applied = play(tmp_path, "nvidia_mig", "apply.yml", extra, env=slurm.env)
+        applied = play(tmp_path, "nvidia_mig", "apply.yml", extra, env=cluster.env)
         assert applied.returncode == 0, applied.stdout[-3000:]
         assert "changed=1" in applied.stdout
         assert record.read_text().split() == [
             "apply", "-f", str(layouts), "-c", "all-1g.10gb", "-k", str(tmp_path / "hooks.yaml")
         ]  # fmt: skip
     finally:
-        slurm.scontrol("update", "nodename=gpu01", "state=resume")
+        cluster.scontrol("update", "nodename=gpu01", "state=resume")
 
 
 def test_mig_layouts_are_validated_on_the_controller(tmp_path: Path) -> None:
