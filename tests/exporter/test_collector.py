@@ -11,7 +11,7 @@ import pytest
 
 from sre_tools import conventions as c
 from sre_tools.exporter.collection import bus_key
-from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.health.model import Action, Finding, GpuRef, Severity
 from tests.exporter.conftest import (
     BUS0,
     BUS1,
@@ -29,6 +29,7 @@ from tests.exporter.conftest import (
     shared_fixtures,
     values,
 )
+from tests.helpers.reports import report
 
 # Metrics that describe the GPU's state rather than a reading of it: the only GPU series a lost
 # device still has.
@@ -260,7 +261,7 @@ def test_shared_fault_recordings_show_their_fault(name: str) -> None:
 
 def _runner(findings: list[Finding]):  # type: ignore[no-untyped-def]
     def run(backend, policy, **kwargs):  # type: ignore[no-untyped-def]
-        return HealthReport("gpu-test", kwargs["now"], tuple(findings), "test")
+        return report(*findings, host="gpu-test", at=kwargs["now"], source="test")
 
     return run
 

@@ -11,7 +11,7 @@ import pytest
 from sre_tools import conventions as c
 from sre_tools.exporter import xid as xid_mod
 from sre_tools.exporter.xid import XidCounter, XidEvent, events_from_findings, normalize
-from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.health.model import Action, Finding, GpuRef, Severity
 from tests.exporter.conftest import (
     BUS0,
     BUS1,
@@ -25,6 +25,7 @@ from tests.exporter.conftest import (
     samples,
     scrape,
 )
+from tests.helpers.reports import finding, report
 
 T0 = 1_795_000_000.0
 
@@ -130,8 +131,15 @@ def _xid_runner(batches: list[list[dict[str, Any]]]):  # type: ignore[no-untyped
         batch = batches[min(state["i"], len(batches) - 1)]
         state["i"] += 1
         gpu = GpuRef(0, UUID0, BUS0)
-        finding = Finding("xid", Severity.WARN, "XIDs", Action.RESTART_APP, gpu, {"events": batch})
-        return HealthReport("gpu-test", kwargs["now"], (finding,), "test")
+        xid = finding(
+            "xid",
+            Severity.WARN,
+            Action.RESTART_APP,
+            gpu=gpu,
+            summary="XIDs",
+            evidence={"events": batch},
+        )
+        return report(xid, host="gpu-test", at=kwargs["now"], source="test")
 
     return run
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.engine import Remediator
 from sre_tools.remediation.slurm import SlurmClient
@@ -70,20 +69,3 @@ def make_rig(tmp_path: Path) -> RigFactory:
         )
 
     return make
-
-
-def report(
-    host: str,
-    at: float,
-    *problems: tuple[str, Severity, Action, int | None],
-    gpus: int = 8,
-) -> HealthReport:
-    """A report for ``host``: one OK finding per GPU plus the given problems."""
-    findings = [
-        Finding("gpu.present", Severity.OK, "present", Action.NONE, GpuRef(i, f"GPU-{i}"))
-        for i in range(gpus)
-    ]
-    for check, severity, action, gpu in problems:
-        ref = None if gpu is None else GpuRef(gpu, f"GPU-{gpu}")
-        findings.append(Finding(check, severity, f"{check} on GPU {gpu}", action, ref))
-    return HealthReport(host=host, at=at, findings=tuple(findings))

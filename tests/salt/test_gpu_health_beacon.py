@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from sre_tools.health.model import Finding
+from tests.helpers import reports
+from tests.helpers.reports import gpu_ref
 from tests.helpers.salt import FIXTURES, GPU_BEACON
 from tests.salt.conftest import MINION_ID, FakeClock
 
@@ -16,6 +19,7 @@ HEALTHY = FIXTURES / "h100-synthetic.json"
 DBE = FIXTURES / "faults" / "dbe-volatile.json"
 UUID0 = "GPU-0e3c9b17-4fe4-50dd-9417-1d5a544b6ab3"
 XID79 = "NVRM: Xid (PCI:0000:18:00): 79, pid=1234, name=python, GPU has fallen off the bus."
+AT = 1793527200.0  # 2026-11-01T10:00:00Z
 XID13 = "NVRM: Xid (PCI:0000:18:00): 13, pid=1234, name=python, Graphics Exception"
 
 
@@ -31,50 +35,18 @@ def finding(
     uuid: str = "GPU-aaaa",
     summary: str = "",
     xids: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    gpu = (
-        None
-        if index is None
-        else {"index": index, "uuid": uuid, "pci_bus_id": "0000:18:00.0", "mig": None}
+) -> Finding:
+    gpu = None if index is None else gpu_ref(index, uuid, "0000:18:00.0")
+    evidence = {"events": [{"key": k, "xid": 79} for k in xids]} if xids else {}
+    return reports.finding(check, severity, action, gpu=gpu, summary=summary, evidence=evidence)
+
+
+def report(*findings: Finding) -> dict[str, Any]:
+    """What ``gpu.health`` returns: the report's JSON form."""
+    built = reports.report(
+        *findings, host="gpu-node-01", at=AT, source="test", duration_seconds=0.01
     )
-    evidence: dict[str, Any] = {"events": [{"key": k, "xid": 79} for k in xids]} if xids else {}
-    return {
-        "check": check,
-        "severity": severity,
-        "action": action,
-        "summary": summary or f"{check} is {severity}",
-        "gpu": gpu,
-        "evidence": evidence,
-    }
-
-
-def report(*findings: dict[str, Any]) -> dict[str, Any]:
-    rank = {"skipped": 0, "ok": 1, "unknown": 2, "warn": 3, "crit": 4}
-    actions = [
-        "none",
-        "restart_app",
-        "restart_fabric_manager",
-        "reset_gpu",
-        "drain_and_reset",
-        "reboot",
-        "power_cycle",
-        "check_mechanicals",
-        "contact_support",
-        "rma_candidate",
-    ]
-    status = max((f["severity"] for f in findings), key=rank.__getitem__, default="ok")
-    acting = [f["action"] for f in findings if f["severity"] in ("warn", "crit")]
-    return {
-        "schema_version": 1,
-        "host": "gpu-node-01",
-        "at": "2026-11-01T10:00:00Z",
-        "source": "test",
-        "duration_seconds": 0.01,
-        "status": status,
-        "exit_code": 0,
-        "action": max(acting, key=actions.index, default="none"),
-        "findings": list(findings),
-    }
+    return built.to_dict()
 
 
 OK = report(finding("ecc.uncorrected_volatile", "ok"), finding("thermal.gpu", "ok"))
