@@ -4,14 +4,17 @@
 uses, started once per session; under pytest-xdist once per worker, each on its own free ports
 and in its own temporary directory. ``cluster``: the same cluster for one test, every served node
 idle again before and after it.
+
+``sre``: run ``sre ARGS...`` in-process, returning (exit code, stdout, stderr).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from sre_tools.cli.main import main
 from tests.helpers.slurm import MissingSlurmError, SlurmCluster, SlurmClusterError, suite_cluster
 
 
@@ -39,3 +42,19 @@ def cluster(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
     slurm_cluster.reset()
     yield slurm_cluster
     slurm_cluster.reset()
+
+
+CliResult = tuple[int, str, str]
+
+
+@pytest.fixture
+def sre(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``sre ARGS...`` in-process; return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

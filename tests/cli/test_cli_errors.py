@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers.procs import closed_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "sre_tools" / "data" / "examples" / "slos"
 SLOTH_EXAMPLE = str(EXAMPLES / "gpu-cluster.sloth.yaml")
 
