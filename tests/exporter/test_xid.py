@@ -216,8 +216,7 @@ def test_source_failure_keeps_the_counts_and_is_counted(monkeypatch: pytest.Monk
 
 def test_recorded_kernel_log_and_nvml_events_through_the_real_pipeline(tmp_path: Path) -> None:
     """The XID engineer's collect_events on a recording: kernel-log lines and an NVML event."""
-    if xid_mod.collect_events_fn() is None:
-        pytest.skip("sre_tools.health.checks.xid.collect_events not available yet")
+    assert xid_mod.collect_events_fn() is not None, "sre_tools.health.checks.xid.collect_events"
     data = load_data(HEALTHY)
     data["events"] = [{"type": "xid", "gpu_index": 1, "xid": 94, "timestamp": T0}]
     lines = [
