@@ -6,6 +6,10 @@ and in its own temporary directory. ``cluster``: the same cluster for one test, 
 idle again before and after it.
 
 ``sre``: run ``sre ARGS...`` in-process, returning (exit code, stdout, stderr).
+
+Every test gets its own ``$XDG_STATE_HOME`` and ``$XDG_DATA_HOME`` (the default homes of the
+health and remediation state and of the SQLite store), so no test, and no pytest-xdist worker,
+shares them with another or with the user's.
 """
 
 from __future__ import annotations
@@ -16,6 +20,15 @@ import pytest
 
 from sre_tools.cli.main import main
 from tests.helpers.slurm import MissingSlurmError, SlurmCluster, SlurmClusterError, suite_cluster
+
+
+@pytest.fixture(autouse=True)
+def _private_xdg_homes(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
 
 
 @pytest.fixture(scope="session")
