@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from tests.helpers.podman import PODMAN, RUN_FLAGS, base_image
+from tests.helpers.podman import PODMAN, RUN_FLAGS, base_image, host_python, wait_systemd
 from tests.helpers.procs import CommandError, file_lock, free_port, run, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def _build_layer(base: str, tag: str, steps: Sequence[Sequence[str]], copy: dict
     name = f"sre-image-build-{secrets.token_hex(4)}"
     run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
     try:
-        _wait_systemd(name)
+        wait_systemd(name)
         for src, dst in copy.items():
             run([*PODMAN, "cp", src, f"{name}:{dst}"])
         for step in steps:
@@ -133,7 +133,7 @@ def node_image() -> str:
             deps = Path(tmp) / "deps"
             run(
                 [
-                    _host_python(),
+                    host_python(),
                     "-m",
                     "pip",
                     "download",
@@ -148,11 +148,6 @@ def node_image() -> str:
             _build_layer(base, tag, NODE_STEPS, {str(deps): "/root/deps"})
         _prune(NODE_IMAGE_REPO, tag)
     return tag
-
-
-def _host_python() -> str:
-    python = ROOT / ".venv" / "bin" / "python"
-    return str(python) if python.exists() else "python3"
 
 
 def _missing_package_files(wheel: Path) -> list[str]:
@@ -210,7 +205,7 @@ def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None
         wheels = workdir / "wheel"
         shutil.rmtree(wheels, ignore_errors=True)
         run(
-            [_host_python(), "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+            [host_python(), "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
             timeout=300,
         )
         wheel = next(wheels.glob("sre_tools-*.whl"))
@@ -232,7 +227,7 @@ def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None
             deps = workdir / "salt-deps"
             shutil.rmtree(deps, ignore_errors=True)
             run(
-                [_host_python(), "-m", "pip", "download", "-q", "--only-binary=:all:",
+                [host_python(), "-m", "pip", "download", "-q", "--only-binary=:all:",
                  "-d", str(deps), *SRE_DEPENDENCIES],
                 timeout=300,
             )  # fmt: skip
@@ -266,26 +261,6 @@ def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None
         _build_layer(base, tag, steps, copies)
         _prune(repo, tag)
     return tag
-
-
-def _wait_systemd(name: str, timeout: float = 180.0) -> None:
-    """Wait until systemd in ``name`` has booted (``running`` or ``degraded``)."""
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        proc = subprocess.run(
-            [*PODMAN, "exec", name, "systemctl", "is-system-running", "--wait"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        state = proc.stdout.strip() or proc.stderr.strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(1)  # the exec can race the container's start: try again
-    logs = run(["podman", "logs", "--tail", "30", name], check=False).stdout
-    raise NodeError(f"{name}: systemd did not finish booting ({state!r}):\n{logs}")
 
 
 @dataclass
@@ -367,7 +342,7 @@ class PodmanNodes:
             wait_port(node.port)
 
     def _configure(self, node: Node, client_pub: str) -> None:
-        _wait_systemd(node.name)
+        wait_systemd(node.name)
         key = self.workdir / f"host_key_{node.host}"
         for stale in (key, key.with_name(key.name + ".pub")):
             stale.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ host once (``pip wheel salt==<version>``, about 40 s; Salt itself builds from it
 ``$SRE_SALT_WHEEL_CACHE`` (default ``/var/tmp/sre-salt-wheels/<version>``) and the image is tagged
 by a hash of the base image, the Salt version and this recipe, so later runs reuse both.
 
-:class:`SaltContainer` starts a container from it (``sre-h5-<random>``, removed by name however
+:class:`SaltContainer` starts a container from it (``sre-salt-<random>``, removed by name however
 the test ends), copies ``salt/`` in as ``/srv/salt`` with links resolved (``sre_versions.yaml``
 becomes the real versions file), writes a pillar tree to ``/srv/pillar`` and runs
 ``salt-call --local --out=json state.apply`` there. :class:`StateRun` reads the result: which
@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from tests.helpers.podman import PODMAN, RUN_FLAGS, base_image
+from tests.helpers.podman import PODMAN, RUN_FLAGS, base_image, host_python, wait_systemd
 from tests.helpers.procs import CommandError, file_lock, run
 from tests.helpers.salt import SALT_DIR, SaltMissingError, salt_version
 
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE_REPO = "localhost/sre-salt-debian12"
 SALT_VENV = "/opt/salt"
 SALT_CALL = f"{SALT_VENV}/bin/salt-call"
-NAME_PREFIX = os.environ.get("SRE_SALT_CONTAINER_PREFIX", "sre-h5-")
+NAME_PREFIX = os.environ.get("SRE_SALT_CONTAINER_PREFIX", "sre-salt-")
 RECIPE_VERSION = "1"
 BOOT_TIMEOUT_SECONDS = 120.0
 FIXTURE_REPO_BUILD = ROOT / "molecule" / "fixture_repo" / "build.py"
@@ -63,10 +63,9 @@ def salt_wheels(version: str) -> Path:
         if done.exists():
             return cache
         cache.mkdir(parents=True, exist_ok=True)
-        python = ROOT / ".venv" / "bin" / "python"
         run(
             [
-                str(python if python.exists() else "python3"),
+                host_python(),
                 "-m",
                 "pip",
                 "wheel",
@@ -141,10 +140,9 @@ def fixture_repo() -> Path:
     """The fixture apt repository (molecule/fixture_repo), built or reused; its directory."""
     if not FIXTURE_REPO_BUILD.exists():
         raise ContainerError(f"{FIXTURE_REPO_BUILD} is missing")
-    python = ROOT / ".venv" / "bin" / "python"
     run(
         [
-            str(python if python.exists() else "python3"),
+            host_python(),
             str(FIXTURE_REPO_BUILD),
             str(FIXTURE_REPO_DIR),
         ],
@@ -156,11 +154,10 @@ def fixture_repo() -> Path:
 def sre_tools_index(node: SaltContainer) -> str:
     """A PEP 503 package index in ``node`` (``file:///srv/sre-wheels/simple``) holding this
     checkout's sre-tools wheel and its dependencies, built on the host; returns its URL."""
-    python = ROOT / ".venv" / "bin" / "python"
-    with tempfile.TemporaryDirectory(prefix="sre-h5-wheels-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sre-salt-wheels-") as tmp:
         wheels = Path(tmp) / "wheels"
         run(
-            [str(python if python.exists() else "python3"), "-m", "pip", "wheel", "-q",
+            [host_python(), "-m", "pip", "wheel", "-q",
              "-w", str(wheels), str(ROOT)],
             timeout=600,
         )  # fmt: skip
@@ -254,21 +251,7 @@ class SaltContainer:
                 "/sbin/init",
             ]
         )
-        # `podman exec` right after `run` may find no systemd yet: ask again until it answers.
-        deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
-        state = ""
-        while time.monotonic() < deadline:
-            proc = run(
-                [*PODMAN, "exec", self.name, "systemctl", "is-system-running", "--wait"],
-                timeout=BOOT_TIMEOUT_SECONDS,
-                check=False,
-            )
-            state = (proc.stdout.strip() or proc.stderr.strip())[-500:]
-            if state in ("running", "degraded"):
-                break
-            time.sleep(1)
-        else:
-            raise ContainerError(f"{self.name}: systemd is {state!r}, not running")
+        wait_systemd(self.name, BOOT_TIMEOUT_SECONDS)
         self.exec("mkdir", "-p", "/etc/salt", "/srv")
         minion = {
             "id": self.minion_id,
