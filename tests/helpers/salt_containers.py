@@ -292,7 +292,7 @@ class SaltContainer:
 
     def copy_salt_tree(self, salt_dir: Path = SALT_DIR) -> None:
         """salt/ as /srv/salt, links resolved, without the example pillar (pillar is per test)."""
-        with tempfile.TemporaryDirectory(prefix="sre-h5-salt-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="sre-salt-tree-") as tmp:
             tree = Path(tmp) / "salt"
             shutil.copytree(
                 salt_dir,
@@ -305,7 +305,7 @@ class SaltContainer:
 
     def set_pillar(self, pillar: Mapping[str, Any]) -> None:
         """A pillar tree with one file holding ``pillar``, for every minion."""
-        with tempfile.TemporaryDirectory(prefix="sre-h5-pillar-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="sre-salt-pillar-") as tmp:
             root = Path(tmp) / "pillar"
             root.mkdir()
             (root / "top.sls").write_text("base:\n  '*':\n    - test\n", encoding="utf-8")
