@@ -7,12 +7,16 @@ since a silently skipped provisioning suite would hide the breakage it exists to
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES_DIR = ROOT / "roles"
@@ -61,3 +65,59 @@ def mitogen_stack(stdout: str) -> str:
     ``mitogen_get_stack``'s result (``"skipped": true`` when the connection is not mitogen's)."""
     text = " ".join(stdout.split())
     return text[text.index("STACK=") :]
+
+
+def play_role_tasks(
+    tmp_path: Path,
+    role: str,
+    tasks_from: str,
+    extra: dict[str, Any],
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook`` on localhost running ``role``'s ``tasks_from`` with ``extra`` vars
+    (HOME under ``tmp_path``)."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Role task file",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Run the role's task file.",
+                            "ansible.builtin.include_role": {
+                                "name": role,
+                                "tasks_from": tasks_from,
+                            },
+                        }
+                    ],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    extra_file = tmp_path / "extra.json"
+    extra_file.write_text(json.dumps(extra), encoding="utf-8")
+    run_env = {**tool_env(), **(env or {}), "ANSIBLE_ROLES_PATH": str(ROLES_DIR)}
+    run_env["HOME"] = str(tmp_path / "home")
+    return subprocess.run(
+        [
+            tool("ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"@{extra_file}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        env=run_env,
+        timeout=300,
+        cwd=tmp_path,
+    )

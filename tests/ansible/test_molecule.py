@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 
 from tests.ansible.conftest import ROLES_DIR, ROOT, tool, tool_env
+from tests.helpers.podman import base_image
+from tests.helpers.procs import CommandError
 
 # Time limits in seconds; nvidia_driver/default really builds the kernel module with DKMS.
 # Limits leave room for a loaded machine (measured times: docs/ansible.md).
@@ -43,7 +45,6 @@ RUN_SH = ROOT / "molecule" / "run.sh"
 SITE_RUN_SH = ROOT / "molecule" / "site" / "run.sh"
 SITE_TIMEOUT = 3600
 SITE_CHECK_TIMEOUT = 1800
-IMAGE_TIMEOUT = 900
 LOG_TAIL = 12_000
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)", re.MULTILINE)
 
@@ -75,19 +76,9 @@ def molecule_image() -> str:
     for name in ("podman", "runc", "debootstrap", "molecule", "ansible-playbook"):
         tool(name)
     try:
-        result = subprocess.run(
-            [str(ROOT / "scripts" / "podman-image.sh")],
-            cwd=ROOT,
-            env=tool_env(),
-            capture_output=True,
-            text=True,
-            timeout=IMAGE_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"scripts/podman-image.sh took over {IMAGE_TIMEOUT} s", pytrace=False)
-    if result.returncode != 0:
-        pytest.fail(f"scripts/podman-image.sh failed:\n{result.stderr}", pytrace=False)
-    return result.stdout.strip().splitlines()[-1]
+        return base_image()
+    except CommandError as exc:
+        pytest.fail(f"scripts/podman-image.sh failed: {exc}", pytrace=False)
 
 
 def run_molecule(

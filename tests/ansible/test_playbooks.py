@@ -28,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import pytest
 import yaml
 
 from tests.ansible.conftest import PLAYBOOKS_DIR, ROLES_DIR, ROOT, tool, tool_env
-from tests.helpers.slurm import MissingSlurmError, SlurmCluster, SlurmClusterError
+from tests.helpers.slurm import SlurmCluster
 
 FIXTURES = ROOT / "tests" / "fixtures" / "gpu"
 HEALTHY = FIXTURES / "h100-synthetic.json"
@@ -328,28 +327,6 @@ def test_validate_with_the_example_inventory(tmp_path: Path) -> None:
 
 
 # --- a real Slurm cluster ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def slurm() -> Iterator[SlurmCluster]:
-    try:
-        cluster = SlurmCluster(NODES, partitions={"gpu": NODES})
-        cluster.start()
-    except MissingSlurmError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    except SlurmClusterError as exc:
-        pytest.fail(f"the Slurm test cluster did not start: {exc}", pytrace=False)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def cluster(slurm: SlurmCluster) -> Iterator[SlurmCluster]:
-    slurm.reset()
-    yield slurm
-    slurm.reset()
 
 
 @pytest.fixture
@@ -682,5 +659,6 @@ def test_rolling_upgrade_check_mode_changes_nothing(cluster, tmp_path, driver_sa
     assert result.rc == 0, result
     drains = result.results("Drain the node in Slurm with our reason (on the controller).")
     assert {json.loads(r["stdout"])["code"] for r in drains.values()} == {"would_drain"}
-    assert all(s == "idle" for s in cluster.settled_states().values())
+    states = cluster.settled_states()
+    assert all(states[n] == "idle" for n in cluster.nodes), states
     assert pinned(tmp_path, "gpu01") is None

@@ -1,7 +1,8 @@
 """The OS-specific variables render to the right packages on platforms CI cannot run.
 
 Molecule here only has Debian 12. For Ubuntu, RHEL and the CUDA repository path, the roles'
-``variables.yml`` (and nvidia_driver's preflight) run on localhost with the operating-system
+``variables.yml`` (and the preflight of nvidia_driver, nvidia_fabricmanager, cuda_toolkit and
+container_runtime) run on localhost with the operating-system
 facts replaced by a small test module, and the rendered internal variables are compared with
 the package names those platforms publish. Nothing is installed.
 """
@@ -312,3 +313,125 @@ def test_gpu_base_headers_per_platform(tmp_path, platform, headers, packages, in
     assert rc == 0, output
     assert rendered["headers"] == packages
     assert rendered["initramfs"][0] == initramfs
+
+
+# --- nvidia_fabricmanager, cuda_toolkit, container_runtime ------------------------------------
+
+ROLE_RENDER_CASES = {
+    "fabricmanager-ubuntu2204-570": (
+        "nvidia_fabricmanager",
+        "ubuntu2204",
+        {
+            "nvidia_fabricmanager_install": "always",
+            "nvidia_fabricmanager_branch": "570",
+            "nvidia_fabricmanager_version": "570.195.03",
+        },
+        {
+            "package": "_nvidia_fabricmanager_package",
+            "wanted": "__nvidia_fabricmanager_wanted | bool",
+            "version": "__nvidia_fabricmanager_version",
+            "repo_dir": "_nvidia_fabricmanager_cuda_repo_dir",
+        },
+        {
+            "package": "nvidia-fabricmanager-570",
+            "wanted": True,
+            "version": "570.195.03",
+            "repo_dir": "ubuntu2204",
+        },
+    ),
+    "fabricmanager-debian12-580-auto": (
+        "nvidia_fabricmanager",
+        "debian12",
+        {"nvidia_fabricmanager_branch": "580", "nvidia_fabricmanager_version": ""},
+        {
+            "package": "_nvidia_fabricmanager_package",
+            "wanted": "__nvidia_fabricmanager_wanted | bool",
+            "repo_dir": "_nvidia_fabricmanager_cuda_repo_dir",
+        },
+        # This machine has no NVSwitch: auto leaves Fabric Manager out.
+        {"package": "nvidia-fabricmanager", "wanted": False, "repo_dir": "debian12"},
+    ),
+    "cuda-toolkit-ubuntu2404-two-versions": (
+        "cuda_toolkit",
+        "ubuntu2404",
+        {"cuda_toolkit_versions": ["12.8", "12.6"]},
+        {
+            "packages": "_cuda_toolkit_repo_packages",
+            "default": "_cuda_toolkit_default",
+            "repo_dir": "_cuda_toolkit_cuda_repo_dir",
+        },
+        {
+            "packages": ["cuda-toolkit-12-8", "cuda-toolkit-12-6"],
+            "default": "12.8",
+            "repo_dir": "ubuntu2404",
+        },
+    ),
+    "container-runtime-ubuntu2204": (
+        "container_runtime",
+        "ubuntu2204",
+        {},
+        {
+            "arch": "_container_runtime_nvidia_repo_arch",
+            "packages": "_container_runtime_nvidia_packages",
+            "version": "container_runtime_nvidia_container_toolkit_version",
+        },
+        {
+            "arch": "amd64",
+            "packages": [
+                "nvidia-container-toolkit",
+                "nvidia-container-toolkit-base",
+                "libnvidia-container-tools",
+                "libnvidia-container1",
+            ],
+            "version": yaml.safe_load(
+                (ROLES_DIR.parent / "sre_tools" / "data" / "versions.yml").read_text()
+            )["container_runtime"]["nvidia_container_toolkit_version"],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "platform", "overrides", "expressions", "expected"),
+    ROLE_RENDER_CASES.values(),
+    ids=ROLE_RENDER_CASES.keys(),
+)
+def test_role_variables_per_platform(tmp_path, role, platform, overrides, expressions, expected):
+    rc, output, rendered = render(
+        tmp_path, role, platform, ["variables", "preflight"], expressions, overrides
+    )
+    assert rc == 0, output[-3000:]
+    assert rendered == expected
+
+
+ROLE_PREFLIGHT_CASES = {
+    "fabricmanager-version-of-another-branch": (
+        "nvidia_fabricmanager",
+        {"nvidia_fabricmanager_branch": "535", "nvidia_fabricmanager_version": "550.144.03"},
+        "nvidia_fabricmanager_version=550.144.03 is not a version of branch",
+    ),
+    "cuda-default-not-listed": (
+        "cuda_toolkit",
+        {"cuda_toolkit_versions": ["12.8"], "cuda_toolkit_default_version": "12.6"},
+        "cuda_toolkit_default_version=12.6 is not in",
+    ),
+    "cuda-versions-not-major-minor": (
+        "cuda_toolkit",
+        {"cuda_toolkit_versions": ["12"]},
+        "must list versions as major.minor",
+    ),
+    "runtime-default-without-nvidia": (
+        "container_runtime",
+        {"container_runtime_nvidia": False, "container_runtime_nvidia_default_runtime": True},
+        "container_runtime_nvidia_default_runtime needs the nvidia runtime",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "overrides", "message"), ROLE_PREFLIGHT_CASES.values(), ids=ROLE_PREFLIGHT_CASES.keys()
+)
+def test_preflight_names_the_variable(tmp_path, role, overrides, message):
+    rc, output, _ = render(tmp_path, role, "debian12", ["variables", "preflight"], {}, overrides)
+    assert rc != 0
+    assert message in " ".join(output.split()), output[-3000:]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 import yaml
 
 from sre_tools.provision.model import ExitCode, RunTracker
+from tests.helpers.procs import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "gpu"
@@ -189,26 +189,21 @@ def test_healthy_hosts_exit_zero(fleet: Path) -> None:
     assert [h["host"] for h in doc["hosts"]] == ["node1"]
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_unreachable_host_exits_4(tmp_path: Path) -> None:
-    inv = write_inventory(
-        tmp_path / "hosts.yml",
-        {
-            "node1": {"gpu_health_replay": str(HOSTS["node1"])},
-            "gone": {
-                "ansible_connection": "ssh",
-                "ansible_host": "127.0.0.1",
-                "ansible_port": closed_port(),
-                "ansible_ssh_common_args": "-o ConnectTimeout=5 -o BatchMode=yes",
+    with closed_port() as port:
+        inv = write_inventory(
+            tmp_path / "hosts.yml",
+            {
+                "node1": {"gpu_health_replay": str(HOSTS["node1"])},
+                "gone": {
+                    "ansible_connection": "ssh",
+                    "ansible_host": "127.0.0.1",
+                    "ansible_port": port,
+                    "ansible_ssh_common_args": "-o ConnectTimeout=5 -o BatchMode=yes",
+                },
             },
-        },
-    )
-    proc = run_sre("ansible", "validate", "-i", str(inv), "--json", cwd=tmp_path)
+        )
+        proc = run_sre("ansible", "validate", "-i", str(inv), "--json", cwd=tmp_path)
     assert proc.returncode == ExitCode.UNREACHABLE, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
     hosts = {h["host"]: h for h in doc["hosts"]}

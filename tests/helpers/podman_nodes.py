@@ -5,7 +5,8 @@ openssh-server and a Python virtualenv, see :func:`node_image`) and its own sshd
 127.0.0.1 port (``--network host``: every container shares the host's ports). Keys:
 
 - one client key pair (ed25519) per :class:`PodmanNodes`, authorised for root in every node;
-- one host key pair per container, generated here before the container starts and copied in, so
+- one host key pair per container, generated before its sshd starts and copied in
+  (:mod:`tests.helpers.sshd_node`, shared with molecule's create step), so
   ``known_hosts`` is written from keys we made, never from what a server offers (no keyscan, no
   trust on first use). Ansible then runs with ``host_key_checking=True`` and
   ``StrictHostKeyChecking=yes``: a node answering with any other key fails the connection.
@@ -15,26 +16,24 @@ Containers are named ``<prefix><random>-<i>`` and removed (by name) when the con
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.helpers.podman import PODMAN, RUN_FLAGS
+from tests.helpers import sshd_node
+from tests.helpers.podman import PODMAN, RUN_FLAGS, base_image, host_python, wait_systemd
+from tests.helpers.procs import CommandError, file_lock, run, wait_port
+from tests.helpers.sshd_node import Node
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_IMAGE_REPO = "localhost/sre-debian12-sshnode"
@@ -45,82 +44,28 @@ SRE_VENV = "/opt/sre-tools/venv"
 # What the node image adds to the base image; part of its tag.
 NODE_PACKAGES = ["openssh-server", "python3-venv"]
 SRE_DEPENDENCIES = ["click>=8.1", "rich>=13", "PyYAML>=6", "prometheus-client>=0.19"]
-SSHD_CONFIG = "/etc/ssh/sre_test_sshd_config"
-HOST_KEY = "/etc/ssh/sre_test_host_ed25519_key"
-AUTHORIZED_KEYS = "/etc/ssh/sre_test_authorized_keys"
-UNIT = "sre-test-sshd.service"
 
 
-class NodeError(RuntimeError):
+class NodeError(CommandError):
     """A container or its sshd did not come up; the message carries the evidence."""
-
-
-def _run(argv: Sequence[str], timeout: float = 120, check: bool = True, **kw: Any) -> str:
-    try:
-        proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=False, **kw
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise NodeError(f"timed out after {timeout} s: {' '.join(argv)}") from exc
-    if check and proc.returncode != 0:
-        raise NodeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise NodeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-def base_image() -> str:
-    """The molecule base image, built or reused by scripts/podman-image.sh."""
-    image = os.environ.get("SRE_MOLECULE_IMAGE")
-    if image:
-        return image
-    return _run([str(ROOT / "scripts" / "podman-image.sh")], timeout=900).strip()
-
-
-@contextmanager
-def _lock(name: str) -> Iterator[None]:
-    path = Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / f"{name}.lock"
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _build_layer(base: str, tag: str, steps: Sequence[Sequence[str]], copy: dict[str, str]) -> None:
     """Start ``base``, copy files in, run ``steps`` (argv lists) inside, commit as ``tag``."""
     name = f"sre-image-build-{secrets.token_hex(4)}"
-    _run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
+    run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
     try:
-        _wait_systemd(name)
+        wait_systemd(name)
         for src, dst in copy.items():
-            _run([*PODMAN, "cp", src, f"{name}:{dst}"])
+            run([*PODMAN, "cp", src, f"{name}:{dst}"])
         for step in steps:
-            _run(
-                [*PODMAN, "exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, *step], timeout=900
-            )
-        _run([*PODMAN, "stop", "--time", "5", name])
-        _run(
+            run([*PODMAN, "exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, *step], timeout=900)
+        run([*PODMAN, "stop", "--time", "5", name])
+        run(
             [*PODMAN, "commit", "--quiet", "--change", 'CMD ["/sbin/init"]', name, tag], timeout=300
         )
     finally:
-        _run([*PODMAN, "rm", "--force", "--time", "2", name], check=False)
+        run([*PODMAN, "rm", "--force", "--time", "2", name], check=False)
 
 
 # Run in a container of the base image (with /root/deps holding the wheels), then committed.
@@ -150,7 +95,7 @@ NODE_STEPS = [
 
 def _prune(repo: str, keep: str) -> None:
     """Remove older tags of ``repo``; podman refuses the ones a container still uses."""
-    out = _run(
+    out = run(
         [
             "podman",
             "images",
@@ -160,7 +105,7 @@ def _prune(repo: str, keep: str) -> None:
             f"reference={repo}",
         ],
         check=False,
-    )
+    ).stdout
     for old in out.split():
         if old != keep and old.rsplit(":", 1)[0] == repo:
             subprocess.run(["podman", "rmi", old], capture_output=True, timeout=120, check=False)
@@ -177,16 +122,16 @@ def node_image() -> str:
     base = base_image()
     recipe = repr([base, NODE_STEPS, SRE_DEPENDENCIES])
     tag = f"{NODE_IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
-    with _lock("sre-debian12-sshnode"):
+    with file_lock("sre-debian12-sshnode"):
         if subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0:
             return tag
         # The containers cannot verify PyPI's certificate here (the host's CA bundle differs):
         # fetch the wheels on the host, install them offline, as roles/sre_agent does.
         with tempfile.TemporaryDirectory(prefix="sre-sshnode-") as tmp:
             deps = Path(tmp) / "deps"
-            _run(
+            run(
                 [
-                    _host_python(),
+                    host_python(),
                     "-m",
                     "pip",
                     "download",
@@ -201,11 +146,6 @@ def node_image() -> str:
             _build_layer(base, tag, NODE_STEPS, {str(deps): "/root/deps"})
         _prune(NODE_IMAGE_REPO, tag)
     return tag
-
-
-def _host_python() -> str:
-    python = ROOT / ".venv" / "bin" / "python"
-    return str(python) if python.exists() else "python3"
 
 
 def _missing_package_files(wheel: Path) -> list[str]:
@@ -257,13 +197,13 @@ def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None
     """``base`` with this checkout's sre-tools wheel in SRE_VENV (and in ``salt_venv``, with
     its dependencies, when given), committed as ``repo:<source hash>-<base tag>``."""
     tag = f"{repo}:{_source_hash()}-{base.rsplit(':', 1)[1][:6]}"
-    with _lock(repo.rsplit("/", 1)[-1]):
+    with file_lock(repo.rsplit("/", 1)[-1]):
         if subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0:
             return tag
         wheels = workdir / "wheel"
         shutil.rmtree(wheels, ignore_errors=True)
-        _run(
-            [_host_python(), "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        run(
+            [host_python(), "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
             timeout=300,
         )
         wheel = next(wheels.glob("sre_tools-*.whl"))
@@ -284,8 +224,8 @@ def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None
             # PyPI's certificate), then the wheel itself, as into SRE_VENV.
             deps = workdir / "salt-deps"
             shutil.rmtree(deps, ignore_errors=True)
-            _run(
-                [_host_python(), "-m", "pip", "download", "-q", "--only-binary=:all:",
+            run(
+                [host_python(), "-m", "pip", "download", "-q", "--only-binary=:all:",
                  "-d", str(deps), *SRE_DEPENDENCIES],
                 timeout=300,
             )  # fmt: skip
@@ -321,34 +261,6 @@ def _sre_layer(workdir: Path, base: str, repo: str, salt_venv: str | None = None
     return tag
 
 
-def _wait_systemd(name: str, timeout: float = 180.0) -> None:
-    """Wait until systemd in ``name`` has booted (``running`` or ``degraded``)."""
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        proc = subprocess.run(
-            [*PODMAN, "exec", name, "systemctl", "is-system-running", "--wait"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        state = proc.stdout.strip() or proc.stderr.strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(1)  # the exec can race the container's start: try again
-    logs = _run(["podman", "logs", "--tail", "30", name], check=False)
-    raise NodeError(f"{name}: systemd did not finish booting ({state!r}):\n{logs}")
-
-
-@dataclass
-class Node:
-    name: str  # container name
-    host: str  # inventory hostname
-    port: int
-    host_public_key: str  # "ssh-ed25519 AAAA..."
-
-
 @dataclass
 class PodmanNodes:
     """Start ``count`` SSH-reachable nodes; use as a context manager (always cleans up)."""
@@ -379,127 +291,16 @@ class PodmanNodes:
 
     def start(self) -> None:
         image = self.image or node_image()
-        if not self.client_key.exists():
-            _run(
-                [
-                    "ssh-keygen",
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    "sre-test-client",
-                    "-f",
-                    str(self.client_key),
-                ]
-            )
-        client_pub = self.client_key.with_name("id_ed25519.pub").read_text()
+        client_pub = sshd_node.client_key(self.workdir).with_name("id_ed25519.pub").read_text()
         for i in range(self.count):
             node = Node(f"{self.prefix}{self.run_id}-{i}", f"{self.host_prefix}{i + 1}", 0, "")
             self.nodes.append(node)  # before `run`: stop() removes it whatever happens next
-            _run(
-                [
-                    *PODMAN,
-                    "run",
-                    "-d",
-                    "--name",
-                    node.name,
-                    "--hostname",
-                    node.host,
-                    *RUN_FLAGS,
-                    image,
-                    "/sbin/init",
-                ]
-            )
+            sshd_node.start_container(node.name, node.host, image)
         for node in self.nodes:
-            self._configure(node, client_pub)
-        lines = [f"[127.0.0.1]:{n.port} {n.host_public_key}" for n in self.nodes]
-        self.known_hosts.write_text("\n".join(lines) + "\n")
+            sshd_node.configure_sshd(node, self.workdir, client_pub)
+        self.known_hosts.write_text(sshd_node.known_hosts_lines(self.nodes))
         for node in self.nodes:
             wait_port(node.port)
-
-    def _configure(self, node: Node, client_pub: str) -> None:
-        _wait_systemd(node.name)
-        key = self.workdir / f"host_key_{node.host}"
-        for stale in (key, key.with_name(key.name + ".pub")):
-            stale.unlink(missing_ok=True)
-        _run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                f"root@{node.host}",
-                "-f",
-                str(key),
-            ]
-        )
-        node.host_public_key = " ".join(key.with_name(key.name + ".pub").read_text().split()[:2])
-        node.port = free_port()
-        files = self.workdir / f"files_{node.host}"
-        files.mkdir(exist_ok=True)
-        (files / "sshd_config").write_text(
-            f"Port {node.port}\n"
-            "ListenAddress 127.0.0.1\n"
-            f"HostKey {HOST_KEY}\n"
-            "PidFile /run/sre-test-sshd.pid\n"
-            "PermitRootLogin prohibit-password\n"
-            "PasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\n"
-            "PubkeyAuthentication yes\n"
-            f"AuthorizedKeysFile {AUTHORIZED_KEYS}\n"
-            "UsePAM no\n"
-            "Subsystem sftp /usr/lib/openssh/sftp-server\n"
-        )
-        (files / "unit").write_text(
-            "[Unit]\n"
-            "Description=sshd for Ansible tests on a loopback port\n"
-            "After=network.target\n\n"
-            "[Service]\n"
-            "RuntimeDirectory=sshd\n"
-            f"ExecStartPre=/usr/sbin/sshd -t -f {SSHD_CONFIG}\n"
-            f"ExecStart=/usr/sbin/sshd -D -e -f {SSHD_CONFIG}\n"
-            "Restart=on-failure\n\n"
-            "[Install]\n"
-            "WantedBy=multi-user.target\n"
-        )
-        (files / "authorized_keys").write_text(client_pub)
-        copies = {
-            files / "sshd_config": SSHD_CONFIG,
-            key: HOST_KEY,
-            key.with_name(key.name + ".pub"): HOST_KEY + ".pub",
-            files / "authorized_keys": AUTHORIZED_KEYS,
-            files / "unit": f"/etc/systemd/system/{UNIT}",
-        }
-        for src, dst in copies.items():
-            _run([*PODMAN, "cp", str(src), f"{node.name}:{dst}"])
-        _run(
-            [
-                *PODMAN,
-                "exec",
-                node.name,
-                "sh",
-                "-c",
-                f"chown root:root {HOST_KEY} {HOST_KEY}.pub {AUTHORIZED_KEYS} {SSHD_CONFIG}"
-                f" && chmod 600 {HOST_KEY} && chmod 644 {AUTHORIZED_KEYS}",
-            ]
-        )
-        out = subprocess.run(
-            [*PODMAN, "exec", node.name, "systemctl", "enable", "--now", UNIT],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if out.returncode != 0:
-            journal = _run(
-                [*PODMAN, "exec", node.name, "journalctl", "-u", UNIT, "--no-pager"], check=False
-            )
-            raise NodeError(f"{node.name}: {UNIT} failed: {out.stderr.strip()}\n{journal}")
 
     def ssh_args(self) -> str:
         """``ansible_ssh_common_args``: only our known_hosts, never add a key."""
@@ -540,28 +341,11 @@ class PodmanNodes:
         return path
 
     def exec(self, node: Node, *argv: str, timeout: float = 120) -> str:
-        return _run([*PODMAN, "exec", node.name, *argv], timeout=timeout)
+        return run([*PODMAN, "exec", node.name, *argv], timeout=timeout).stdout
 
     def stop(self) -> None:
-        """Remove every container by name; retried, since a loaded host can make podman's first
-        ``rm`` give up (seen here: a stopped but not removed container)."""
-        leftovers = []
-        for node in self.nodes:
-            for _ in range(3):
-                subprocess.run(
-                    [*PODMAN, "rm", "--force", "--time", "2", node.name],
-                    capture_output=True,
-                    timeout=120,
-                    check=False,
-                )
-                exists = subprocess.run(
-                    ["podman", "container", "exists", node.name], capture_output=True, check=False
-                )
-                if exists.returncode != 0:
-                    break
-                time.sleep(2)
-            else:
-                leftovers.append(node.name)
+        """Remove every container by name (retried: :func:`sshd_node.remove`)."""
+        leftovers = sshd_node.remove([node.name for node in self.nodes])
         self.nodes.clear()
         if leftovers:
             warnings.warn(f"could not remove containers: {', '.join(leftovers)}", stacklevel=2)

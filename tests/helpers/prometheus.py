@@ -24,10 +24,8 @@ Design notes (Prometheus 2.42, the Debian package the CI installs):
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -37,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-LOOPBACK = "127.0.0.1"
+from tests.helpers.procs import LOOPBACK, free_port
+
 READY_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 # Larger than any test's data span, so promtool writes a handful of blocks instead of hundreds.
@@ -63,24 +62,6 @@ def find_binary(name: str) -> str:
             f"(Debian/Ubuntu: apt-get install prometheus; or set ${name.upper()}_BIN)"
         )
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def closed_port() -> Iterator[int]:
-    """A loopback port that is bound but never listening: connecting to it is refused.
-
-    Holding the socket for the duration keeps anyone else from taking the port meanwhile.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        yield int(sock.getsockname()[1])
 
 
 # --- synthetic counters -------------------------------------------------------------------------

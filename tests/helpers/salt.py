@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,12 +37,14 @@ from typing import Any
 
 import yaml
 
+from tests.helpers.procs import LOOPBACK, free_port, port_open
+
 REPO = Path(__file__).resolve().parents[2]
 SALT_DIR = REPO / "salt"
 GPU_MODULE = SALT_DIR / "_modules" / "gpu.py"
 GPU_BEACON = SALT_DIR / "_beacons" / "gpu_health.py"
 FIXTURES = REPO / "tests" / "fixtures" / "gpu"
-LOOPBACK = "127.0.0.1"
+
 START_TIMEOUT_SECONDS = 45.0
 STOP_TIMEOUT_SECONDS = 10.0
 COMMAND_TIMEOUT_SECONDS = 60.0
@@ -99,12 +100,6 @@ def salt_bin(name: str) -> str:
             f"{name} not found next to {sys.executable} or on PATH: {INSTALL_HINT}"
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -307,7 +302,7 @@ class SaltPair:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             self._alive("master")
-            if ipc.exists() and _listening(self.ret_port) and _listening(self.publish_port):
+            if ipc.exists() and port_open(self.ret_port) and port_open(self.publish_port):
                 return
             time.sleep(0.2)
         raise SaltError(f"salt-master not ready within {START_TIMEOUT_SECONDS:g}s:\n{self.logs()}")
@@ -478,9 +473,3 @@ def group_members(pgid: int) -> list[int]:
         if len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(entry.name))
     return members
-
-
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((LOOPBACK, port)) == 0

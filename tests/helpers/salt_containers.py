@@ -7,7 +7,7 @@ host once (``pip wheel salt==<version>``, about 40 s; Salt itself builds from it
 ``$SRE_SALT_WHEEL_CACHE`` (default ``/var/tmp/sre-salt-wheels/<version>``) and the image is tagged
 by a hash of the base image, the Salt version and this recipe, so later runs reuse both.
 
-:class:`SaltContainer` starts a container from it (``sre-h5-<random>``, removed by name however
+:class:`SaltContainer` starts a container from it (``sre-salt-<random>``, removed by name however
 the test ends), copies ``salt/`` in as ``/srv/salt`` with links resolved (``sre_versions.yaml``
 becomes the real versions file), writes a pillar tree to ``/srv/pillar`` and runs
 ``salt-call --local --out=json state.apply`` there. :class:`StateRun` reads the result: which
@@ -18,8 +18,6 @@ apt's view of the result.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -29,21 +27,22 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.helpers.podman import PODMAN, RUN_FLAGS
+from tests.helpers.podman import PODMAN, RUN_FLAGS, base_image, host_python, wait_systemd
+from tests.helpers.procs import CommandError, file_lock, run
 from tests.helpers.salt import SALT_DIR, SaltMissingError, salt_version
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_REPO = "localhost/sre-salt-debian12"
 SALT_VENV = "/opt/salt"
 SALT_CALL = f"{SALT_VENV}/bin/salt-call"
-NAME_PREFIX = os.environ.get("SRE_SALT_CONTAINER_PREFIX", "sre-h5-")
+NAME_PREFIX = os.environ.get("SRE_SALT_CONTAINER_PREFIX", "sre-salt-")
 RECIPE_VERSION = "1"
 BOOT_TIMEOUT_SECONDS = 120.0
 FIXTURE_REPO_BUILD = ROOT / "molecule" / "fixture_repo" / "build.py"
@@ -51,48 +50,8 @@ FIXTURE_REPO_DIR = ROOT / "molecule" / "fixture_repo" / ".build" / "repo"
 FIXTURE_REPO_IN_CONTAINER = "/srv/sre-fixture-repo"
 
 
-class ContainerError(RuntimeError):
+class ContainerError(CommandError):
     """A container, the image build or a command in the container failed; with its output."""
-
-
-def _run(
-    argv: Sequence[str], timeout: float = 300, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    try:
-        proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ContainerError(f"timed out after {timeout:g} s: {' '.join(argv)}") from exc
-    except FileNotFoundError as exc:
-        raise ContainerError(
-            f"{argv[0]} is not installed (apt-get install podman runc): {exc}"
-        ) from exc
-    if check and proc.returncode != 0:
-        raise ContainerError(
-            f"{' '.join(argv)} exited {proc.returncode}:\n"
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        )
-    return proc
-
-
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
-    path = Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / f"{name}.lock"
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def base_image() -> str:
-    """The molecule base image (``$SRE_MOLECULE_IMAGE``, or built/reused by podman-image.sh)."""
-    image = os.environ.get("SRE_MOLECULE_IMAGE")
-    if image:
-        return image
-    return _run([str(ROOT / "scripts" / "podman-image.sh")], timeout=900).stdout.strip()
 
 
 def salt_wheels(version: str) -> Path:
@@ -100,14 +59,13 @@ def salt_wheels(version: str) -> Path:
     default = Path("/var/tmp/sre-salt-wheels") / version
     cache = Path(os.environ.get("SRE_SALT_WHEEL_CACHE", str(default)))
     done = cache / "COMPLETE"
-    with _lock(f"sre-salt-wheels-{version}"):
+    with file_lock(f"sre-salt-wheels-{version}"):
         if done.exists():
             return cache
         cache.mkdir(parents=True, exist_ok=True)
-        python = ROOT / ".venv" / "bin" / "python"
-        _run(
+        run(
             [
-                str(python if python.exists() else "python3"),
+                host_python(),
                 "-m",
                 "pip",
                 "wheel",
@@ -124,7 +82,7 @@ def salt_wheels(version: str) -> Path:
 
 
 def _image_exists(tag: str) -> bool:
-    return _run(["podman", "image", "exists", tag], check=False).returncode == 0
+    return run(["podman", "image", "exists", tag], check=False).returncode == 0
 
 
 def salt_image(base: str | None = None) -> str:
@@ -138,7 +96,7 @@ def salt_image(base: str | None = None) -> str:
     base = base or base_image()
     recipe = f"{base}\nsalt=={version}\nvenv={SALT_VENV}\nrecipe={RECIPE_VERSION}"
     tag = f"{IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
-    with _lock("sre-salt-debian12"):
+    with file_lock("sre-salt-debian12"):
         if _image_exists(tag):
             return tag
         wheels = salt_wheels(version)
@@ -147,8 +105,8 @@ def salt_image(base: str | None = None) -> str:
             raise ContainerError(f"no pip wheel in {wheels}: remove the directory and retry")
         name = f"{NAME_PREFIX}build-{secrets.token_hex(4)}"
         try:
-            _run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
-            _run([*PODMAN, "cp", str(wheels), f"{name}:/root/wheels"])
+            run([*PODMAN, "run", "-d", "--name", name, *RUN_FLAGS, base, "/sbin/init"])
+            run([*PODMAN, "cp", str(wheels), f"{name}:/root/wheels"])
             steps = [
                 ["python3", "-m", "venv", "--system-site-packages", "--without-pip", SALT_VENV],
                 # pip runs from its own wheel: no ensurepip (python3-venv) needed in the image.
@@ -167,14 +125,14 @@ def salt_image(base: str | None = None) -> str:
                 ["ln", "-sf", SALT_CALL, "/usr/local/bin/salt-call"],
             ]
             for step in steps:
-                _run([*PODMAN, "exec", name, *step], timeout=900)
-            _run([*PODMAN, "stop", "--time", "5", name])
-            _run(
+                run([*PODMAN, "exec", name, *step], timeout=900)
+            run([*PODMAN, "stop", "--time", "5", name])
+            run(
                 [*PODMAN, "commit", "--quiet", "--change", 'CMD ["/sbin/init"]', name, tag],
                 timeout=300,
             )
         finally:
-            _run([*PODMAN, "rm", "--force", "--time", "2", name], check=False)
+            run([*PODMAN, "rm", "--force", "--time", "2", name], check=False)
     return tag
 
 
@@ -182,10 +140,9 @@ def fixture_repo() -> Path:
     """The fixture apt repository (molecule/fixture_repo), built or reused; its directory."""
     if not FIXTURE_REPO_BUILD.exists():
         raise ContainerError(f"{FIXTURE_REPO_BUILD} is missing")
-    python = ROOT / ".venv" / "bin" / "python"
-    _run(
+    run(
         [
-            str(python if python.exists() else "python3"),
+            host_python(),
             str(FIXTURE_REPO_BUILD),
             str(FIXTURE_REPO_DIR),
         ],
@@ -197,11 +154,10 @@ def fixture_repo() -> Path:
 def sre_tools_index(node: SaltContainer) -> str:
     """A PEP 503 package index in ``node`` (``file:///srv/sre-wheels/simple``) holding this
     checkout's sre-tools wheel and its dependencies, built on the host; returns its URL."""
-    python = ROOT / ".venv" / "bin" / "python"
-    with tempfile.TemporaryDirectory(prefix="sre-h5-wheels-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sre-salt-wheels-") as tmp:
         wheels = Path(tmp) / "wheels"
-        _run(
-            [str(python if python.exists() else "python3"), "-m", "pip", "wheel", "-q",
+        run(
+            [host_python(), "-m", "pip", "wheel", "-q",
              "-w", str(wheels), str(ROOT)],
             timeout=600,
         )  # fmt: skip
@@ -210,11 +166,11 @@ def sre_tools_index(node: SaltContainer) -> str:
             project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
             (simple / project).mkdir(parents=True, exist_ok=True)
             (simple / project / wheel.name).write_bytes(wheel.read_bytes())
-        for project in simple.iterdir():
+        for project_dir in simple.iterdir():
             links = "".join(
-                f'<a href="{w.name}">{w.name}</a>\n' for w in sorted(project.glob("*.whl"))
+                f'<a href="{w.name}">{w.name}</a>\n' for w in sorted(project_dir.glob("*.whl"))
             )
-            (project / "index.html").write_text(
+            (project_dir / "index.html").write_text(
                 f"<!DOCTYPE html><html><body>\n{links}</body></html>\n", encoding="utf-8"
             )
         node.exec("rm", "-rf", "/srv/sre-wheels")
@@ -281,7 +237,7 @@ class SaltContainer:
     def start(self) -> None:
         image = self.image or salt_image()
         self.started = True  # before `run`: remove() cleans up whatever happens next
-        _run(
+        run(
             [
                 *PODMAN,
                 "run",
@@ -295,21 +251,7 @@ class SaltContainer:
                 "/sbin/init",
             ]
         )
-        # `podman exec` right after `run` may find no systemd yet: ask again until it answers.
-        deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
-        state = ""
-        while time.monotonic() < deadline:
-            proc = _run(
-                [*PODMAN, "exec", self.name, "systemctl", "is-system-running", "--wait"],
-                timeout=BOOT_TIMEOUT_SECONDS,
-                check=False,
-            )
-            state = (proc.stdout.strip() or proc.stderr.strip())[-500:]
-            if state in ("running", "degraded"):
-                break
-            time.sleep(1)
-        else:
-            raise ContainerError(f"{self.name}: systemd is {state!r}, not running")
+        wait_systemd(self.name, BOOT_TIMEOUT_SECONDS)
         self.exec("mkdir", "-p", "/etc/salt", "/srv")
         minion = {
             "id": self.minion_id,
@@ -323,7 +265,7 @@ class SaltContainer:
 
     def remove(self) -> None:
         if self.started:
-            _run([*PODMAN, "rm", "--force", "--time", "2", self.name], timeout=120, check=False)
+            run([*PODMAN, "rm", "--force", "--time", "2", self.name], timeout=120, check=False)
             self.started = False
 
     # --- files -------------------------------------------------------------------------------
@@ -331,10 +273,10 @@ class SaltContainer:
     def exec(
         self, *argv: str, timeout: float = 300, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return _run([*PODMAN, "exec", self.name, *argv], timeout=timeout, check=check)
+        return run([*PODMAN, "exec", self.name, *argv], timeout=timeout, check=check)
 
     def copy_in(self, src: Path, dest: str) -> None:
-        _run([*PODMAN, "cp", str(src), f"{self.name}:{dest}"])
+        run([*PODMAN, "cp", str(src), f"{self.name}:{dest}"])
 
     def write_file(self, path: str, text: str) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".tmp", delete=False) as fh:
@@ -350,7 +292,7 @@ class SaltContainer:
 
     def copy_salt_tree(self, salt_dir: Path = SALT_DIR) -> None:
         """salt/ as /srv/salt, links resolved, without the example pillar (pillar is per test)."""
-        with tempfile.TemporaryDirectory(prefix="sre-h5-salt-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="sre-salt-tree-") as tmp:
             tree = Path(tmp) / "salt"
             shutil.copytree(
                 salt_dir,
@@ -363,7 +305,7 @@ class SaltContainer:
 
     def set_pillar(self, pillar: Mapping[str, Any]) -> None:
         """A pillar tree with one file holding ``pillar``, for every minion."""
-        with tempfile.TemporaryDirectory(prefix="sre-h5-pillar-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="sre-salt-pillar-") as tmp:
             root = Path(tmp) / "pillar"
             root.mkdir()
             (root / "top.sls").write_text("base:\n  '*':\n    - test\n", encoding="utf-8")

@@ -43,7 +43,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -51,7 +50,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-LOOPBACK = "127.0.0.1"
+from tests.helpers.procs import LOOPBACK, free_ports
+
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 COMMAND_TIMEOUT_SECONDS = 20.0
@@ -90,22 +90,23 @@ def find_binaries() -> dict[str, str]:
     return {name: find_binary(name) for name in BINARIES}
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback TCP ports nothing listens on right now."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((LOOPBACK, 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def default_nodes(count: int = 16, prefix: str = "gpu") -> list[str]:
     return [f"{prefix}{i:02d}" for i in range(1, count + 1)]
+
+
+# The layout of the suite's one cluster (the ``slurm_cluster`` fixture in tests/conftest.py):
+# 16 served nodes in partition ``gpu``, the first four also in ``debug`` (a small partition for
+# the per-partition budget), and 96 nodes without a slurmd in ``sim`` for event storms.
+SERVED_NODES = default_nodes(16)
+SIMULATED_NODES = [f"sim{i:03d}" for i in range(1, 97)]
+PARTITIONS = {"gpu": SERVED_NODES, "debug": SERVED_NODES[:4], "sim": SIMULATED_NODES}
+
+
+def suite_cluster() -> SlurmCluster:
+    """The suite's cluster (not started): :data:`SERVED_NODES`, :data:`SIMULATED_NODES`,
+    :data:`PARTITIONS`. Ports are free ones and the directory is private, so every pytest
+    worker can run its own."""
+    return SlurmCluster(SERVED_NODES, unserved=SIMULATED_NODES, partitions=PARTITIONS)
 
 
 class SlurmCluster:

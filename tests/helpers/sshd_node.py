@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from tests.helpers.podman import PODMAN, RUN_FLAGS
-from tests.helpers.procs import NodeError, free_port, run, wait_port
+from tests.helpers.podman import PODMAN, RUN_FLAGS, wait_systemd
+from tests.helpers.procs import CommandError, free_port, run, wait_port
 
 SSHD_CONFIG = "/etc/ssh/sre_test_sshd_config"
 HOST_KEY = "/etc/ssh/sre_test_host_ed25519_key"
@@ -60,26 +60,6 @@ def client_key(workdir: Path) -> Path:
 def start_container(name: str, hostname: str, image: str) -> None:
     run([*PODMAN, "run", "-d", "--name", name, "--hostname", hostname, *RUN_FLAGS, image,
          "/sbin/init"])  # fmt: skip
-
-
-def wait_systemd(name: str, timeout: float = 180.0) -> None:
-    """Wait until systemd in ``name`` has booted (``running`` or ``degraded``)."""
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        proc = subprocess.run(
-            [*PODMAN, "exec", name, "systemctl", "is-system-running", "--wait"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        state = proc.stdout.strip() or proc.stderr.strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(1)  # the exec can race the container's start: try again
-    logs = run(["podman", "logs", "--tail", "30", name], check=False)
-    raise NodeError(f"{name}: systemd did not finish booting ({state!r}):\n{logs}")
 
 
 def configure_sshd(node: Node, workdir: Path, client_pub: str) -> None:
@@ -153,8 +133,8 @@ def configure_sshd(node: Node, workdir: Path, client_pub: str) -> None:
     if out.returncode != 0:
         journal = run(
             [*PODMAN, "exec", node.name, "journalctl", "-u", UNIT, "--no-pager"], check=False
-        )
-        raise NodeError(f"{node.name}: {UNIT} failed: {out.stderr.strip()}\n{journal}")
+        ).stdout
+        raise CommandError(f"{node.name}: {UNIT} failed: {out.stderr.strip()}\n{journal}")
 
 
 def known_hosts_lines(nodes: list[Node]) -> str:
@@ -238,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             _molecule_create(args)
             return 0
         leftovers = remove(args.names)
-    except NodeError as exc:
+    except CommandError as exc:
         print(f"sshd_node: {exc}", file=sys.stderr)
         return 1
     if leftovers:

@@ -23,13 +23,12 @@ from typing import Any
 import pytest
 
 from sre_tools.exporter import metric_names as c
+from tests.helpers.procs import LOOPBACK, free_port
 from tests.helpers.prometheus import (
-    LOOPBACK,
     MissingBinaryError,
     PrometheusError,
     PrometheusServer,
     find_binary,
-    free_port,
 )
 
 pytestmark = pytest.mark.integration

@@ -48,7 +48,8 @@ from typing import Any
 import pytest
 
 from sre_tools.cli.main import main
-from tests.helpers.prometheus import CounterSeries, PrometheusServer, closed_port, cumulative
+from tests.helpers.procs import closed_port
+from tests.helpers.prometheus import CounterSeries, PrometheusServer, cumulative
 
 pytestmark = pytest.mark.integration
 

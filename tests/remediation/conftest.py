@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.engine import Remediator
 from sre_tools.remediation.slurm import SlurmClient
-from tests.helpers.slurm import MissingSlurmError, SlurmCluster, SlurmClusterError
+from tests.helpers.slurm import SERVED_NODES
 from tests.remediation.fakes import Clock, FakeSlurm, Notes, RecordingRunner
 
-NODES = [f"gpu{i:02d}" for i in range(1, 17)]
+NODES = SERVED_NODES
 
 
 @dataclass
@@ -70,47 +69,3 @@ def make_rig(tmp_path: Path) -> RigFactory:
         )
 
     return make
-
-
-def report(
-    host: str,
-    at: float,
-    *problems: tuple[str, Severity, Action, int | None],
-    gpus: int = 8,
-) -> HealthReport:
-    """A report for ``host``: one OK finding per GPU plus the given problems."""
-    findings = [
-        Finding("gpu.present", Severity.OK, "present", Action.NONE, GpuRef(i, f"GPU-{i}"))
-        for i in range(gpus)
-    ]
-    for check, severity, action, gpu in problems:
-        ref = None if gpu is None else GpuRef(gpu, f"GPU-{gpu}")
-        findings.append(Finding(check, severity, f"{check} on GPU {gpu}", action, ref))
-    return HealthReport(host=host, at=at, findings=tuple(findings))
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
-    """A real munged + slurmctld + 16 slurmd (gpu01..gpu16; partitions gpu and debug)."""
-    problem = None
-    try:
-        cluster = SlurmCluster(NODES, partitions={"gpu": NODES, "debug": NODES[:4]})
-        cluster.start()
-    except MissingSlurmError as exc:
-        problem = str(exc)
-    except SlurmClusterError as exc:
-        problem = f"cannot start Slurm: {exc}"
-    if problem is not None:  # fail, never skip: a skipped suite hides what it exists to catch
-        pytest.fail(problem, pytrace=False)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def cluster(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
-    """The session's cluster, every node idle again before and after the test."""
-    slurm_cluster.reset()
-    yield slurm_cluster
-    slurm_cluster.reset()

@@ -17,7 +17,8 @@ from sre_tools.remediation.errors import ActionError, NotifyError, SlurmError
 from sre_tools.remediation.model import Outcome, RemediationRequest
 from sre_tools.remediation.runner import CommandResult
 from sre_tools.remediation.slurm import SlurmClient
-from tests.remediation.conftest import NODES, RigFactory, report
+from tests.helpers.reports import node_report
+from tests.remediation.conftest import NODES, RigFactory
 from tests.remediation.fakes import Clock, FakeSlurm
 
 RESET = Action.RESET_GPU
@@ -165,7 +166,7 @@ def test_cooldown_after_resume(make_rig: RigFactory) -> None:
     rig = make_rig(cooldown_seconds=600)
     rig.engine.handle(req("gpu05"))
     rig.clock.advance(10)
-    assert rig.engine.try_resume("gpu05", report("gpu05", rig.clock())).code == "resumed"
+    assert rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock())).code == "resumed"
     rig.clock.advance(60)
     d = rig.engine.handle(req("gpu05", event="ev-again"))
     assert (d.code, d.outcome) == ("cooldown", Outcome.REFUSED)
@@ -199,7 +200,7 @@ def test_operator_drain_is_never_touched(make_rig: RigFactory) -> None:
     d = rig.engine.handle(req("gpu03", Action.REBOOT))
     assert (d.outcome, d.code) == (Outcome.REFUSED, "operator_drain")
     assert node.reason == "bad DIMM, ticket 4711 (alice)"
-    r = rig.engine.try_resume("gpu03", report("gpu03", rig.clock()))
+    r = rig.engine.try_resume("gpu03", node_report("gpu03", rig.clock()))
     assert r.code == "operator_drain"
     assert node.drain
     assert not rig.slurm.updates("drain") and not rig.slurm.updates("resume")
@@ -299,17 +300,17 @@ def test_node_actions_go_through_ssh_by_default(make_rig: RigFactory) -> None:
 def test_resume_after_a_healthy_fresh_report(make_rig: RigFactory) -> None:
     rig = make_rig()
     rig.engine.handle(req("gpu05"))
-    sick = report("gpu05", rig.clock(), ("ecc.uncorrected_volatile", Severity.CRIT, RESET, 3))
+    sick = node_report("gpu05", rig.clock(), ("ecc.uncorrected_volatile", Severity.CRIT, RESET, 3))
     assert rig.engine.try_resume("gpu05", sick).code == "still_unhealthy"
     assert rig.slurm.nodes["gpu05"].drain
     rig.clock.advance(30)
-    stale = report("gpu05", rig.clock() - 31)  # from before the reset
+    stale = node_report("gpu05", rig.clock() - 31)  # from before the reset
     assert rig.engine.try_resume("gpu05", stale).code == "stale_report"
-    d = rig.engine.try_resume("gpu05", report("gpu05", rig.clock()))
+    d = rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock()))
     assert (d.outcome, d.code) == (Outcome.ACTED, "resumed")
     assert not rig.slurm.nodes["gpu05"].drain
     assert rig.engine.state.drains() == []
-    assert rig.engine.try_resume("gpu05", report("gpu05", rig.clock())).code == "not_drained"
+    assert rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock())).code == "not_drained"
     codes = [(r["outcome"], r["code"], r["source"]) for r in rig.audit()[1:]]
     assert codes[-2] == ("acted", "resumed", "resume")
 
@@ -318,7 +319,7 @@ def test_resume_dry_run(make_rig: RigFactory) -> None:
     rig = make_rig()
     rig.engine.handle(req("gpu05"))
     rig.engine.dry_run = True
-    d = rig.engine.try_resume("gpu05", report("gpu05", rig.clock()))
+    d = rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock()))
     assert (d.outcome, d.code) == (Outcome.DRY_RUN, "would_resume")
     assert rig.slurm.nodes["gpu05"].drain
 
@@ -326,7 +327,7 @@ def test_resume_dry_run(make_rig: RigFactory) -> None:
 def test_resume_needs_the_gpu_back(make_rig: RigFactory) -> None:
     rig = make_rig()
     rig.engine.handle(req("gpu05", gpus=(7,)))
-    assert rig.engine.try_resume("gpu05", report("gpu05", rig.clock(), gpus=7)).code == (
+    assert rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock(), gpus=7)).code == (
         "gpu_missing"
     )
 
@@ -338,7 +339,7 @@ def test_a_drain_with_our_prefix_unknown_to_the_state_is_adopted(make_rig: RigFa
     d = rig.engine.handle(req("gpu08", Action.REBOOT))
     assert d.code == "acted"
     assert [r.node for r in rig.engine.state.drains()] == ["gpu08"]
-    assert rig.engine.try_resume("gpu08", report("gpu08", rig.clock())).code == "resumed"
+    assert rig.engine.try_resume("gpu08", node_report("gpu08", rig.clock())).code == "resumed"
 
 
 # --- events and failures -------------------------------------------------------------------------

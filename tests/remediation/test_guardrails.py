@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.health.model import Action, GpuRef, HealthReport, Severity
 from sre_tools.remediation import guardrails as g
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.model import RemediationRequest
-from tests.remediation.conftest import report
+from tests.helpers.reports import finding, node_report, report
 
 NOW = 1_800_000_000.0
 
@@ -155,36 +155,40 @@ def _resume(rep: HealthReport, **kw: object) -> str | None:
 
 
 def test_resume_on_a_fresh_healthy_report() -> None:
-    assert _resume(report("gpu01", NOW - 10)) is None
+    assert _resume(node_report("gpu01", NOW - 10)) is None
 
 
 def test_resume_tolerates_harmless_findings() -> None:
-    rep = report("gpu01", NOW - 10, ("app.hint", Severity.WARN, Action.RESTART_APP, 0))
+    rep = node_report("gpu01", NOW - 10, ("app.hint", Severity.WARN, Action.RESTART_APP, 0))
     assert _resume(rep) is None
 
 
 @pytest.mark.parametrize(
     ("rep", "kw", "code"),
     [
-        (report("gpu02", NOW - 10), {}, "report_mismatch"),
-        (report("gpu01", NOW - 601), {}, "stale_report"),
-        (report("gpu01", NOW - 100), {"drained_at": NOW - 50}, "stale_report"),
+        (node_report("gpu02", NOW - 10), {}, "report_mismatch"),
+        (node_report("gpu01", NOW - 601), {}, "stale_report"),
+        (node_report("gpu01", NOW - 100), {"drained_at": NOW - 50}, "stale_report"),
         (
-            report("gpu01", NOW, ("ecc.uncorrected_volatile", Severity.CRIT, Action.RESET_GPU, 3)),
+            node_report(
+                "gpu01", NOW, ("ecc.uncorrected_volatile", Severity.CRIT, Action.RESET_GPU, 3)
+            ),
             {},
             "still_unhealthy",
         ),
         (
-            report("gpu01", NOW, ("pcie.width", Severity.WARN, Action.REBOOT, 5)),
+            node_report("gpu01", NOW, ("pcie.width", Severity.WARN, Action.REBOOT, 5)),
             {},
             "still_unhealthy",
         ),
         (
-            report("gpu01", NOW, ("ecc.uncorrected_volatile", Severity.UNKNOWN, Action.NONE, 3)),
+            node_report(
+                "gpu01", NOW, ("ecc.uncorrected_volatile", Severity.UNKNOWN, Action.NONE, 3)
+            ),
             {},
             "still_unhealthy",
         ),
-        (report("gpu01", NOW, gpus=3), {}, "gpu_missing"),  # GPU 3 did not come back
+        (node_report("gpu01", NOW, gpus=3), {}, "gpu_missing"),  # GPU 3 did not come back
     ],
     ids=[
         "other-host",
@@ -201,8 +205,8 @@ def test_resume_refused(rep: HealthReport, kw: dict[str, object], code: str) -> 
 
 
 def test_resume_without_record_needs_only_a_fresh_healthy_report() -> None:
-    f = Finding("gpu.present", Severity.OK, "ok", Action.NONE, GpuRef(0))
-    rep = HealthReport("gpu01", NOW - 5, (f,))
+    f = finding("gpu.present", Severity.OK, gpu=GpuRef(0), summary="ok")
+    rep = report(f, host="gpu01", at=NOW - 5)
     assert _resume(rep, drained_at=None, checks=(), gpus=()) is None
 
 

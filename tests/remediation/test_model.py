@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sre_tools.exceptions import ValidationError
-from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.health.model import Action, GpuRef, Severity
 from sre_tools.remediation.model import (
     MAX_EVENT_JSON_BYTES,
     Decision,
@@ -21,7 +21,7 @@ from sre_tools.remediation.model import (
     request_from_report,
     sanitize_text,
 )
-from tests.remediation.conftest import report
+from tests.helpers.reports import finding, node_report, report
 
 GOOD: dict[str, Any] = {
     "node": "gpu07",
@@ -148,7 +148,7 @@ def test_sanitize_text() -> None:
 
 
 def test_request_from_report_takes_the_worst_action_and_its_gpus() -> None:
-    rep = report(
+    rep = node_report(
         "gpu05",
         1_800_000_000,
         ("ecc.uncorrected_volatile", Severity.CRIT, Action.RESET_GPU, 3),
@@ -166,31 +166,33 @@ def test_request_from_report_takes_the_worst_action_and_its_gpus() -> None:
 
 
 def test_request_from_report_reads_reset_pending_gpus() -> None:
-    pending = Finding(
+    pending = finding(
         "reset.pending",
         Severity.CRIT,
-        "reset or reboot pending (GPU 2, 5, reset_gpu)",
         Action.RESET_GPU,
+        summary="reset or reboot pending (GPU 2, 5, reset_gpu)",
         evidence={"gpus": [2, 5, True, -1, "x"]},
     )
-    rep = HealthReport("gpu01", 1.0, (pending,))
+    rep = report(pending, host="gpu01", at=1.0)
     assert request_from_report(rep, node="gpu01").gpus == (2, 5)
 
 
 def test_request_from_report_sanitizes_summaries() -> None:
-    f = Finding("xid", Severity.CRIT, "XID 79\nfallen off the bus\x1b", Action.REBOOT, GpuRef(0))
-    req = request_from_report(HealthReport("gpu01", 1.0, (f,)), event_id="e-1", source="ansible")
+    f = finding(
+        "xid", Severity.CRIT, Action.REBOOT, gpu=GpuRef(0), summary="XID 79\nfallen off the bus\x1b"
+    )
+    req = request_from_report(report(f, host="gpu01", at=1.0), event_id="e-1", source="ansible")
     assert req.reason == "XID 79 fallen off the bus"
     assert (req.event_id, req.source) == ("e-1", "ansible")
 
 
 def test_request_from_report_refuses_a_bad_host() -> None:
     with pytest.raises(ValidationError, match="node"):
-        request_from_report(HealthReport("bad host", 1.0, ()))
+        request_from_report(report(host="bad host", at=1.0))
 
 
 def test_report_json_round_trip() -> None:
-    rep = report("gpu02", 1_800_000_000, ("ecc.x", Severity.CRIT, Action.RESET_GPU, 4))
+    rep = node_report("gpu02", 1_800_000_000, ("ecc.x", Severity.CRIT, Action.RESET_GPU, 4))
     back = parse_report_json(json.dumps(rep.to_dict()))
     assert back.host == "gpu02"
     assert back.at == 1_800_000_000
@@ -213,7 +215,7 @@ def test_report_json_round_trip() -> None:
     ids=["no-host", "version", "time", "severity", "action", "gpu-index", "findings-type"],
 )
 def test_bad_reports_name_the_field(mutate: Any, field: str) -> None:
-    data = report("gpu02", 1_800_000_000).to_dict()
+    data = node_report("gpu02", 1_800_000_000).to_dict()
     mutate(data)
     with pytest.raises(ValidationError) as info:
         report_from_dict(data)

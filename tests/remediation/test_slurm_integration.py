@@ -22,8 +22,9 @@ from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.engine import Remediator
 from sre_tools.remediation.model import Outcome, RemediationRequest
 from sre_tools.remediation.slurm import SlurmClient
+from tests.helpers.reports import node_report
 from tests.helpers.slurm import SlurmCluster
-from tests.remediation.conftest import NODES, report
+from tests.remediation.conftest import NODES
 from tests.remediation.fakes import RecordingRunner
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,7 @@ def test_operator_drain_stays(cluster: SlurmCluster, tmp_path: Path) -> None:
     rem = engine(cluster, tmp_path, max_drained_percent=100, max_drained_nodes=16)
     for i, action in enumerate((Action.REBOOT, Action.RMA_CANDIDATE, Action.RESET_GPU)):
         assert rem.handle(request("gpu02", action, f"op-{i}")).code == "operator_drain"
-    healthy = report("gpu02", time.time())
+    healthy = node_report("gpu02", time.time())
     assert rem.try_resume("gpu02", healthy).code == "operator_drain"
     assert cluster.drain_reasons()["gpu02"] == "bad PSU (bob)"
     assert "drain" in cluster.node_states()["gpu02"]
@@ -91,12 +92,12 @@ def test_operator_drain_stays(cluster: SlurmCluster, tmp_path: Path) -> None:
 def test_resume_after_a_healthy_fresh_report(cluster: SlurmCluster, tmp_path: Path) -> None:
     rem = engine(cluster, tmp_path, max_drained_percent=50)
     assert rem.handle(request("gpu09")).acted
-    sick = report(
+    sick = node_report(
         "gpu09", time.time(), ("ecc.uncorrected_volatile", Severity.CRIT, Action.RESET_GPU, 3)
     )
     assert rem.try_resume("gpu09", sick).code == "still_unhealthy"
     assert "gpu09" in cluster.drain_reasons()
-    d = rem.try_resume("gpu09", report("gpu09", time.time()))
+    d = rem.try_resume("gpu09", node_report("gpu09", time.time()))
     assert (d.outcome, d.code) == (Outcome.ACTED, "resumed")
     assert "gpu09" not in cluster.drain_reasons()
     assert "Reason=" not in show(cluster, "gpu09")

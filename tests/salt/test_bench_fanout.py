@@ -17,8 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+
+from tests.helpers import reports
+from tests.helpers.reports import finding
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "bench_fanout.py"
@@ -38,8 +42,12 @@ def bench() -> ModuleType:
     return load_bench()
 
 
-def report(status: str = "ok", findings: int = 3, source: str = "replay:/srv/recordings/gpu.json"):
-    return {"status": status, "findings": [{}] * findings, "source": source}
+def report(
+    status: str = "ok", findings: int = 3, source: str = "replay:/srv/recordings/gpu.json"
+) -> dict[str, Any]:
+    """gpu.health's answer: ``findings`` findings, the first with severity ``status``."""
+    built = [finding(f"check.{i}", status if i == 0 else "ok") for i in range(findings)]
+    return reports.report(*built, source=source).to_dict()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from sre_tools.health import transitions
-from sre_tools.health.model import Action, Severity
+from sre_tools.health.model import Finding
+from tests.helpers import reports
+from tests.helpers.reports import gpu_ref
 from tests.helpers.salt import FIXTURES, GPU_BEACON
 from tests.salt.conftest import MINION_ID, FakeClock
 
@@ -18,6 +20,7 @@ HEALTHY = FIXTURES / "h100-synthetic.json"
 DBE = FIXTURES / "faults" / "dbe-volatile.json"
 UUID0 = "GPU-0e3c9b17-4fe4-50dd-9417-1d5a544b6ab3"
 XID79 = "NVRM: Xid (PCI:0000:18:00): 79, pid=1234, name=python, GPU has fallen off the bus."
+AT = 1793527200.0  # 2026-11-01T10:00:00Z
 XID13 = "NVRM: Xid (PCI:0000:18:00): 13, pid=1234, name=python, Graphics Exception"
 
 
@@ -33,37 +36,18 @@ def finding(
     uuid: str = "GPU-aaaa",
     summary: str = "",
     xids: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    gpu = (
-        None
-        if index is None
-        else {"index": index, "uuid": uuid, "pci_bus_id": "0000:18:00.0", "mig": None}
+) -> Finding:
+    gpu = None if index is None else gpu_ref(index, uuid, "0000:18:00.0")
+    evidence = {"events": [{"key": k, "xid": 79} for k in xids]} if xids else {}
+    return reports.finding(check, severity, action, gpu=gpu, summary=summary, evidence=evidence)
+
+
+def report(*findings: Finding) -> dict[str, Any]:
+    """What ``gpu.health`` returns: the report's JSON form."""
+    built = reports.report(
+        *findings, host="gpu-node-01", at=AT, source="test", duration_seconds=0.01
     )
-    evidence: dict[str, Any] = {"events": [{"key": k, "xid": 79} for k in xids]} if xids else {}
-    return {
-        "check": check,
-        "severity": severity,
-        "action": action,
-        "summary": summary or f"{check} is {severity}",
-        "gpu": gpu,
-        "evidence": evidence,
-    }
-
-
-def report(*findings: dict[str, Any]) -> dict[str, Any]:
-    status = max((Severity(f["severity"]) for f in findings), key=lambda s: s.rank, default="ok")
-    acting = [Action(f["action"]) for f in findings if f["severity"] in ("warn", "crit")]
-    return {
-        "schema_version": 1,
-        "host": "gpu-node-01",
-        "at": "2026-11-01T10:00:00Z",
-        "source": "test",
-        "duration_seconds": 0.01,
-        "status": str(status),
-        "exit_code": 0,
-        "action": max(acting, key=lambda a: a.rank, default=Action.NONE).value,
-        "findings": list(findings),
-    }
+    return built.to_dict()
 
 
 OK = report(finding("ecc.uncorrected_volatile", "ok"), finding("thermal.gpu", "ok"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,26 +18,13 @@ from tests.helpers.salt import (
     salt_bin,
     salt_version,
 )
-from tests.helpers.slurm import MissingSlurmError, SlurmCluster
+from tests.helpers.slurm import SlurmCluster
 
 pytestmark = pytest.mark.integration
 
 NODE = "gpu01"
 LOST = FIXTURES / "faults" / "gpu-lost.json"
 DRAIN_TIMEOUT_SECONDS = 60.0
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[SlurmCluster]:
-    try:
-        slurm = SlurmCluster(["gpu01", "gpu02", "gpu03", "gpu04"])
-        slurm.start()
-    except MissingSlurmError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield slurm
-    finally:
-        slurm.stop()
 
 
 def test_beacon_event_drains_the_node_through_reactor_and_guardrails(

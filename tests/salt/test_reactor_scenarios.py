@@ -1,7 +1,8 @@
 """The Salt reactor path in the situations it exists for, on real daemons only (loopback):
 a salt-master with the reactor routed as in ``salt/reactor/master.conf.example``, a salt-minion
 running the ``gpu_health`` beacon on a recording the test swaps, and Slurm (munged, slurmctld,
-four slurmd plus 96 nodes defined without a slurmd for the storm).
+the suite's cluster from tests/conftest.py: 16 slurmd plus 96 nodes defined without a slurmd
+for the storm).
 
 - **Recovery**: a lost GPU drains ``gpu01``; when the recording turns healthy the beacon fires a
   recovery, the master asks the minion for a fresh ``gpu.health`` and resumes the node; the audit
@@ -40,12 +41,13 @@ from tests.helpers.salt import (
     salt_bin,
     salt_version,
 )
-from tests.helpers.slurm import MissingSlurmError, SlurmCluster
+from tests.helpers.slurm import SERVED_NODES, SIMULATED_NODES, SlurmCluster
 
 NODE = "gpu01"
-SERVED = ["gpu01", "gpu02", "gpu03", "gpu04"]
-SIMULATED = [f"sim{i:03d}" for i in range(1, 97)]
-# Cluster-wide 4 drains; 10 % of a partition: 1 of the 4 gpu nodes, 9 of the 96 sim nodes.
+SERVED = SERVED_NODES[:4]  # the served nodes these scenarios use
+SIMULATED = SIMULATED_NODES
+# Cluster-wide 4 drains; 10 % of a partition: 1 of the 16 gpu nodes (and of the 4 debug ones),
+# 9 of the 96 sim nodes.
 GUARDRAILS = {"max_drained_nodes": 4, "max_drained_percent": 10, "node_exec": "local"}
 MASTER_EXAMPLE = SALT_DIR / "reactor" / "master.conf.example"
 LOST = FIXTURES / "faults" / "gpu-lost.json"
@@ -133,28 +135,15 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[SlurmCluster]:
-    try:
-        slurm = SlurmCluster(
-            SERVED, unserved=SIMULATED, partitions={"gpu": SERVED, "sim": SIMULATED}
-        )
-        slurm.start()
-    except MissingSlurmError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield slurm
-    finally:
-        slurm.stop()
-
-
-@pytest.fixture(scope="module")
-def rig(cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+def rig(slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     try:
         salt_version()
         for name in ("salt-master", "salt-minion", "salt-key", "salt"):
             salt_bin(name)
     except SaltMissingError as exc:
         pytest.fail(str(exc), pytrace=False)
+    cluster = slurm_cluster
+    cluster.reset()  # the session's cluster: idle before this module's scenarios, and after
     work = tmp_path_factory.mktemp("scenarios")
     replay = work / "health.json"
     replay.write_text(recording(HEALTHY, NODE), encoding="utf-8")
@@ -179,6 +168,7 @@ def rig(cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 yield Rig(pair, cluster, work / "audit.jsonl", replay, bus)
         except SaltError as exc:
             pytest.fail(f"{exc}\n{pair.logs()[-4000:]}", pytrace=False)
+    cluster.reset()
 
 
 def _reason(show: str) -> str:
@@ -376,7 +366,7 @@ def test_storm_of_1000_events_stays_within_budget_and_is_all_audited(rig: Rig) -
         assert Counter(r["event_id"] for r in records) == sent
         outcomes = Counter((r["outcome"], r["code"]) for r in records)
         acted = [r for r in records if r["outcome"] == "acted"]
-        # The budget: 4 drains cluster-wide, at most 1 of the 4-node gpu partition.
+        # The budget: 4 drains cluster-wide, at most 1 of the gpu partition.
         assert len(acted) == GUARDRAILS["max_drained_nodes"], outcomes
         assert len({r["node"] for r in acted}) == len(acted)
         assert len([r for r in acted if r["node"] in SERVED]) <= 1

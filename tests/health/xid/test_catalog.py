@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -13,7 +14,12 @@ import pytest
 from sre_tools.exceptions import ValidationError
 from sre_tools.health.xid.catalog import load_catalog, lookup, parse_catalog
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "nvidia-xid-catalog.json"
+ROOT = Path(__file__).resolve().parents[3]
+CATALOG = ROOT / "sre_tools" / "data" / "xid" / "nvidia-xid-catalog.json"
+# The checksum recorded when the catalog was vendored (source: sre_tools/data/xid/README.md).
+CHECKSUM = CATALOG.with_name(CATALOG.name + ".sha256")
+# Where it was vendored from: a checkout beside this one, not in CI.
+SHARED = ROOT.parent / "shared" / "data" / "nvidia-xid-catalog.json"
 
 
 def raw() -> dict[str, Any]:
@@ -48,8 +54,15 @@ def test_mnemonic_on_one_line() -> None:
     assert entry.short_mnemonic == "ROBUST_CHANNEL_GR_EXCEPTION / ROBUST_CHANNEL_GR_ERROR_SW_NOTIFY"
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared catalog not checked out here")
-def test_vendored_copy_is_unchanged() -> None:
+def test_vendored_copy_matches_its_recorded_checksum() -> None:
+    recorded, name = CHECKSUM.read_text(encoding="ascii").split()
+    assert name == CATALOG.name
+    vendored = resources.files("sre_tools") / "data" / "xid" / "nvidia-xid-catalog.json"
+    assert hashlib.sha256(vendored.read_bytes()).hexdigest() == recorded
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="no shared/ checkout beside this repository")
+def test_vendored_copy_is_the_shared_one() -> None:
     vendored = resources.files("sre_tools") / "data" / "xid" / "nvidia-xid-catalog.json"
     assert vendored.read_bytes() == SHARED.read_bytes()
 

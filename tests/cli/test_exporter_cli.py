@@ -15,7 +15,7 @@ import yaml
 from sre_tools.cli.main import main
 from sre_tools.exporter import metric_names as c
 from tests.exporter.conftest import FAULTS, HEALTHY, UUID0, one, samples, values
-from tests.helpers.prometheus import free_port
+from tests.helpers.procs import free_port
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

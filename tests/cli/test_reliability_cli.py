@@ -8,9 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_helpers import Result, assert_one_line_error, csv_text
+
+from tests.reliability.reliability_helpers import Result, assert_one_line_error, csv_text
 
 Sre = Callable[..., Result]
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
 
 GOOD = "2026-11-01T10:00:00Z,2026-11-01T12:00:00Z,gpu,node-01,3,hardware,false"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.procs import closed_port
+
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "sre_tools" / "data" / "examples" / "slos"
 SLOTH_EXAMPLE = str(EXAMPLES / "gpu-cluster.sloth.yaml")
 
@@ -58,12 +59,6 @@ def run(
         timeout=60,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 SLOTH_BAD_OBJECTIVE = """\
@@ -291,11 +286,12 @@ def test_runtime_failure_exit_1(name: str, tmp_path: Path):
 
 
 def test_prometheus_unreachable_exit_1(tmp_path: Path):
-    url = f"http://127.0.0.1:{closed_port()}"
-    case = Case((), 1, ("sre: error: ", url, "cannot reach Prometheus"))
-    result = run(
-        "slo", "report", SLOTH_EXAMPLE, "--prometheus", url, "--timeout", "5", cwd=tmp_path
-    )
+    with closed_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        case = Case((), 1, ("sre: error: ", url, "cannot reach Prometheus"))
+        result = run(
+            "slo", "report", SLOTH_EXAMPLE, "--prometheus", url, "--timeout", "5", cwd=tmp_path
+        )
     check_one_line(result, case)
 
 

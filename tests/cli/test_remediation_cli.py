@@ -12,8 +12,8 @@ import pytest
 from sre_tools.cli import main as cli_main
 from sre_tools.health.model import Action, Severity
 from sre_tools.remediation.audit import append_audit, read_audit
+from tests.helpers.reports import node_report
 from tests.helpers.slurm import SlurmCluster
-from tests.remediation.conftest import report
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -43,7 +43,7 @@ def sre(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
 def write_report(path: Path, host: str, *problems: tuple[str, Severity, Action, int | None]) -> str:
     import time
 
-    path.write_text(json.dumps(report(host, time.time(), *problems).to_dict()))
+    path.write_text(json.dumps(node_report(host, time.time(), *problems).to_dict()))
     return str(path)
 
 

@@ -1,0 +1,73 @@
+"""Fixtures shared by the whole suite.
+
+``slurm_cluster``: the one real Slurm cluster (tests/helpers/slurm.py) that every Slurm test
+uses, started once per session; under pytest-xdist once per worker, each on its own free ports
+and in its own temporary directory. ``cluster``: the same cluster for one test, every served node
+idle again before and after it.
+
+``sre``: run ``sre ARGS...`` in-process, returning (exit code, stdout, stderr).
+
+Every test gets its own ``$XDG_STATE_HOME`` and ``$XDG_DATA_HOME`` (the default homes of the
+health and remediation state and of the SQLite store), so no test, and no pytest-xdist worker,
+shares them with another or with the user's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from sre_tools.cli.main import main
+from tests.helpers.slurm import MissingSlurmError, SlurmCluster, SlurmClusterError, suite_cluster
+
+
+@pytest.fixture(autouse=True)
+def _private_xdg_homes(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """munged + slurmctld + 16 slurmd (gpu01..gpu16) and 96 nodes without one (sim001..sim096);
+    partitions gpu, debug (gpu01..gpu04) and sim. Missing Slurm fails, never skips: a skipped
+    suite hides what it exists to catch."""
+    cluster = suite_cluster()
+    try:
+        cluster.start()
+    except MissingSlurmError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    except SlurmClusterError as exc:
+        pytest.fail(f"the Slurm test cluster did not start: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The session's cluster, every node idle again before and after the test."""
+    slurm_cluster.reset()
+    yield slurm_cluster
+    slurm_cluster.reset()
+
+
+CliResult = tuple[int, str, str]
+
+
+@pytest.fixture
+def sre(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``sre ARGS...`` in-process; return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
