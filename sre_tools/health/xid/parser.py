@@ -344,7 +344,9 @@ def gpu_uuid(line: str) -> tuple[str, str] | None:
 # The pieces of one probe-time message are printed together: a piece further away (in time, or in
 # records of the same stream) than this belongs to something else.
 PROBE_WINDOW_SECONDS = 2.0
-PROBE_WINDOW_RECORDS = 16
+PROBE_WINDOW_RECORDS = 16  # records that hold a piece of the message
+_PROBE_HINT_RE = re.compile(r"NVIDIA GPU|installed in this system|fallen off the bus|probe")
+_PROBE_LOOKBACK = 64  # messages searched for the probe failure's
 
 
 def _time(prefix: _Prefix) -> float | None:
@@ -362,8 +364,8 @@ class _Message:
     record: int
     lines: list[str]
     stage: int = 1
-    # The messages a piece could have belonged to, this one included: when pieces could go to
-    # more than one message, every one of them must end, or none is reported.
+    # The messages a piece could have belonged to, this one included (shared by all of them):
+    # when pieces could go to more than one message, every one must end, or none is reported.
     rivals: list[_Message] | None = None
     event: XidEvent | None = None  # read whole from one line by parse_line
 
@@ -408,8 +410,9 @@ class _ProbeMessages:
 
     def feed(self, line: str, pos: int, first: bool, event: XidEvent | None = None) -> None:
         """One physical line; ``first``: the first line of its item; ``event``: parse_line's."""
-        if len(line) > MAX_LINE_CHARS:
-            self.record = None
+        if len(line) > MAX_LINE_CHARS or _PROBE_HINT_RE.search(line) is None:
+            if not line[:1].isspace():  # an indented line may continue the record before
+                self.record = None
             return
         text = _unescape(line)
         pieces = list(_PIECE_RE.finditer(text))
@@ -480,7 +483,7 @@ class _ProbeMessages:
                     waiting.remove(target)
         else:
             bus = normalize_bus_id(piece.group("probe") or piece.group("dev"))
-            for message in reversed(self.messages):
+            for message in reversed(self.messages[-_PROBE_LOOKBACK:]):
                 if (
                     message.stage == 3
                     and message.bus == bus
@@ -497,21 +500,31 @@ class _ProbeMessages:
             same = [m for m in waiting if at is not None and _time(m.prefix) == at]
             if len(same) == 1:
                 return same[0]
-            rivals: list[_Message] = []
+            groups = {id(g): g for g in (m.rivals or [m] for m in waiting)}
+            rivals = max(groups.values(), key=len)  # merge the smaller groups into the largest
+            for group in groups.values():
+                if group is not rivals:
+                    rivals.extend(group)
+                    for m in group:
+                        m.rivals = rivals
             for m in waiting:
-                for r in m.rivals or [m]:
-                    if r not in rivals:
-                        rivals.append(r)
-            for m in rivals:
-                m.rivals = rivals
+                if m.rivals is None:
+                    m.rivals = rivals
         return waiting[0] if waiting else None
 
     def events(self) -> list[tuple[int, XidEvent]]:
         """The whole messages, each with the position of its first line."""
         out = []
+        ended: dict[int, bool] = {}
         for m in self.messages:
-            if m.stage != 3 or (m.rivals and any(r.stage != 3 for r in m.rivals)):
+            if m.stage != 3:
                 continue
+            if m.rivals is not None:
+                key = id(m.rivals)
+                if key not in ended:
+                    ended[key] = all(r.stage == 3 for r in m.rivals)
+                if not ended[key]:
+                    continue
             line = "\n".join(m.lines)[:MAX_TEXT_CHARS]
             if m.event is not None:
                 out.append((m.pos, replace(m.event, line=line)))
