@@ -65,10 +65,11 @@ run_pytest() {
   fi
   return "$rc"
 }
-# Both cores: tests are independent (each starts its own servers on free loopback ports, in its
-# own temporary directories); `xdist_group` keeps the few that share a resource on one worker.
+# Both cores: tests start their own servers on free loopback ports, in their own temporary
+# directories. --dist loadfile keeps each file on one worker, in order, so a module-scoped
+# fixture (a Salt master, a Prometheus server, rendered formulas) starts once per file.
 if [ "$#" -eq 0 ]; then
-  step "pytest main suite (-n 2)" run_pytest -n 2 --dist loadgroup
+  step "pytest main suite (-n 2)" run_pytest -n 2 --dist loadfile
 else
   step "pytest $*" run_pytest "$@"
 fi

@@ -71,3 +71,29 @@ def sre(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return code, captured.out, captured.err
 
     return run
+
+
+# Container tests that take longest (docs/benchmarks.md): started first, so that under
+# pytest-xdist (scripts/test.sh's container step, ``-n 2``) the short ones fill in around them
+# instead of one long test starting last on an otherwise idle machine.
+LONGEST_FIRST = (
+    "test_molecule_site",
+    "test_nvidia_driver_dkms",
+    "test_molecule_scenario[nvidia_driver-default]",
+    "test_cuda_repo_formulas",
+    "test_molecule_scenario[container_runtime-default]",
+    "test_molecule_scenario[nvidia_fabricmanager-default]",
+    "test_molecule_scenario[gpu_monitoring-default]",
+    "test_gpu_base_and_nvidia_driver_user_space",
+    "test_nvidia_driver_cuda_repo_key_and_source",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        for i, name in enumerate(LONGEST_FIRST):
+            if item.name == name or item.nodeid.endswith("::" + name):
+                return i
+        return len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: everything else keeps its collection order
