@@ -15,17 +15,19 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.output import console, emit, emit_json, json_option, table
+from sre_tools.cli.output import (
+    console,
+    emit,
+    emit_json,
+    json_option,
+    label,
+    markup_safe,
+    printable,
+    table,
+)
 
 EXIT_OK = 0
 EXIT_INVALID = 2
-
-OUTCOME_STYLE = {
-    "acted": "[bold green]ACTED[/]",
-    "refused": "[yellow]REFUSED[/]",
-    "dry_run": "[cyan]DRY RUN[/]",
-    "failed": "[bold red]FAILED[/]",
-}
 
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,27 +96,19 @@ def _outcome(record: dict[str, Any]) -> str:
     return outcome
 
 
-def _cells(row: list[Any]) -> list[Any]:
-    """Table cells with rich markup escaped: audit records carry untrusted text."""
-    from rich.markup import escape
-
-    return [None if c is None else escape(str(c)) for c in row]
-
-
 def _print_decision(d: Any, as_json: bool, dry_run: bool) -> None:
     if as_json:
         emit_json({**d.to_dict(), "dry_run": dry_run})
         return
-    from rich.markup import escape
-
     con = console()
-    label = OUTCOME_STYLE.get(d.outcome.value, d.outcome.value)
+    tag = label(d.outcome.value)
+    tag.plain = tag.plain.upper()
     node = d.node or "-"
     # Messages may quote untrusted text (an event's field, a Slurm reason): never markup.
-    con.print(f"{label} {escape(f'{d.code} {node}: {d.message}')}", highlight=False)
+    con.print(tag, markup_safe(f"{d.code} {node}: {d.message}"), highlight=False)
     for argv in d.commands:
         verb = "would run" if d.outcome.value == "dry_run" else "ran"
-        con.print(f"  {verb}: {' '.join(argv)}", markup=False, highlight=False)
+        con.print(f"  {verb}: {printable(' '.join(argv))}", markup=False, highlight=False)
 
 
 @click.group()
@@ -298,7 +292,7 @@ def audit(
                 None,
                 ["time", "outcome", "code", "node", "action", "event", "message"],
                 [
-                    _cells(
+                    (
                         [
                             r.get("ts"),
                             _outcome(r),
@@ -345,7 +339,7 @@ def status(
                 "partitions",
                 ["partition", "nodes", "drained by us", "limit", "drained (all)"],
                 [
-                    _cells(
+                    (
                         [
                             p["partition"],
                             p["nodes"],
@@ -364,7 +358,7 @@ def status(
                     "our drains",
                     ["node", "status", "action", "drained at", "actions", "in slurm", "reason"],
                     [
-                        _cells(
+                        (
                             [
                                 r["node"],
                                 r["status"],
