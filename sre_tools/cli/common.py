@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sre_tools.exceptions import NotFoundError, ValidationError
+from sre_tools.exceptions import NotFoundError
 
 store_option = click.option(
     "--store",
@@ -64,12 +64,10 @@ def load_windows(path: Path | None) -> Any:
 
     if path is None:
         return WindowCatalog()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ValidationError(f"cannot read: {reason}", source=str(path)) from None
-    return parse_alert_windows(text, str(path))
+    from sre_tools.inputs import MAX_SPEC_BYTES, read_text_capped
+
+    text, source = read_text_capped(str(path), MAX_SPEC_BYTES)
+    return parse_alert_windows(text, source)
 
 
 def at_option(f: Any) -> Any:
@@ -87,32 +85,11 @@ def resolve_at(at: str | None) -> float:
     return (parse_time(at, field="--at") if at else now()).timestamp()
 
 
-def read_input(file: str) -> tuple[str, str]:
-    """Return ``(text, source name)`` for a path or ``-`` (stdin); ``.gz`` files are unpacked."""
-    import sys
+def read_input(file: str, limit: int | None = None) -> tuple[str, str]:
+    """Return ``(text, source name)`` for a path or ``-`` (stdin); ``.gz`` files are unpacked.
 
-    if file == "-":
-        source = "<stdin>"
-        buffer = getattr(sys.stdin, "buffer", None)
-        if buffer is None:  # a text-only stdin (an io.StringIO in tests)
-            return sys.stdin.read(), source
-        data = buffer.read()
-    else:
-        source = file
-        try:
-            if file.endswith(".gz"):
-                import gzip
+    At most ``limit`` bytes (unpacked), by default :data:`sre_tools.inputs.MAX_INPUT_BYTES`.
+    """
+    from sre_tools.inputs import MAX_INPUT_BYTES, read_text_capped
 
-                with gzip.open(file, "rb") as fh:
-                    data = fh.read()
-            else:
-                data = Path(file).read_bytes()
-        except (OSError, EOFError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ValidationError(f"cannot read file: {reason}", source=source) from None
-    try:
-        return data.decode("utf-8"), source
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"not UTF-8 text (invalid byte at offset {exc.start})", source=source
-        ) from None
+    return read_text_capped(file, MAX_INPUT_BYTES if limit is None else limit)

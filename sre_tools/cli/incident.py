@@ -10,6 +10,7 @@ import click
 from sre_tools.cli.common import open_store, read_input, store_option
 from sre_tools.cli.output import console, emit, json_option, table
 from sre_tools.durations import humanize
+from sre_tools.inputs import MAX_CSV_BYTES
 from sre_tools.reliability.model import Incident
 from sre_tools.timeutil import iso
 
@@ -182,7 +183,7 @@ def import_cmd(
 
     if example == (file is not None):
         raise click.UsageError("give either FILE.csv (or - for stdin) or --example")
-    text, source = read_example() if example else read_input(str(file))
+    text, source = read_example() if example else read_input(str(file), MAX_CSV_BYTES)
     with open_store(store_path, create=True) as store:
         count = import_csv(store, text, source, force=force)
         where = str(store.path)

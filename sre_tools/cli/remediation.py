@@ -83,9 +83,10 @@ def _engine(
 
 def _read_report(file: str) -> Any:
     from sre_tools.cli.common import read_input
+    from sre_tools.inputs import MAX_REPORT_BYTES
     from sre_tools.remediation.model import parse_report_json
 
-    text, source = read_input(file)
+    text, source = read_input(file, MAX_REPORT_BYTES)
     return parse_report_json(text, source=source)
 
 
@@ -172,8 +173,11 @@ def event(
 ) -> int:
     """Handle one untrusted event (Salt beacon, Ansible): validated, deduplicated, audited."""
     from sre_tools.cli.common import read_input
+    from sre_tools.inputs import MAX_EVENT_BYTES
 
-    text, _source = read_input(event_file)
+    # Read a little past the event cap, so an oversized event is refused and audited like any
+    # invalid one; far past it, the read itself is refused.
+    text, _source = read_input(event_file, 16 * MAX_EVENT_BYTES)
     engine = _engine(config_path, state_path, audit_path, controller, execute)
     d = engine.handle_event_json(text)
     _print_decision(d, as_json, engine.dry_run)
