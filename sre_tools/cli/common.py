@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sre_tools.exceptions import NotFoundError
+from sre_tools.exceptions import NotFoundError, ValidationError
+
+# Fleet sizes and row ids: past these a number is a typo, and SQLite or float math would overflow.
+MAX_FLEET_SIZE = 10_000_000
+MAX_ROW_ID = 2**63 - 1
+fleet_size = click.IntRange(min=1, max=MAX_FLEET_SIZE)
+
+
+class Seconds(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
+    """A finite number of seconds in ``(0, maximum]``. NaN, infinities, zero, negatives and
+    non-numbers are input errors naming the option (exit 2), like every other bad value."""
+
+    name = "seconds"
+
+    def __init__(self, maximum: float = 3600.0):
+        self.maximum = maximum
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float) and 0 < value <= self.maximum:
+            return value
+        option = param.opts[0] if param is not None and param.opts else "value"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (math.isfinite(number) and 0 < number <= self.maximum):
+            raise ValidationError(
+                f"must be a number of seconds in (0, {self.maximum:g}], got {value!r}",
+                field=option,
+            )
+        return number
+
 
 store_option = click.option(
     "--store",

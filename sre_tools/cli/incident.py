@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import open_store, read_input, store_option
+from sre_tools.cli.common import MAX_ROW_ID, open_store, read_input, store_option
 from sre_tools.cli.output import console, emit, json_option, table
 from sre_tools.durations import humanize
 from sre_tools.inputs import MAX_CSV_BYTES
@@ -103,7 +103,7 @@ def open_cmd(
 
 
 @incident.command("resolve")
-@click.argument("incident_id", metavar="ID", type=int)
+@click.argument("incident_id", metavar="ID", type=click.IntRange(min=1, max=MAX_ROW_ID))
 @click.option("--at", "at", default=None, help="When it was resolved (ISO-8601) [default: now].")
 @store_option
 @json_option

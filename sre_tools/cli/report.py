@@ -36,7 +36,7 @@ RELIABILITY_WINDOW_SECONDS = 30 * 86400
 @common.store_option
 @click.option(
     "--gpus",
-    type=click.IntRange(min=1),
+    type=common.fleet_size,
     default=None,
     help="GPUs in the fleet, for failures per GPU-day.",
 )

@@ -167,7 +167,13 @@ def rules(
 @common.at_option
 @common.period_option
 @common.windows_option
-@click.option("--timeout", default=30.0, show_default=True, help="Per-query timeout (seconds).")
+@click.option(
+    "--timeout",
+    type=common.Seconds(),
+    default=30.0,
+    show_default=True,
+    help="Per-query timeout (seconds).",
+)
 @json_option
 def report(
     files: tuple[str, ...],
