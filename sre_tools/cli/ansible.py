@@ -15,17 +15,7 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.output import console, emit_json, table
-
-STATUS_STYLE = {
-    "ok": "[green]ok[/]",
-    "warn": "[yellow]WARN[/]",
-    "unknown": "[magenta]UNKNOWN[/]",
-    "crit": "[bold red]CRIT[/]",
-    "failed": "[bold red]failed[/]",
-    "unreachable": "[bold red]unreachable[/]",
-    "not run": "[dim]not run[/]",
-}
+from sre_tools.cli.output import console, emit_json, label, markup_safe, printable, table
 
 
 def _options(f: Any) -> Any:
@@ -220,12 +210,12 @@ def render(result: Any) -> None:
         rows.append(
             [
                 o.host,
-                STATUS_STYLE.get(o.status, o.status),
+                label(o.status),
                 o.ok,
                 o.changed,
                 o.failed,
                 o.skipped,
-                "-" if health is None else STATUS_STYLE.get(health.worst, health.worst),
+                "-" if health is None else label(health.worst),
                 "-" if health is None else (", ".join(health.actions) or "none"),
                 "-" if health is None else len(health.problems()),
             ]
@@ -252,7 +242,7 @@ def render(result: Any) -> None:
             o.host,
             _gpu(f),
             f.get("check", "?"),
-            STATUS_STYLE.get(str(f.get("severity")), "?"),
+            label(f.get("severity", "?")),
             f.get("action", "?"),
             f.get("summary", ""),
         ]
@@ -267,8 +257,12 @@ def render(result: Any) -> None:
     for o in result.outcomes:
         if o.broken or o.unreachable:
             for failure in o.failures:
-                con.print(f"[red]{o.host}[/]: {failure['task']}: {failure['msg']}", markup=True)
+                con.print(
+                    f"[red]{markup_safe(o.host)}[/]: "
+                    f"{markup_safe(failure['task'])}: {markup_safe(failure['msg'])}"
+                )
     code = result.exit_code()
     style = "green" if code == 0 else "bold red"
-    con.print(f"[{style}]{result.reason()}[/] (exit {int(code)}, {result.duration_seconds:.1f} s)")
-    con.print(f"run directory: {result.artifact_dir}", markup=False)
+    reason = markup_safe(result.reason())
+    con.print(f"[{style}]{reason}[/] (exit {int(code)}, {result.duration_seconds:.1f} s)")
+    con.print(f"run directory: {printable(result.artifact_dir)}", markup=False)

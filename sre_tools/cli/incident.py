@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import open_store, read_input, store_option
+from sre_tools.cli.common import MAX_ROW_ID, open_store, read_input, store_option
 from sre_tools.cli.output import console, emit, json_option, table
 from sre_tools.durations import humanize
+from sre_tools.inputs import MAX_CSV_BYTES
 from sre_tools.reliability.model import Incident
 from sre_tools.timeutil import iso
 
@@ -102,7 +103,7 @@ def open_cmd(
 
 
 @incident.command("resolve")
-@click.argument("incident_id", metavar="ID", type=int)
+@click.argument("incident_id", metavar="ID", type=click.IntRange(min=1, max=MAX_ROW_ID))
 @click.option("--at", "at", default=None, help="When it was resolved (ISO-8601) [default: now].")
 @store_option
 @json_option
@@ -182,7 +183,7 @@ def import_cmd(
 
     if example == (file is not None):
         raise click.UsageError("give either FILE.csv (or - for stdin) or --example")
-    text, source = read_example() if example else read_input(str(file))
+    text, source = read_example() if example else read_input(str(file), MAX_CSV_BYTES)
     with open_store(store_path, create=True) as store:
         count = import_csv(store, text, source, force=force)
         where = str(store.path)

@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except click.ClickException as exc:
         # One line, like every other input error: the message and where to read more.
-        message = " ".join(exc.format_message().split())
+        from sre_tools.cli.output import printable
+
+        message = printable(" ".join(exc.format_message().split()))
         if isinstance(exc, click.UsageError):
             where = exc.ctx.command_path if exc.ctx is not None else "sre"
             click.echo(f"sre: usage error: {message} (see '{where} --help')", err=True)
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:
+        from sre_tools.cli.output import printable
         from sre_tools.exceptions import SreError, ValidationError
 
         if debug:
@@ -121,14 +124,15 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
+        # Messages quote input (a file name, a YAML key): one line, control characters escaped.
         if isinstance(exc, ValidationError):
-            click.echo(f"sre: error: {exc}", err=True)
+            click.echo(f"sre: error: {printable(exc)}", err=True)
             return EXIT_INVALID
         if isinstance(exc, SreError):
-            click.echo(f"sre: error: {exc}", err=True)
+            click.echo(f"sre: error: {printable(exc)}", err=True)
             return EXIT_FAILURE
         hint = "" if debug else " (run with --debug for details)"
-        click.echo(f"sre: internal error: {type(exc).__name__}: {exc}{hint}", err=True)
+        click.echo(f"sre: internal error: {type(exc).__name__}: {printable(exc)}{hint}", err=True)
         return EXIT_FAILURE
     return int(result) if isinstance(result, int) else EXIT_OK
 

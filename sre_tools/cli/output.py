@@ -1,9 +1,17 @@
-"""Output helpers shared by every command: JSON for machines, rich tables for people."""
+"""Output helpers shared by every command: JSON for machines, rich tables for people.
+
+Text that comes from a file, the store, a peer or the command line (an incident cause, a host, an
+SLO id) is shown as it is: never read as rich markup, and with control characters (ESC, OSC, NUL,
+other C0/C1, bidi overrides, line separators, lone surrogates) written as escapes such as
+``\\x1b`` or ``\\u202e``, so stored text can neither break the output nor rewrite the terminal.
+Styled words are built with :func:`label`; every other cell is plain text.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +27,83 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
+
+
+# C0 and C1 controls (tab and newline too: a cell is one line), DEL, the bidi controls (LRM, RLM,
+# ALM, embeddings, overrides, isolates), line and paragraph separators, and lone surrogates.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(value: Any) -> str:
+    """``value`` as one line of text safe for a terminal: control characters escaped."""
+    return _UNPRINTABLE.sub(_escape_char, str(value))
+
+
+def markup_safe(value: Any) -> str:
+    """``value`` for interpolation into a rich markup string: printable, brackets escaped."""
+    from rich.markup import escape
+
+    return escape(printable(value))
+
+
+# The styled words of every table (severity, SLO status, outcome): one table, used by all.
+LABEL_STYLES: dict[str, tuple[str, str]] = {
+    "crit": ("CRIT", "bold red"),
+    "warn": ("WARN", "yellow"),
+    "unknown": ("UNKNOWN", "magenta"),
+    "ok": ("ok", "green"),
+    "skipped": ("skipped", "dim"),
+    "page": ("PAGE", "bold red"),
+    "ticket": ("TICKET", "yellow"),
+    "exhausted": ("EXHAUSTED", "red"),
+    "no_data": ("no data", "dim"),
+    "failed": ("failed", "bold red"),
+    "unreachable": ("unreachable", "bold red"),
+    "not run": ("not run", "dim"),
+    "acted": ("ACTED", "bold green"),
+    "refused": ("REFUSED", "yellow"),
+    "dry_run": ("DRY RUN", "cyan"),
+}
+
+
+def label(name: Any) -> Any:
+    """The styled word for ``name`` (a rich ``Text``); an unknown name is plain text."""
+    from rich.text import Text
+
+    text, style = LABEL_STYLES.get(str(name), (printable(name), ""))
+    return Text(text, style=style)
+
+
+def _label_markup() -> dict[str, tuple[str, str]]:
+    return {f"[{style}]{text}[/]": (text, style) for text, style in LABEL_STYLES.values()}
+
+
+_LABEL_MARKUP = _label_markup()
+
+
+def cell(value: Any) -> Any:
+    """A table cell: rich renderables as they are, ``None`` as ``-``, anything else plain text.
+
+    A string that is exactly a label's markup (``[bold red]CRIT[/]``) is shown as that label, for
+    callers that still build labels as markup; any other string is never parsed as markup.
+    """
+    from rich.text import Text
+
+    if value is None:
+        return Text("-")
+    if isinstance(value, Text):
+        return value
+    if isinstance(value, str) and value in _LABEL_MARKUP:
+        text, style = _LABEL_MARKUP[value]
+        return Text(text, style=style)
+    return Text(printable(value))
 
 
 def emit_json(data: Any) -> None:
@@ -39,13 +124,15 @@ def console() -> Any:
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    tab = Table(title=title, title_justify="left", show_lines=False)
+    heading = None if title is None else Text(printable(title))
+    tab = Table(title=heading, title_justify="left", show_lines=False)
     for i, col in enumerate(columns):
         # The first column names the row (an SLO id, a component): never fold it.
-        tab.add_column(col, overflow="fold", no_wrap=i == 0)
+        tab.add_column(Text(printable(col)), overflow="fold", no_wrap=i == 0)
     for row in rows:
-        tab.add_row(*("-" if cell is None else str(cell) for cell in row))
+        tab.add_row(*(cell(value) for value in row))
     return tab
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import open_store, store_option
+from sre_tools.cli.common import fleet_size, open_store, store_option
 from sre_tools.cli.incident import parse_when
 from sre_tools.cli.output import console, emit, json_option, pct, table
 from sre_tools.durations import humanize, parse_duration
@@ -66,10 +66,10 @@ def reliability() -> None:
 @reliability.command("report")
 @click.option("--since", default=None, help="Window start [default: earliest incident start].")
 @click.option("--until", default=None, help="Window end, exclusive [default: now].")
-@click.option("--gpus", type=click.IntRange(min=1), default=None, help="GPUs in the fleet.")
+@click.option("--gpus", type=fleet_size, default=None, help="GPUs in the fleet.")
 @click.option(
     "--nodes",
-    type=click.IntRange(min=1),
+    type=fleet_size,
     default=None,
     help="Nodes in the fleet [default: distinct hosts among the window's incidents].",
 )
@@ -131,7 +131,7 @@ def _render_plan(data: dict[str, Any]) -> None:
 
 @reliability.command("plan")
 @click.option("--mtbf", default=None, help="Job MTBF (e.g. 3h). Or give --gpus and --gpu-mtbf.")
-@click.option("--gpus", type=click.IntRange(min=1), default=None, help="GPUs the job runs on.")
+@click.option("--gpus", type=fleet_size, default=None, help="GPUs the job runs on.")
 @click.option("--gpu-mtbf", default=None, help="MTBF of one GPU (e.g. 50000h).")
 @click.option("--checkpoint-cost", required=True, help="Time to write a checkpoint (e.g. 5m).")
 @click.option("--restart-cost", default="0s", show_default=True, help="Time to restart a job.")

@@ -15,17 +15,19 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.output import console, emit, emit_json, json_option, table
+from sre_tools.cli.output import (
+    console,
+    emit,
+    emit_json,
+    json_option,
+    label,
+    markup_safe,
+    printable,
+    table,
+)
 
 EXIT_OK = 0
 EXIT_INVALID = 2
-
-OUTCOME_STYLE = {
-    "acted": "[bold green]ACTED[/]",
-    "refused": "[yellow]REFUSED[/]",
-    "dry_run": "[cyan]DRY RUN[/]",
-    "failed": "[bold red]FAILED[/]",
-}
 
 
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,9 +83,10 @@ def _engine(
 
 def _read_report(file: str) -> Any:
     from sre_tools.cli.common import read_input
+    from sre_tools.inputs import MAX_REPORT_BYTES
     from sre_tools.remediation.model import parse_report_json
 
-    text, source = read_input(file)
+    text, source = read_input(file, MAX_REPORT_BYTES)
     return parse_report_json(text, source=source)
 
 
@@ -94,27 +97,19 @@ def _outcome(record: dict[str, Any]) -> str:
     return outcome
 
 
-def _cells(row: list[Any]) -> list[Any]:
-    """Table cells with rich markup escaped: audit records carry untrusted text."""
-    from rich.markup import escape
-
-    return [None if c is None else escape(str(c)) for c in row]
-
-
 def _print_decision(d: Any, as_json: bool, dry_run: bool) -> None:
     if as_json:
         emit_json({**d.to_dict(), "dry_run": dry_run})
         return
-    from rich.markup import escape
-
     con = console()
-    label = OUTCOME_STYLE.get(d.outcome.value, d.outcome.value)
+    tag = label(d.outcome.value)
+    tag.plain = tag.plain.upper()
     node = d.node or "-"
     # Messages may quote untrusted text (an event's field, a Slurm reason): never markup.
-    con.print(f"{label} {escape(f'{d.code} {node}: {d.message}')}", highlight=False)
+    con.print(tag, markup_safe(f"{d.code} {node}: {d.message}"), highlight=False)
     for argv in d.commands:
         verb = "would run" if d.outcome.value == "dry_run" else "ran"
-        con.print(f"  {verb}: {' '.join(argv)}", markup=False, highlight=False)
+        con.print(f"  {verb}: {printable(' '.join(argv))}", markup=False, highlight=False)
 
 
 @click.group()
@@ -178,8 +173,11 @@ def event(
 ) -> int:
     """Handle one untrusted event (Salt beacon, Ansible): validated, deduplicated, audited."""
     from sre_tools.cli.common import read_input
+    from sre_tools.inputs import MAX_EVENT_BYTES
 
-    text, _source = read_input(event_file)
+    # Read a little past the event cap, so an oversized event is refused and audited like any
+    # invalid one; far past it, the read itself is refused.
+    text, _source = read_input(event_file, 16 * MAX_EVENT_BYTES)
     engine = _engine(config_path, state_path, audit_path, controller, execute)
     d = engine.handle_event_json(text)
     _print_decision(d, as_json, engine.dry_run)
@@ -298,7 +296,7 @@ def audit(
                 None,
                 ["time", "outcome", "code", "node", "action", "event", "message"],
                 [
-                    _cells(
+                    (
                         [
                             r.get("ts"),
                             _outcome(r),
@@ -345,7 +343,7 @@ def status(
                 "partitions",
                 ["partition", "nodes", "drained by us", "limit", "drained (all)"],
                 [
-                    _cells(
+                    (
                         [
                             p["partition"],
                             p["nodes"],
@@ -364,7 +362,7 @@ def status(
                     "our drains",
                     ["node", "status", "action", "drained at", "actions", "in slurm", "reason"],
                     [
-                        _cells(
+                        (
                             [
                                 r["node"],
                                 r["status"],

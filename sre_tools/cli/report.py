@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sre_tools.cli import common
-from sre_tools.cli.output import console, emit, json_option
+from sre_tools.cli.output import console, emit, json_option, markup_safe
 
 RELIABILITY_WINDOW_SECONDS = 30 * 86400
 
@@ -36,7 +36,7 @@ RELIABILITY_WINDOW_SECONDS = 30 * 86400
 @common.store_option
 @click.option(
     "--gpus",
-    type=click.IntRange(min=1),
+    type=common.fleet_size,
     default=None,
     help="GPUs in the fleet, for failures per GPU-day.",
 )
@@ -116,9 +116,11 @@ def _render(data: dict[str, Any]) -> None:
         paging = [r["id"] for r in data["slos"] if r["status"] == "page"]
         ticket = [r["id"] for r in data["slos"] if r["status"] == "ticket"]
         if paging:
-            con.print(f"[bold red]PAGE[/]: {', '.join(paging)} burning error budget fast")
+            ids = markup_safe(", ".join(paging))
+            con.print(f"[bold red]PAGE[/]: {ids} burning error budget fast")
         if ticket:
-            con.print(f"[yellow]TICKET[/]: {', '.join(ticket)} burning error budget")
+            ids = markup_safe(", ".join(ticket))
+            con.print(f"[yellow]TICKET[/]: {ids} burning error budget")
     else:
         con.print("No SLO specs given (--slos FILE or --examples).")
     con.print()
@@ -149,9 +151,9 @@ def _render(data: dict[str, Any]) -> None:
     if gpu is not None:
         con.print()
         if not gpu["driver_present"]:
-            con.print(f"GPU health: {gpu['message']} (skipped)")
+            con.print(f"GPU health: {markup_safe(gpu['message'])} (skipped)")
         else:
-            con.print(f"GPU health: {gpu['message']}")
+            con.print(f"GPU health: {markup_safe(gpu['message'])}")
             if gpu["gpus"]:
                 con.print(
                     table(

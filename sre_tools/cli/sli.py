@@ -54,9 +54,10 @@ def record(
 @json_option
 def import_(file: str, force: bool, store_path: Path | None, as_json: bool) -> None:
     """Import a CSV (header timestamp,slo,good,total; '-' reads stdin; .gz accepted)."""
+    from sre_tools.inputs import MAX_CSV_BYTES
     from sre_tools.sli.store import import_csv
 
-    text, source = common.read_input(file)
+    text, source = common.read_input(file, MAX_CSV_BYTES)
     with common.open_store(store_path) as store:
         count = import_csv(store, text, source, force=force)
     emit(

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from sre_tools.cli import common
-from sre_tools.cli.output import console, emit, json_option, num, pct, table
+from sre_tools.cli.output import console, emit, json_option, label, num, pct, table
 
 
 @click.group()
@@ -167,7 +167,13 @@ def rules(
 @common.at_option
 @common.period_option
 @common.windows_option
-@click.option("--timeout", default=30.0, show_default=True, help="Per-query timeout (seconds).")
+@click.option(
+    "--timeout",
+    type=common.Seconds(),
+    default=30.0,
+    show_default=True,
+    help="Per-query timeout (seconds).",
+)
 @json_option
 def report(
     files: tuple[str, ...],
@@ -202,15 +208,6 @@ def report(
     emit([r.to_dict() for r in reports], as_json, render_reports)
 
 
-STATUS_STYLE = {
-    "page": "[bold red]PAGE[/]",
-    "ticket": "[yellow]TICKET[/]",
-    "exhausted": "[red]EXHAUSTED[/]",
-    "ok": "[green]ok[/]",
-    "no_data": "[dim]no data[/]",
-}
-
-
 def render_reports(rows: list[dict[str, Any]], title: str | None = None) -> None:
     from sre_tools.durations import humanize
 
@@ -237,7 +234,7 @@ def render_reports(rows: list[dict[str, Any]], title: str | None = None) -> None
     for r in rows:
         tab.add_row(
             r["id"],
-            STATUS_STYLE.get(r["status"], r["status"]),
+            label(r["status"]),
             f"{r['objective_percent']:g}% / {r['period']}",
             pct(r["sli"]),
             pct(r["budget_remaining"], 1),

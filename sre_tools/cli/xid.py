@@ -7,12 +7,11 @@ number the catalog does not know, no input at all).
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from sre_tools.cli.output import console, emit, json_option, table
+from sre_tools.cli.output import console, emit, json_option, markup_safe, table
 
 
 @click.group()
@@ -22,33 +21,17 @@ def xid() -> None:
 
 def _read_source(name: str) -> list[str]:
     """Lines from a file (``.gz`` too) or ``-`` (stdin); undecodable bytes become U+FFFD."""
-    from sre_tools.exceptions import ValidationError
+    from sre_tools.inputs import MAX_KERNEL_LOG_BYTES, read_capped
 
-    if name == "-":
-        buffer = getattr(sys.stdin, "buffer", None)
-        text = buffer.read().decode("utf-8", "replace") if buffer is not None else sys.stdin.read()
-        return text.splitlines()
-    try:
-        if name.endswith(".gz"):
-            import gzip
-
-            with gzip.open(name, "rb") as fh:
-                data = fh.read()
-        else:
-            with open(name, "rb") as fh:
-                data = fh.read()
-    except (OSError, EOFError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ValidationError(f"cannot read file: {reason}", source=name) from None
+    data, _source = read_capped(name, MAX_KERNEL_LOG_BYTES, what="kernel log")
     return data.decode("utf-8", "replace").splitlines()
 
 
-def _cell(value: Any) -> str:
-    from rich.markup import escape
-
+def _cell(value: Any) -> str | None:
+    """Catalog text folds to one line; :func:`table` shows it as plain text."""
     if value is None:
-        return "-"
-    return escape(" / ".join(str(value).split("\n")))
+        return None
+    return " / ".join(str(value).split("\n"))
 
 
 def _render(data: dict[str, Any]) -> None:
@@ -181,32 +164,30 @@ def show(number: int, as_json: bool) -> None:
     }
 
     def render(d: dict[str, Any]) -> None:
-        from rich.markup import escape
-
         con = console()
         applies = ", ".join(k for k, v in d["applies_to"].items() if v) or "none"
-        con.print(f"[bold]XID {d['xid']}[/] {escape(d['mnemonic'])}")
-        con.print(f"  {escape(d['description'])}")
-        con.print(f"  applies to: {escape(applies)}")
+        con.print(f"[bold]XID {d['xid']}[/] {markup_safe(d['mnemonic'])}")
+        con.print(f"  {markup_safe(d['description'])}")
+        con.print(f"  applies to: {markup_safe(applies)}")
         for label, key in (
             ("immediate", "immediate_action"),
             ("investigatory", "investigatory_action"),
         ):
             name = " / ".join(d[key].splitlines()) or "-"
-            con.print(f"  catalog {label}: [bold]{escape(name)}[/]")
+            con.print(f"  catalog {label}: [bold]{markup_safe(name)}[/]")
             text = d[f"{key}_text"]
             if text and text != d[key]:
                 for line in text.splitlines():
-                    con.print(f"      {escape(line)}")
+                    con.print(f"      {markup_safe(line)}")
         if d["xid154_linkage"]:
-            con.print(f"  XID 154 linkage: {escape(d['xid154_linkage'])}")
+            con.print(f"  XID 154 linkage: {markup_safe(d['xid154_linkage'])}")
         con.print(
             f"  our action (seen alone): [bold]{d['action_when_solo']}[/] "
-            f"({d['severity_when_solo']}: {escape(d['reason'])})"
+            f"({d['severity_when_solo']}: {markup_safe(d['reason'])})"
         )
         if d["trigger_conditions"]:
             con.print("  trigger conditions:")
             for line in d["trigger_conditions"].splitlines():
-                con.print(f"      {escape(line)}")
+                con.print(f"      {markup_safe(line)}")
 
     emit(data, as_json, render)

@@ -9,6 +9,10 @@ Hash formats (one per line; ``#`` starts a comment):
   (a token): SHA-256 is fast, so a guessable password falls to an offline attack if the file
   leaks. Make one with ``printf %s "$TOKEN" | sha256sum``.
 
+Every answer costs the same whether the user exists or not: an unknown user is checked against
+a dummy hash of the same kind and cost. bcrypt reads at most 72 bytes of a password; a longer
+password never matches (an answer of 401, as the exporter-toolkit gives), after the same work.
+
 Secrets never reach a log: errors name the file and line, never the hash or the password. A
 successful bcrypt check is cached (keyed by a SHA-256 of user, password and hash), as the
 exporter-toolkit does, so that a scrape every few seconds does not cost a bcrypt round each.
@@ -31,6 +35,7 @@ _BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 _SHA256 = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
 # Compared against when the user is unknown, so that unknown and known users take as long.
 _DUMMY_SHA256 = "0" * 64
+BCRYPT_MAX_PASSWORD_BYTES = 72
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,10 @@ def _bcrypt_checker() -> Callable[[str, str], bool] | None:
         import bcrypt  # type: ignore[import-not-found,unused-ignore]
 
         def check_bcrypt(password: str, hashed: str) -> bool:
-            return bool(bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii")))
+            try:
+                return bool(bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii")))
+            except ValueError:  # bcrypt >= 4.1 refuses passwords over 72 bytes
+                return False
 
         return check_bcrypt
     except ImportError:
@@ -83,7 +91,11 @@ class BasicAuth:
         if not credentials:
             raise ValidationError("no users defined")
         self._users = {cred.user: cred for cred in credentials}
-        self._bcrypt = _bcrypt_checker() if any(c.scheme == "bcrypt" for c in credentials) else None
+        hashes = [c.secret for c in credentials if c.scheme == "bcrypt"]
+        self._bcrypt = _bcrypt_checker() if hashes else None
+        # An unknown user costs one bcrypt round at the cost of the first configured hash.
+        # (all "." is a valid salt and digest: a malformed one would fail fast, and tell).
+        self._dummy_bcrypt = f"{hashes[0][:7]}{'.' * 53}" if hashes else None
         self._cache: set[bytes] = set()
         self._lock = threading.Lock()
 
@@ -143,6 +155,18 @@ class BasicAuth:
     def verify(self, user: str, password: str) -> bool:
         """True when ``user`` exists and ``password`` matches; constant time in the password."""
         cred = self._users.get(user)
+        too_long = len(password.encode("utf-8")) > BCRYPT_MAX_PASSWORD_BYTES
+        if self._dummy_bcrypt is not None and (
+            (cred is None) or (cred.scheme == "bcrypt" and too_long)
+        ):
+            assert self._bcrypt is not None  # checked when loading
+            # The same work as a known user's check, and never a match; a password past
+            # bcrypt's 72 bytes is cut so the check cannot fail early.
+            self._bcrypt(
+                password.encode("utf-8")[:BCRYPT_MAX_PASSWORD_BYTES].decode("utf-8", "ignore"),
+                self._dummy_bcrypt,
+            )
+            return False
         if cred is None or cred.scheme == "sha256":
             digest = hashlib.sha256(password.encode("utf-8")).hexdigest()
             expected = cred.secret if cred is not None else _DUMMY_SHA256

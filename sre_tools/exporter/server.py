@@ -110,6 +110,10 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Connections waiting to be accepted. socketserver's default of 5 makes the kernel drop the
+    # SYNs of a burst of scrapers (50 Prometheus replicas, a federation fan-out), which then wait
+    # for a SYN retransmit: one second, then three.
+    request_queue_size = 512
     exposition: Exposition
     auth: BasicAuth | None
     ready: Callable[[], bool]

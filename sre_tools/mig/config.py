@@ -24,9 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from sre_tools.exceptions import ValidationError
+from sre_tools.inputs import load_yaml
 
 # Profile -> (compute slices, memory slices) per GPU memory size; "+me" adds the media engine.
 PROFILES: dict[str, dict[str, tuple[int, int]]] = {
@@ -80,10 +79,7 @@ def _fail(message: str, source: str, field: str) -> ValidationError:
 
 def parse_mig_config(text: str, source: str, *, memory: str | None = None) -> MigConfigFile:
     """Parse and validate; ``memory`` (``80gb``...) also checks profiles against that GPU."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"invalid YAML: {str(exc).splitlines()[0]}", source=source) from None
+    doc = load_yaml(text, source)
     if not isinstance(doc, dict):
         raise ValidationError("expected a mapping at the top level", source=source)
     for key in doc:

@@ -134,14 +134,9 @@ def config_from_mapping(data: Mapping[str, Any], *, source: str | None = None) -
 
 
 def load_config_text(text: str, source: str) -> RemediationConfig:
-    import yaml
+    from sre_tools.inputs import load_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(
-            f"not valid YAML: {' '.join(str(exc).split())}", source=source
-        ) from None
+    data = load_yaml(text, source)
     if data is None:
         return RemediationConfig()
     if not isinstance(data, Mapping):
@@ -156,12 +151,10 @@ def load_config(path: Path | None) -> RemediationConfig:
         if not env:
             return RemediationConfig()
         path = Path(env)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ValidationError(f"cannot read: {reason}", source=str(path)) from None
-    return load_config_text(text, str(path))
+    from sre_tools.inputs import MAX_SPEC_BYTES, read_text_capped
+
+    text, source = read_text_capped(str(path), MAX_SPEC_BYTES, what="config")
+    return load_config_text(text, source)
 
 
 def _state_dir() -> Path:

@@ -28,7 +28,6 @@ What :meth:`Remediator.handle` does with a request, in order:
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 import uuid
@@ -38,6 +37,7 @@ from typing import Any
 
 from sre_tools.exceptions import SreError, StoreError, ValidationError
 from sre_tools.health.model import Action, HealthReport
+from sre_tools.inputs import load_json
 from sre_tools.remediation import guardrails
 from sre_tools.remediation.actions import (
     LogNotifier,
@@ -160,9 +160,10 @@ class Remediator:
                 ValidationError(f"event too large ({size} bytes, at most {MAX_EVENT_JSON_BYTES})")
             )
         try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            return self._invalid(ValidationError(f"not valid JSON: {exc}"))
+            data = load_json(text, "<event>")
+        except ValidationError as exc:
+            # Duplicate keys, deep nesting, NaN: refused like any invalid event, field named.
+            return self._invalid(ValidationError(exc.reason, field=exc.field))
         return self.handle_event(data)
 
     def refuse_event(self, reason: str, *, field: str | None = None) -> Decision:

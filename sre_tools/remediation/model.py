@@ -22,6 +22,7 @@ from typing import Any
 
 from sre_tools.exceptions import ValidationError
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.inputs import MAX_EVENT_BYTES, MAX_REPORT_BYTES, load_json
 
 NODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 EVENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
@@ -35,8 +36,8 @@ MAX_GPU_INDEX = 1023
 MAX_EVIDENCE_KEYS = 32
 MAX_EVIDENCE_STRING = 256
 MAX_EVIDENCE_JSON_BYTES = 4096
-MAX_EVENT_JSON_BYTES = 65_536
-MAX_REPORT_JSON_BYTES = 16 * 1024 * 1024
+MAX_EVENT_JSON_BYTES = MAX_EVENT_BYTES  # the caps live in sre_tools.inputs
+MAX_REPORT_JSON_BYTES = MAX_REPORT_BYTES
 MAX_REPORT_FINDINGS = 10_000
 
 EVENT_KEYS = frozenset(
@@ -255,10 +256,7 @@ def parse_event_json(text: str, *, source: str = "<event>") -> RemediationReques
         raise ValidationError(
             f"event too large ({size} bytes, at most {MAX_EVENT_JSON_BYTES})", source=source
         )
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ValidationError(f"not valid JSON: {exc}", source=source) from None
+    data = load_json(text, source)
     try:
         return request_from_event(data)
     except ValidationError as exc:
@@ -393,10 +391,7 @@ def parse_report_json(text: str, *, source: str = "<report>") -> HealthReport:
     size = len(text)
     if size > MAX_REPORT_JSON_BYTES:
         raise ValidationError(f"report too large ({size} characters)", source=source)
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ValidationError(f"not valid JSON: {exc}", source=source) from None
+    data = load_json(text, source)
     try:
         return report_from_dict(data)
     except ValidationError as exc:

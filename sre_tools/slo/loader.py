@@ -5,46 +5,20 @@ files at once. OpenSLO references resolve across all files given together.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
-import yaml
-
 from sre_tools.exceptions import ValidationError
+from sre_tools.inputs import MAX_SPEC_BYTES, load_yaml_documents, read_text_capped
 from sre_tools.slo import fields as f
 from sre_tools.slo.model import SLO
 from sre_tools.slo.openslo import OpenSLOSet, check_object
 from sre_tools.slo.sloth import load_sloth
-from sre_tools.slo.windows import _yaml_reason
-
-_BRACKETS = re.compile(r"[\[\]{}]")
-# libyaml (the C loader) recurses on nested flow collections; deeper than this, use the pure
-# Python loader, whose recursion ends in a RecursionError that becomes a validation error.
-_MAX_C_DEPTH = 100
-_C_LOADER = getattr(yaml, "CSafeLoader", None)
-
-
-def _loader_for(text: str) -> Any:
-    """libyaml's loader when the text is safe for it (about 8x faster), else PyYAML's own."""
-    if _C_LOADER is None:
-        return yaml.SafeLoader
-    depth = 0
-    for match in _BRACKETS.finditer(text):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > _MAX_C_DEPTH:
-            return yaml.SafeLoader
-    return _C_LOADER
 
 
 def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
     """Parse a multi-document YAML text into mappings (empty documents are skipped)."""
-    try:
-        docs = list(yaml.load_all(text, Loader=_loader_for(text)))
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"invalid YAML: {_yaml_reason(exc)}", source=source) from None
-    except RecursionError:
-        raise ValidationError("invalid YAML: nested too deeply", source=source) from None
+    docs = load_yaml_documents(text, source)
     out = []
     for i, doc in enumerate(docs):
         if doc is None:
@@ -127,20 +101,10 @@ def ensure_unique(slos: list[SLO]) -> None:
 
 def load_files(paths: Iterable[str], *, period_seconds: float | None = None) -> list[SLO]:
     """Read and load spec files (``-`` reads standard input)."""
-    import sys
-
     texts: list[tuple[str, str]] = []
     for path in paths:
-        if path == "-":
-            texts.append(("<stdin>", sys.stdin.read()))
-            continue
-        try:
-            with open(path, encoding="utf-8") as fh:
-                texts.append((path, fh.read()))
-        except UnicodeDecodeError:
-            raise ValidationError("not a UTF-8 text file", source=path) from None
-        except OSError as exc:
-            raise ValidationError(f"cannot read: {exc.strerror or exc}", source=path) from None
+        text, source = read_text_capped(path, MAX_SPEC_BYTES, what="spec")
+        texts.append((source, text))
     if not texts:
         raise ValidationError("no spec files given")
     return load_texts(texts, period_seconds=period_seconds)

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from sre_tools.durations import format_duration, parse_duration
 from sre_tools.exceptions import ValidationError
+from sre_tools.inputs import load_yaml_documents
 from sre_tools.slo.math import burn_rate_factor
 
 
@@ -107,12 +106,7 @@ def _window(doc: Any, severity: str, speed: str) -> AlertWindow:
 
 def parse_alert_windows(text: str, source: str) -> WindowCatalog:
     """Parse one or more Sloth ``AlertWindows`` YAML documents."""
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"invalid YAML: {_yaml_reason(exc)}", source=source) from None
-    except RecursionError:
-        raise ValidationError("invalid YAML: nested too deeply", source=source) from None
+    docs = [d for d in load_yaml_documents(text, source) if d is not None]
     if not docs:
         raise ValidationError("no AlertWindows document found", source=source)
     sets: list[WindowSet] = []
@@ -152,11 +146,3 @@ def parse_alert_windows(text: str, source: str) -> WindowCatalog:
             err = ValidationError(prefix + exc.reason, source=source, field=exc.field)
             raise err from None
     return WindowCatalog(tuple(sets))
-
-
-def _yaml_reason(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is not None:
-        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return str(problem)
