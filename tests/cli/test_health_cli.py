@@ -22,7 +22,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("fixture", "code", "action"),
     [
-        pytest.param("h100-synthetic.json", 0, "none", id="healthy-ok"),
+        pytest.param("h100-capture.json", 0, "none", id="healthy-ok"),
         pytest.param("faults/dbe-volatile.json", 2, "reset_gpu", id="dbe-critical"),
         pytest.param("faults/gpu-lost.json", 2, "power_cycle", id="lost-critical"),
         pytest.param("faults/driver-library-mismatch.json", 2, "reboot", id="mismatch-critical"),
@@ -50,7 +50,7 @@ def test_nhc_lines(capsys) -> None:
 
 def test_nhc_prints_nothing_when_healthy(capsys) -> None:
     rc, out, _ = run(
-        capsys, "health", "--format", "nhc", "--replay", str(FIX / "h100-synthetic.json")
+        capsys, "health", "--format", "nhc", "--replay", str(FIX / "h100-capture.json")
     )
     assert rc == 0
     assert out == ""
@@ -60,7 +60,7 @@ def test_bad_policy_is_unknown(capsys, tmp_path: Path) -> None:
     site = tmp_path / "site.yaml"
     site.write_text("thermal: {margin_warn_c: hot}\n")
     rc, _, err = run(
-        capsys, "health", "--config", str(site), "--replay", str(FIX / "h100-synthetic.json")
+        capsys, "health", "--config", str(site), "--replay", str(FIX / "h100-capture.json")
     )
     assert rc == 3
     assert err.strip().count("\n") == 0
@@ -76,7 +76,7 @@ def test_unwritable_state_is_unknown(capsys, tmp_path: Path) -> None:
         "--state",
         str(blocker / "state.json"),
         "--replay",
-        str(FIX / "h100-synthetic.json"),
+        str(FIX / "h100-capture.json"),
     )
     assert rc == 3
     assert "Traceback" not in err
