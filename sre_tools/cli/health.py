@@ -25,6 +25,14 @@ SEVERITY_STYLE = {
 }
 
 
+def _positive_seconds(value: float | None) -> float | None:
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value!r} is not a finite number of seconds above 0")
+    return value
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Versioned JSON (same as --format json).")
 @click.option(
@@ -69,7 +77,13 @@ SEVERITY_STYLE = {
     default=None,
     help="Read kernel-log lines from this file instead of the system.",
 )
-@click.option("--timeout", type=float, default=None, help="Collection watchdog (seconds).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    callback=lambda _ctx, _param, value: _positive_seconds(value),
+    help="Collection watchdog (seconds, finite and above 0).",
+)
 @click.option("--all", "show_all", is_flag=True, help="Show OK and skipped findings too.")
 def health(
     as_json: bool,
@@ -148,7 +162,10 @@ def nhc_lines(report: Any) -> list[str]:
     """NHC-style output for Slurm: nothing when healthy, one ERROR line per problem."""
     out = []
     for f in report.problems():
-        where = "node" if f.gpu is None else f"GPU {f.gpu.index} ({f.gpu.uuid or f.gpu.pci_bus_id})"
+        where = "node"
+        if f.gpu is not None:
+            ids = ", ".join(x for x in (f.gpu.uuid, f.gpu.pci_bus_id) if x)
+            where = f"GPU {f.gpu.index}" + (f" ({ids})" if ids else "")
         out.append(
             f"ERROR: nhc: Health check failed: {where}: {f.check}: {f.summary} "
             f"[{f.severity.value}, action {f.action.value}]"

@@ -20,6 +20,10 @@ from sre_tools import __version__
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
+# Commands with Nagios exit codes: a usage error or bad option there is UNKNOWN (3), never a
+# WARNING (1) or CRITICAL (2) the node did not earn.
+NAGIOS_COMMANDS = {"health"}
+EXIT_UNKNOWN = 3
 
 # name -> (module, attribute, one-line help). The help is here so that listing commands does not
 # import them.
@@ -108,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.UsageError):
             where = exc.ctx.command_path if exc.ctx is not None else "sre"
             click.echo(f"sre: usage error: {message} (see '{where} --help')", err=True)
+            if where.split()[1:2] and where.split()[1] in NAGIOS_COMMANDS:
+                return EXIT_UNKNOWN
             return EXIT_INVALID
         click.echo(f"sre: error: {message}", err=True)
         return exc.exit_code

@@ -31,6 +31,7 @@ class Context:
     init_error: NvmlInitError | None = None
     gpus: list[GpuRef] = field(default_factory=list)
     lost: set[int] = field(default_factory=set)
+    discovery_failed: bool = False  # the GPU list is not known (count or discovery failed)
     kernel_log_lines: list[str] | None = None  # injected in tests and replays
     expensive: bool = False  # InfoROM validation may run this cycle
     cache: dict[str, Any] = field(default_factory=dict)

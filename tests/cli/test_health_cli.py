@@ -80,3 +80,55 @@ def test_unwritable_state_is_unknown(capsys, tmp_path: Path) -> None:
     )
     assert rc == 3
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--timeout", "-1"], id="negative-timeout"),
+        pytest.param(["--timeout", "nan"], id="nan-timeout"),
+        pytest.param(["--timeout", "inf"], id="inf-timeout"),
+        pytest.param(["--timeout", "0"], id="zero-timeout"),
+        pytest.param(["--format", "xml"], id="bad-format"),
+        pytest.param(["--no-such-option"], id="unknown-option"),
+        pytest.param(["extra-argument"], id="extra-argument"),
+    ],
+)
+def test_usage_errors_are_unknown(capsys, args: list[str]) -> None:
+    rc, out, err = run(capsys, "health", *args, "--replay", str(FIX / "h100-capture.json"))
+    assert rc == 3, err
+    assert out == ""
+    assert err.startswith("sre: usage error: ")
+
+
+@pytest.mark.parametrize(
+    "site",
+    [
+        pytest.param("thermal: {margin_warn_c: .nan}\n", id="nan-threshold"),
+        pytest.param("thermal: {margin_warn_c: .inf}\n", id="inf-threshold"),
+        pytest.param("collection: {timeout_seconds: -5}\n", id="negative-timeout"),
+        pytest.param("collection: {timeout_seconds: .nan}\n", id="nan-timeout"),
+    ],
+)
+def test_non_finite_or_negative_policy_values_are_unknown(
+    capsys, tmp_path: Path, site: str
+) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(site)
+    rc, _, err = run(
+        capsys, "health", "--config", str(path), "--replay", str(FIX / "h100-capture.json")
+    )
+    assert rc == 3
+    assert "site.yaml" in err and "Traceback" not in err
+
+
+def test_malformed_device_count_exits_unknown(capsys, tmp_path: Path) -> None:
+    data = json.loads((FIX / "h100-capture.json").read_text())
+    data["device_count"] = "eight"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    rc, out, _ = run(capsys, "health", "--json", "--replay", str(path))
+    assert rc == 3
+    found = json.loads(out)
+    assert found["status"] == "unknown"
+    assert any("GPU discovery failed" in f["summary"] for f in found["findings"])

@@ -297,7 +297,10 @@ def test_decode_fabric_health() -> None:
         pytest.param(
             {"state": 3, "status": 0, "health_mask": 1 << 4}, S.WARN, A.NONE, id="route-unhealthy"
         ),
-        pytest.param({"state": 0, "status": 0}, S.SKIPPED, A.NONE, id="state-not-supported"),
+        # h100-sxm-8 expects a fabric: "not supported" there is a fault, not "not applicable".
+        pytest.param(
+            {"state": 0, "status": 0}, S.CRIT, A.RESTART_FABRIC_MANAGER, id="state-not-supported"
+        ),
     ],
 )
 def test_fabric_outcome(run: Runner, fabric: dict[str, Any], severity: S, action: A) -> None:
