@@ -175,11 +175,14 @@ def nhc_lines(report: Any) -> list[str]:
 
 def render(report: Any, show_all: bool) -> None:
     con = console()
-    rows = [f for f in report.findings if show_all or f in report.problems()]
+    # One pass: problems() builds a list, and "f in list" compares dataclasses field by field;
+    # asking it per finding made the table quadratic in the number of GPUs.
+    problems = report.problems()
+    rows = list(report.findings) if show_all else problems
     status = SEVERITY_STYLE.get(report.severity.value, report.severity.value)
     con.print(
         f"{report.host}: {status}, action [bold]{report.action.value}[/] "
-        f"({len(report.problems())} problem(s), {len(report.findings)} findings, "
+        f"({len(problems)} problem(s), {len(report.findings)} findings, "
         f"{report.duration_seconds * 1000:.1f} ms, {report.source})"
     )
     if rows:

@@ -132,3 +132,32 @@ def test_malformed_device_count_exits_unknown(capsys, tmp_path: Path) -> None:
     found = json.loads(out)
     assert found["status"] == "unknown"
     assert any("GPU discovery failed" in f["summary"] for f in found["findings"])
+
+
+def test_table_is_linear_in_findings(monkeypatch) -> None:
+    """render() asks for the problem list once, not once per finding."""
+    from sre_tools.cli import health as cli_health
+    from sre_tools.health.model import Finding, GpuRef, HealthReport, Severity
+
+    findings = tuple(
+        Finding("ecc.mode", Severity.WARN if i % 2 else Severity.OK, "x", gpu=GpuRef(i))
+        for i in range(2000)
+    )
+    calls = []
+
+    class Counting(HealthReport):
+        def problems(self) -> list[Finding]:
+            calls.append(1)
+            return super().problems()
+
+    printed: list[object] = []
+
+    class Console:
+        def print(self, item: object) -> None:
+            printed.append(item)
+
+    monkeypatch.setattr(cli_health, "console", Console)
+    monkeypatch.setattr(cli_health, "table", lambda title, cols, rows: rows)
+    cli_health.render(Counting("n", 0.0, findings), False)
+    assert len(calls) == 1
+    assert len(printed[1]) == 1000
