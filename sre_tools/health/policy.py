@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +42,8 @@ def _profile_text(name: str) -> str:
         raise ValidationError(
             f"unknown profile {name!r} (expected one of {', '.join(PROFILES)})", field="profile"
         )
-    return (resources.files("sre_tools") / "health" / "profiles" / f"{name}.yaml").read_text(
-        encoding="utf-8"
-    )
+    # Next to this module (importlib.resources costs start-up time; sre_tools is never zipped).
+    return (Path(__file__).parent / "profiles" / f"{name}.yaml").read_text(encoding="utf-8")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any], path: str, source: str) -> dict[str, Any]:
@@ -91,11 +89,51 @@ def _merge(base: dict[str, Any], over: dict[str, Any], path: str, source: str) -
     return out
 
 
+def _scalar(text: str) -> Any:
+    if text in {"null", "~", ""}:
+        return None
+    if text in {"true", "false"}:
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_profile(text: str, name: str = "<profile>") -> dict[str, Any]:
+    """A shipped profile: the block-mapping subset of YAML they are written in (``key: scalar``
+    and nested ``key:`` blocks by indentation, comments, ``---``), without importing PyYAML on
+    the health path. ``tests/health/checks/test_policy_profiles.py`` checks it against PyYAML
+    for every shipped profile; anything outside the subset is an error, not a guess."""
+    root: dict[str, Any] = {}
+    stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip() or line.strip() == "---":
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        key, sep, value = line.strip().partition(":")
+        if not sep or not key or any(c in key for c in "{}[]'\""):
+            raise ValidationError(f"line {number}: not a 'key: value' line", source=name)
+        while indent <= stack[-1][0]:
+            stack.pop()
+        parent = stack[-1][1]
+        value = value.strip()
+        if value == "":
+            child: dict[str, Any] = {}
+            parent[key] = child
+            stack.append((indent, child))
+        elif value[0] in "{[&*!|>'\"":
+            raise ValidationError(f"line {number}: unsupported YAML value {value!r}", source=name)
+        else:
+            parent[key] = _scalar(value)
+    return root
+
+
 def _load_profile(name: str, depth: int = 0) -> dict[str, Any]:
-    # Shipped profiles are trusted and flat: libyaml's loader is ~10x faster than PyYAML's own,
-    # which matters for `sre health` as a whole process (Slurm runs it on every node).
-    yaml = _yaml()
-    doc = yaml.load(_profile_text(name), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    doc = parse_profile(_profile_text(name), f"profile {name}")
     parent = doc.get("extends")
     if parent is None:
         return dict(doc)

@@ -9,7 +9,7 @@ must not start another collection while one is still running, see ``collector_bu
 from __future__ import annotations
 
 import contextlib
-import socket
+import os
 import threading
 import time
 from pathlib import Path
@@ -200,7 +200,7 @@ def run_health(
         policy=policy,
         state=state,
         now=when,
-        host=host if host is not None else socket.gethostname(),
+        host=host if host is not None else os.uname().nodename,  # socket.gethostname()'s answer
         sysfs=sysfs,
         kernel_log_lines=kernel_log_lines,
         expensive=when - last_validation >= interval,

@@ -161,3 +161,31 @@ def test_table_is_linear_in_findings(monkeypatch) -> None:
     cli_health.render(Counting("n", 0.0, findings), False)
     assert len(calls) == 1
     assert len(printed[1]) == 1000
+
+
+def test_health_json_path_imports_no_click_rich_or_yaml() -> None:
+    """``sre health --json`` runs on every node from Slurm: start-up cost is the budget."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io, contextlib\n"
+        "from sre_tools.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    rc = main(['health', '--json', '--replay', {str(FIX / 'h100-capture.json')!r}])\n"
+        "print(rc, sorted(m for m in ('click', 'rich', 'yaml', 'pynvml') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["0", "[]"], out.stderr
+
+
+def test_click_path_gives_the_same_answers(capsys) -> None:
+    """``sre --debug health`` goes through click; usage errors are UNKNOWN there too."""
+    rc, _, err = run(capsys, "--debug", "health", "--timeout", "nan")
+    assert rc == 3 and "usage error" in err
+    rc, out, _ = run(
+        capsys, "--debug", "health", "--json", "--replay", str(FIX / "h100-capture.json")
+    )
+    assert rc == 0 and json.loads(out)["status"] == "ok"

@@ -144,3 +144,31 @@ def test_profile_for_node_table() -> None:
     assert profile_for_node("NVIDIA A100-SXM4-80GB", 8, True) == "a100-sxm-8"
     assert profile_for_node("NVIDIA A100-SXM4-80GB", 4, False) == "generic"
     assert profile_for_node("", 0, False) == "generic"
+
+
+@pytest.mark.parametrize("name", ["generic", "h100", "h100-sxm-8", "a100-sxm-8"])
+def test_shipped_profiles_parse_as_pyyaml_does(name: str) -> None:
+    import yaml
+
+    from sre_tools.health.policy import PROFILES, _profile_text, parse_profile
+
+    assert name in PROFILES
+    text = _profile_text(name)
+    assert parse_profile(text) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a: {b: 1}\n", id="flow-mapping"),
+        pytest.param("a: [1, 2]\n", id="flow-sequence"),
+        pytest.param("- a\n", id="sequence"),
+        pytest.param("a: 'quoted'\n", id="quoted"),
+    ],
+)
+def test_profile_parser_refuses_yaml_outside_its_subset(text: str) -> None:
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.health.policy import parse_profile
+
+    with pytest.raises(ValidationError):
+        parse_profile(text)
