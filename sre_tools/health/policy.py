@@ -11,6 +11,7 @@ site file's overrides apply on top of it.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,14 +133,20 @@ def parse_profile(text: str, name: str = "<profile>") -> dict[str, Any]:
     return root
 
 
-def _load_profile(name: str, depth: int = 0) -> dict[str, Any]:
+def _load_profile(name: str) -> dict[str, Any]:
+    # Every run of a long-lived process (the exporter) resolves the node's profile: parse once.
+    return copy.deepcopy(_parsed_profile(name))
+
+
+@functools.cache
+def _parsed_profile(name: str, depth: int = 0) -> dict[str, Any]:
     doc = parse_profile(_profile_text(name), f"profile {name}")
     parent = doc.get("extends")
     if parent is None:
         return dict(doc)
     if depth > 3:
         raise ValidationError("profile inheritance too deep", field="extends")
-    return _merge(_load_profile(str(parent), depth + 1), doc, "", f"profile {name}")
+    return _merge(_parsed_profile(str(parent), depth + 1), doc, "", f"profile {name}")
 
 
 def profile_for_node(model: str, gpus: int, nvswitch: bool) -> str:
