@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers.podman_nodes import PodmanNodes, node_image, sre_node_image  # noqa: E402
 
-FIXTURE = ROOT / "tests" / "fixtures" / "gpu" / "h100-synthetic.json"
+FIXTURE = ROOT / "tests" / "fixtures" / "gpu" / "h100-capture.json"
 SITE_SCENARIO = ROOT / "molecule" / "site" / "molecule.yml"
 RECAP = re.compile(
     r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M

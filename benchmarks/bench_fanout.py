@@ -2,7 +2,7 @@
 
 N Debian 12 systemd containers (tests/helpers/podman_nodes.py, default 8), each with its own
 sshd on a loopback port (host keys generated here and verified) and a salt-minion, and one
-recorded NVML session (tests/fixtures/gpu/h100-synthetic.json) copied to every node; both front
+recorded NVML session (tests/fixtures/gpu/h100-capture.json) copied to every node; both front
 ends play that recording, so each node runs the same health checks for both:
 
 - Salt: a salt-master on the host (127.0.0.1, free ports, temporary directories, ``open_mode``
@@ -65,7 +65,7 @@ from tests.helpers.podman_nodes import Node, PodmanNodes, sre_salt_node_image  #
 from tests.helpers.salt import SaltPair, salt_bin  # noqa: E402
 from tests.helpers.salt_containers import SALT_VENV  # noqa: E402
 
-FIXTURE = ROOT / "tests" / "fixtures" / "gpu" / "h100-synthetic.json"
+FIXTURE = ROOT / "tests" / "fixtures" / "gpu" / "h100-capture.json"
 REPLAY = "/srv/recordings/gpu.json"  # on every node, for both front ends
 PREFIX = os.environ.get("SRE_BENCH_FANOUT_PREFIX", "sre-bf-")
 MINION_UNIT = "sre-bf-salt-minion"

@@ -59,7 +59,7 @@ POLL_SECONDS = 0.05
 STEP_TIMEOUT_SECONDS = 60.0
 NODE = "gpu01"
 LOST = FIXTURES / "faults" / "gpu-lost.json"
-HEALTHY = FIXTURES / "h100-synthetic.json"
+HEALTHY = FIXTURES / "h100-capture.json"
 # No budget or cooldown in the way: every event here should drain (one node each).
 GUARDRAILS = {
     "max_drained_nodes": 1000,

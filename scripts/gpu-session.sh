@@ -8,6 +8,8 @@ mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi -L > "$OUT/nvidia-smi-L.txt" 2>&1
+nvidia-smi -q -x > "$OUT/nvidia-smi-q.xml" 2>&1
+"$PY" -m sre_tools.gpu.smi_xml "$OUT/nvidia-smi-q.xml" > "$OUT/converted.json" 2> "$OUT/convert.txt"
 "$PY" -m pytest -m gpu tests/gpu -v -p no:cacheprovider > "$OUT/pytest-gpu.txt" 2>&1
 echo "pytest -m gpu exit $?" >> "$OUT/pytest-gpu.txt"
 "$PY" -m sre_tools.cli.main gpu capture -o "$OUT/h100-capture.json" > "$OUT/capture.txt" 2>&1

@@ -53,7 +53,7 @@ def test_wheel_holds_the_health_profiles_and_data(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("sre_tools-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("generic.yaml", "h100-sxm-8.yaml", "a100-sxm-8.yaml"):
+    for name in ("generic.yaml", "h100.yaml", "h100-sxm-8.yaml", "a100-sxm-8.yaml"):
         assert f"sre_tools/health/profiles/{name}" in names
     assert "sre_tools/data/versions.yml" in names
     assert "sre_tools/data/xid/README.md" in names or any(

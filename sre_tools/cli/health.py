@@ -11,10 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
-
-from sre_tools.cli.output import console, emit_json, table
-
 EXIT_UNKNOWN = 3
 SEVERITY_STYLE = {
     "crit": "[bold red]CRIT[/]",
@@ -23,87 +19,237 @@ SEVERITY_STYLE = {
     "ok": "[green]ok[/]",
     "skipped": "[dim]skipped[/]",
 }
+FORMATS = ("table", "json", "nhc")
 
 
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Versioned JSON (same as --format json).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "nhc"]),
-    default="table",
-    show_default=True,
-    help="nhc: Slurm HealthCheckProgram lines.",
+class Opt:
+    """One option of ``sre health``: the click command (``--help``) and the start-up parser
+    (:func:`parse`) are both built from :data:`OPTIONS`, so they cannot drift apart. (A plain
+    class: a dataclass costs start-up time on the path Slurm runs on every node.)"""
+
+    __slots__ = ("dest", "flag", "help", "kind")
+
+    def __init__(self, flag: str, dest: str, kind: str, help: str):
+        self.flag = flag
+        self.dest = dest
+        self.kind = kind  # "flag", "choice", "str", "file", "dir", "seconds"
+        self.help = help
+
+
+OPTIONS = (
+    Opt("--json", "as_json", "flag", "Versioned JSON (same as --format json)."),
+    Opt("--format", "fmt", "choice", "table, json or nhc (Slurm HealthCheckProgram lines)."),
+    Opt("--config", "config", "file", "Site policy YAML (overrides the profile)."),
+    Opt(
+        "--profile",
+        "profile",
+        "str",
+        "Policy profile: generic, h100, h100-sxm-8, a100-sxm-8 (default: picked from the node).",
+    ),
+    Opt("--replay", "replay", "file", "Run against a recording (sre gpu capture) instead of NVML."),
+    Opt(
+        "--state",
+        "state_path",
+        "file",
+        "Counter state file for rates (default: XDG state dir; none with --replay).",
+    ),
+    Opt(
+        "--sysfs",
+        "sysfs",
+        "dir",
+        "sysfs root for PCI and InfiniBand (default /sys; none with --replay).",
+    ),
+    Opt(
+        "--kernel-log",
+        "kernel_log",
+        "file",
+        "Read kernel-log lines from this file instead of the system.",
+    ),
+    Opt("--timeout", "timeout", "seconds", "Collection watchdog (seconds, finite and above 0)."),
+    Opt("--all", "show_all", "flag", "Show OK and skipped findings too."),
 )
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Site policy YAML (overrides the profile).",
-)
-@click.option("--profile", default=None, help="Policy profile: generic, h100-sxm-8, a100-sxm-8.")
-@click.option(
-    "--replay",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Run against a recording (sre gpu capture) instead of NVML.",
-)
-@click.option(
-    "--state",
-    "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Counter state file for rates (default: XDG state dir; none with --replay).",
-)
-@click.option(
-    "--sysfs",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="sysfs root for PCI and InfiniBand (default /sys; none with --replay).",
-)
-@click.option(
-    "--kernel-log",
-    "kernel_log",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Read kernel-log lines from this file instead of the system.",
-)
-@click.option("--timeout", type=float, default=None, help="Collection watchdog (seconds).")
-@click.option("--all", "show_all", is_flag=True, help="Show OK and skipped findings too.")
-def health(
-    as_json: bool,
-    fmt: str,
-    config: Path | None,
-    profile: str | None,
-    replay: Path | None,
-    state_path: Path | None,
-    sysfs: Path | None,
-    kernel_log: Path | None,
-    timeout: float | None,
-    show_all: bool,
-) -> int:
-    """Check the GPUs of this node: findings, severity and the required action."""
+DEFAULTS: dict[str, Any] = {o.dest: (False if o.kind == "flag" else None) for o in OPTIONS}
+DEFAULTS["fmt"] = "table"
+
+
+class UsageError(Exception):
+    """A bad option or argument of ``sre health`` (exit 3, UNKNOWN)."""
+
+
+def _value(opt: Opt, raw: str) -> Any:
+    import math
+
+    if opt.kind == "choice":
+        if raw not in FORMATS:
+            raise UsageError(
+                f"Invalid value for '{opt.flag}': {raw!r} is not one of {', '.join(FORMATS)}."
+            )
+        return raw
+    if opt.kind == "seconds":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise UsageError(f"Invalid value for '{opt.flag}': {raw!r} is not a number.") from None
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(
+                f"Invalid value for '{opt.flag}': "
+                f"{value!r} is not a finite number of seconds above 0"
+            )
+        return value
+    if opt.kind in {"file", "dir"}:
+        path = Path(raw)
+        if opt.kind == "file" and path.is_dir():
+            raise UsageError(f"Invalid value for '{opt.flag}': File {raw!r} is a directory.")
+        if opt.kind == "dir" and path.exists() and not path.is_dir():
+            raise UsageError(f"Invalid value for '{opt.flag}': Directory {raw!r} is a file.")
+        return path
+    return raw
+
+
+def parse(argv: list[str]) -> dict[str, Any]:
+    """``sre health`` options without click (it is not imported on the health path)."""
+    by_flag = {o.flag: o for o in OPTIONS}
+    out = dict(DEFAULTS)
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        flag, eq, inline = arg.partition("=")
+        opt = by_flag.get(flag)
+        if opt is None:
+            if arg.startswith("-"):
+                raise UsageError(f"No such option: {flag}")
+            raise UsageError(f"Got unexpected extra argument ({arg})")
+        if opt.kind == "flag":
+            if eq:
+                raise UsageError(f"Option '{flag}' does not take a value.")
+            out[opt.dest] = True
+            continue
+        if eq:
+            raw = inline
+        elif args:
+            raw = args.pop(0)
+        else:
+            raise UsageError(f"Option '{flag}' requires an argument.")
+        out[opt.dest] = _value(opt, raw)
+    return out
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def execute(opts: dict[str, Any]) -> int:
+    """Run and print; the exit code (Nagios)."""
     from sre_tools.exceptions import SreError
 
     try:
-        report = _run(config, profile, replay, state_path, sysfs, kernel_log, timeout)
+        report = _run(
+            opts["config"],
+            opts["profile"],
+            opts["replay"],
+            opts["state_path"],
+            opts["sysfs"],
+            opts["kernel_log"],
+            opts["timeout"],
+        )
     except SreError as exc:
         # Bad input or a runtime failure: for a Nagios-style check both mean UNKNOWN, never a
         # WARNING (1) or CRITICAL (2) that the node did not earn.
-        click.echo(f"sre: error: {exc}", err=True)
+        _err(f"sre: error: {exc}")
         return EXIT_UNKNOWN
     except OSError as exc:
-        click.echo(f"sre: error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+        _err(f"sre: error: {exc.filename or ''}: {exc.strerror or exc}")
         return EXIT_UNKNOWN
-    if as_json or fmt == "json":
-        emit_json(report.to_dict())
-    elif fmt == "nhc":
+    if opts["as_json"] or opts["fmt"] == "json":
+        _emit_json(report.to_dict())
+    elif opts["fmt"] == "nhc":
         for line in nhc_lines(report):
-            click.echo(line)
+            print(line)
     else:
-        render(report, show_all)
+        render(report, opts["show_all"])
     return int(report.exit_code)
+
+
+def _emit_json(data: Any) -> None:
+    import json
+
+    try:
+        text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError:  # a NaN or infinity in the evidence: the shared writer cleans it
+        from sre_tools.cli.output import emit_json
+
+        emit_json(data)
+        return
+    sys.stdout.write(text + "\n")
+
+
+def run_fast(argv: list[str]) -> int:
+    """``sre health ARGS`` without click: the path Slurm and Nagios run on every node."""
+    try:
+        opts = parse(argv)
+    except UsageError as exc:
+        _err(f"sre: usage error: {exc} (see 'sre health --help')")
+        return EXIT_UNKNOWN
+    try:
+        return execute(opts)
+    except Exception as exc:
+        _err(
+            f"sre: internal error: {type(exc).__name__}: {exc} "
+            "(run 'sre --debug health' for details)"
+        )
+        return EXIT_UNKNOWN
+
+
+def _click_command() -> Any:
+    """The click command (``sre health --help``, ``sre --debug health``), from :data:`OPTIONS`."""
+    import click
+
+    def callback(**opts: Any) -> int:
+        return execute(opts)
+
+    def seconds(_ctx: Any, _param: Any, value: float | None) -> float | None:
+        if value is None:
+            return None
+        try:
+            return float(_value(OPTIONS_BY_DEST["timeout"], str(value)))
+        except UsageError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[-1]) from None
+
+    types: dict[str, Any] = {
+        "choice": click.Choice(list(FORMATS)),
+        "file": click.Path(dir_okay=False, path_type=Path),
+        "dir": click.Path(file_okay=False, path_type=Path),
+        "str": None,
+        "seconds": float,
+    }
+    command = callback
+    for opt in reversed(OPTIONS):
+        if opt.kind == "flag":
+            command = click.option(opt.flag, opt.dest, is_flag=True, help=opt.help)(command)
+        else:
+            command = click.option(
+                opt.flag,
+                opt.dest,
+                type=types[opt.kind],
+                default=DEFAULTS[opt.dest],
+                show_default=opt.dest == "fmt",
+                callback=seconds if opt.kind == "seconds" else None,
+                help=opt.help,
+            )(command)
+    return click.command(
+        "health", help="Check the GPUs of this node: findings, severity and the required action."
+    )(command)
+
+
+OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "health":  # the click command, built on first use (``sre health --help``)
+        command = _click_command()
+        globals()["health"] = command
+        return command
+    raise AttributeError(name)
 
 
 def _run(
@@ -148,7 +294,10 @@ def nhc_lines(report: Any) -> list[str]:
     """NHC-style output for Slurm: nothing when healthy, one ERROR line per problem."""
     out = []
     for f in report.problems():
-        where = "node" if f.gpu is None else f"GPU {f.gpu.index} ({f.gpu.uuid or f.gpu.pci_bus_id})"
+        where = "node"
+        if f.gpu is not None:
+            ids = ", ".join(x for x in (f.gpu.uuid, f.gpu.pci_bus_id) if x)
+            where = f"GPU {f.gpu.index}" + (f" ({ids})" if ids else "")
         out.append(
             f"ERROR: nhc: Health check failed: {where}: {f.check}: {f.summary} "
             f"[{f.severity.value}, action {f.action.value}]"
@@ -158,11 +307,14 @@ def nhc_lines(report: Any) -> list[str]:
 
 def render(report: Any, show_all: bool) -> None:
     con = console()
-    rows = [f for f in report.findings if show_all or f in report.problems()]
+    # One pass: problems() builds a list, and "f in list" compares dataclasses field by field;
+    # asking it per finding made the table quadratic in the number of GPUs.
+    problems = report.problems()
+    rows = list(report.findings) if show_all else problems
     status = SEVERITY_STYLE.get(report.severity.value, report.severity.value)
     con.print(
         f"{report.host}: {status}, action [bold]{report.action.value}[/] "
-        f"({len(report.problems())} problem(s), {len(report.findings)} findings, "
+        f"({len(problems)} problem(s), {len(report.findings)} findings, "
         f"{report.duration_seconds * 1000:.1f} ms, {report.source})"
     )
     if rows:
@@ -184,5 +336,18 @@ def render(report: Any, show_all: bool) -> None:
         )
 
 
+def console() -> Any:
+    # rich (through the shared output helpers) only for the table: not on the JSON/NHC path.
+    from sre_tools.cli.output import console as make
+
+    return make()
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Any:
+    from sre_tools.cli.output import table as make
+
+    return make(title, columns, rows)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(health())
+    sys.exit(run_fast(sys.argv[1:]))

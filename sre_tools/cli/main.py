@@ -13,13 +13,13 @@ import importlib
 import sys
 from typing import Any
 
-import click
-
-from sre_tools import __version__
-
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
+# Commands with Nagios exit codes: a usage error or bad option there is UNKNOWN (3), never a
+# WARNING (1) or CRITICAL (2) the node did not earn.
+NAGIOS_COMMANDS = {"health"}
+EXIT_UNKNOWN = 3
 
 # name -> (module, attribute, one-line help). The help is here so that listing commands does not
 # import them.
@@ -62,40 +62,61 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group that imports a sub-command's module only when it runs."""
+def _group() -> Any:
+    """The click group, built on first use: ``sre health`` runs without importing click."""
+    import click
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Listing commands (``sre --help``) uses the short help above: nothing is imported.
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+    from sre_tools import __version__
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+    class LazyGroup(click.Group):
+        """A click group that imports a sub-command's module only when it runs."""
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        module = importlib.import_module(entry[0])
-        command: click.Command = getattr(module, entry[1])
-        return command
+        def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+            # Listing commands (``sre --help``) uses the short help above: nothing is imported.
+            rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted(COMMANDS)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            entry = COMMANDS.get(cmd_name)
+            if entry is None:
+                return None
+            module = importlib.import_module(entry[0])
+            command: click.Command = getattr(module, entry[1])
+            return command
+
+    @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, prog_name="sre")
+    @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+    @click.pass_context
+    def cli(ctx: click.Context, debug: bool) -> None:
+        """On-call tools for bare-metal GPU clusters: health, SLOs, error budgets, reliability."""
+        ctx.ensure_object(dict)
+        ctx.obj["debug"] = debug
+
+    return cli
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sre")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """On-call tools for bare-metal GPU clusters: health, SLOs, error budgets, reliability."""
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+def __getattr__(name: str) -> Any:
+    if name == "cli":
+        return _group()
+    raise AttributeError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map package errors to one-line messages and documented exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["health"] and not {"-h", "--help"} & set(args[1:]):
+        # The node-health path (Slurm, Nagios run it on every node): no click, no rich.
+        from sre_tools.cli.health import run_fast
+
+        return run_fast(args[1:])
+    import click
+
+    cli = _group()
     debug = "--debug" in args
     try:
         result: Any = cli.main(args=args, prog_name="sre", standalone_mode=False)
@@ -110,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.UsageError):
             where = exc.ctx.command_path if exc.ctx is not None else "sre"
             click.echo(f"sre: usage error: {message} (see '{where} --help')", err=True)
+            if where.split()[1:2] and where.split()[1] in NAGIOS_COMMANDS:
+                return EXIT_UNKNOWN
             return EXIT_INVALID
         click.echo(f"sre: error: {message}", err=True)
         return exc.exit_code

@@ -80,6 +80,7 @@ GPU_UTILIZATION = "gpu_utilization_ratio"
 GPU_MEMORY_UTILIZATION = "gpu_memory_utilization_ratio"
 GPU_MEMORY_USED = "gpu_memory_used_bytes"
 GPU_MEMORY_TOTAL = "gpu_memory_total_bytes"
+GPU_MEMORY_RESERVED = "gpu_memory_reserved_bytes"
 GPU_ECC_ERRORS = "gpu_ecc_errors_total"
 GPU_REMAPPED_ROWS = "gpu_remapped_rows_total"
 GPU_ROW_REMAP_PENDING = "gpu_row_remap_pending"
@@ -167,8 +168,9 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     _gpu(GPU_UTILIZATION, _G, "Fraction of the last sample period a kernel was running."),
     _gpu(GPU_MEMORY_UTILIZATION, _G, "Fraction of the last sample period memory was read/written."),
-    _gpu(GPU_MEMORY_USED, _G, "Frame buffer memory in use."),
+    _gpu(GPU_MEMORY_USED, _G, "Frame buffer memory in use, as nvidia-smi shows it (NVML v2)."),
     _gpu(GPU_MEMORY_TOTAL, _G, "Frame buffer memory installed."),
+    _gpu(GPU_MEMORY_RESERVED, _G, "Frame buffer memory the driver reserves (not in used)."),
     _gpu(
         GPU_ECC_ERRORS,
         _C,

@@ -126,6 +126,9 @@ class EventTee:
     def read(self, index: int, name: str, *args: Any) -> Any:
         return self.backend.read(index, name, *args)
 
+    def pci_bus_id(self, index: int) -> str | None:
+        return self.backend.pci_bus_id(index)
+
     def events(self) -> list[dict[str, Any]]:
         records = list(self.backend.events())
         self.last_events = records

@@ -170,6 +170,7 @@ def _device_samples(r: _Reader, lab: LabelValues) -> list[Sample]:
     mem = r.mapping("memory")
     add(c.GPU_MEMORY_USED, _number(mem.get("used_bytes")))
     add(c.GPU_MEMORY_TOTAL, _number(mem.get("total_bytes")))
+    add(c.GPU_MEMORY_RESERVED, _number(mem.get("reserved_bytes")))
     for kind in ECC_KINDS:
         for counter in ECC_COUNTERS:
             add(c.GPU_ECC_ERRORS, r.number("ecc_errors", kind, counter), kind, counter)

@@ -15,7 +15,13 @@ from typing import Any, Protocol
 
 from sre_tools.exceptions import ValidationError
 from sre_tools.gpu import readings
-from sre_tools.gpu.errors import InitFailure, NotSupported, NvmlInitError, ReadError
+from sre_tools.gpu.errors import (
+    InitFailure,
+    NotRecorded,
+    NotSupported,
+    NvmlInitError,
+    ReadError,
+)
 
 RECORDING_VERSION = 1
 
@@ -27,6 +33,7 @@ class Backend(Protocol):
     def system(self, name: str) -> Any: ...
     def read(self, index: int, name: str, *args: Any) -> Any: ...
     def events(self) -> list[dict[str, Any]]: ...
+    def pci_bus_id(self, index: int) -> str | None: ...
 
 
 def _error_name(nvml: Any, exc: Exception) -> str:
@@ -100,6 +107,10 @@ class RealBackend:
         handle = self._handle(index)
         return self._wrap(readings.DEVICE[name], self.nvml, handle, *args)
 
+    def pci_bus_id(self, index: int) -> str | None:
+        """Where NVML cannot name a lost GPU, the caller asks sysfs instead."""
+        return None
+
     def events(self) -> list[dict[str, Any]]:
         with self._lock:
             out, self._pending_events = self._pending_events, []
@@ -115,6 +126,11 @@ class RecordedBackend:
 
     A recording may also say that NVML itself fails (``"init_error": "driver_not_loaded"``) and
     list NVML events (``"events"``) for the event-driven XID path.
+
+    Each reading is ``{"value": ...}``, ``{"error": "NVML_ERROR_NAME"}`` or
+    ``{"not_recorded": "why"}``; extra keys (``"source"``, ``"from"``) say where a value came
+    from and are ignored here. A reading that is missing or marked not recorded raises
+    :class:`NotRecorded` (the check is SKIPPED), never a healthy default.
     """
 
     def __init__(self, data: dict[str, Any], source: str = "<recording>"):
@@ -189,7 +205,7 @@ class RecordedBackend:
             raise ReadError(code)
         if isinstance(entry, dict) and "value" in entry:
             return entry["value"]
-        raise NotSupported("NOT_RECORDED")
+        raise NotRecorded("NOT_RECORDED")
 
     def device_count(self) -> int:
         count = self.data.get("device_count")
@@ -208,6 +224,19 @@ class RecordedBackend:
         if dev.get("lost"):
             raise ReadError("GPU_IS_LOST")
         return self._answer(dev["readings"].get(readings.key(name, args)))
+
+    def pci_bus_id(self, index: int) -> str | None:
+        """The recorded bus id of a GPU, even one the recording marks lost."""
+        devices = self.data.get("devices", [])
+        if not 0 <= index < len(devices):
+            return None
+        dev = devices[index]
+        entry = dev["readings"].get("pci")
+        if isinstance(entry, dict) and isinstance(entry.get("value"), dict):
+            bus = entry["value"].get("bus_id")
+            return str(bus) if bus else None
+        bus = dev.get("pci_bus_id")
+        return str(bus) if bus else None
 
     def events(self) -> list[dict[str, Any]]:
         return list(self.data.get("events", []))

@@ -29,6 +29,11 @@ class NotSupported(Exception):
     """The reading does not exist on this device or driver: the check does not apply."""
 
 
+class NotRecorded(NotSupported):
+    """A recording holds no answer for this reading (converted from a tool that does not show
+    it, or written by an older version): the check is SKIPPED, never judged on a made-up value."""
+
+
 class ReadError(Exception):
     """A reading failed; ``code`` is NVML's error name (``GPU_IS_LOST``, ``TIMEOUT``, ...)."""
 

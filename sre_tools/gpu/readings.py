@@ -79,6 +79,25 @@ def _pci(nvml: Any, handle: Any) -> dict[str, Any]:
 
 
 def _memory(nvml: Any, handle: Any) -> dict[str, int]:
+    """Frame buffer memory as ``nvidia-smi`` shows it (``nvmlDeviceGetMemoryInfo_v2``).
+
+    The v1 call counts the driver's reserved memory as used (an idle H100 80GB "uses" ~500 MiB);
+    v2 reports it apart, so ``used_bytes`` matches ``nvidia-smi`` and ``reserved_bytes`` is
+    exported on its own. Drivers without v2 fall back to v1 (no ``reserved_bytes`` then).
+    """
+    version = getattr(nvml, "nvmlMemory_v2", None)
+    if version is not None:
+        try:
+            info = nvml.nvmlDeviceGetMemoryInfo(handle, version=version)
+        except nvml.NVMLError_FunctionNotFound:
+            pass
+        else:
+            return {
+                "total_bytes": int(info.total),
+                "reserved_bytes": int(info.reserved),
+                "used_bytes": int(info.used),
+                "free_bytes": int(info.free),
+            }
     info = nvml.nvmlDeviceGetMemoryInfo(handle)
     return {
         "total_bytes": int(info.total),
@@ -217,6 +236,10 @@ DEVICE: dict[str, Reader] = {
     "temperature_threshold_c": lambda n, h, kind: int(
         n.nvmlDeviceGetTemperatureThreshold(h, THRESHOLDS[kind])
     ),
+    # Degrees C below T.Limit, the point where the driver starts to slow the GPU down (positive:
+    # below it). Where absolute thresholds are NotSupported (H100 on driver 580) this is the one
+    # limit the driver reports.
+    "margin_temperature_c": lambda n, h: int(n.nvmlDeviceGetMarginTemperature(h)),
     "memory_temperature_c": lambda n, h: int(_field(n, h, "NVML_FI_DEV_MEMORY_TEMP")),
     "power_usage_mw": lambda n, h: int(n.nvmlDeviceGetPowerUsage(h)),
     "power_limit_mw": lambda n, h: int(n.nvmlDeviceGetEnforcedPowerLimit(h)),

@@ -1,22 +1,25 @@
-"""Health policy: shipped profiles (``generic``, ``h100-sxm-8``, ``a100-sxm-8``) plus a site file.
+"""Health policy: shipped profiles (``generic``, ``h100``, ``h100-sxm-8``, ``a100-sxm-8``) plus a
+site file.
 
 A site file is a YAML mapping that may name a profile (``profile: h100-sxm-8``) and override any
-key; unknown keys and wrong types are errors that name the file and the field.
+key; unknown keys and wrong types are errors that name the file and the field. Without
+``--profile`` and without a ``profile:`` in the site file the profile is picked from what the node
+is (:func:`profile_for_node`: model, GPU count, NVSwitch present) once NVML has answered, and the
+site file's overrides apply on top of it.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from importlib import resources
+import functools
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sre_tools.exceptions import ValidationError
 
-PROFILES = ("generic", "h100-sxm-8", "a100-sxm-8")
+PROFILES = ("generic", "h100", "h100-sxm-8", "a100-sxm-8")
 # Keys whose default is null ("derive it"), and the type a site file may set them to.
 NULLABLE: dict[str, tuple[type, ...]] = {
     "expected_gpus": (int,),
@@ -29,14 +32,19 @@ NULLABLE: dict[str, tuple[type, ...]] = {
 }
 
 
+def _yaml() -> Any:
+    import yaml  # only where YAML is read: not imported by a run that needs no YAML
+
+    return yaml
+
+
 def _profile_text(name: str) -> str:
     if name not in PROFILES:
         raise ValidationError(
             f"unknown profile {name!r} (expected one of {', '.join(PROFILES)})", field="profile"
         )
-    return (resources.files("sre_tools") / "health" / "profiles" / f"{name}.yaml").read_text(
-        encoding="utf-8"
-    )
+    # Next to this module (importlib.resources costs start-up time; sre_tools is never zipped).
+    return (Path(__file__).parent / "profiles" / f"{name}.yaml").read_text(encoding="utf-8")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any], path: str, source: str) -> dict[str, Any]:
@@ -73,27 +81,92 @@ def _merge(base: dict[str, Any], over: dict[str, Any], path: str, source: str) -
                     source=source,
                     field=where,
                 )
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            raise ValidationError("must not be negative", source=source, field=where)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValidationError("must be a finite number", source=source, field=where)
+            if value < 0:
+                raise ValidationError("must not be negative", source=source, field=where)
         out[key] = value
     return out
 
 
-def _load_profile(name: str, depth: int = 0) -> dict[str, Any]:
-    # Shipped profiles are trusted and flat: libyaml's loader is ~10x faster than PyYAML's own,
-    # which matters for `sre health` as a whole process (Slurm runs it on every node).
-    doc = yaml.load(_profile_text(name), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+def _scalar(text: str) -> Any:
+    if text in {"null", "~", ""}:
+        return None
+    if text in {"true", "false"}:
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_profile(text: str, name: str = "<profile>") -> dict[str, Any]:
+    """A shipped profile: the block-mapping subset of YAML they are written in (``key: scalar``
+    and nested ``key:`` blocks by indentation, comments, ``---``), without importing PyYAML on
+    the health path. ``tests/health/checks/test_policy_profiles.py`` checks it against PyYAML
+    for every shipped profile; anything outside the subset is an error, not a guess."""
+    root: dict[str, Any] = {}
+    stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip() or line.strip() == "---":
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        key, sep, value = line.strip().partition(":")
+        if not sep or not key or any(c in key for c in "{}[]'\""):
+            raise ValidationError(f"line {number}: not a 'key: value' line", source=name)
+        while indent <= stack[-1][0]:
+            stack.pop()
+        parent = stack[-1][1]
+        value = value.strip()
+        if value == "":
+            child: dict[str, Any] = {}
+            parent[key] = child
+            stack.append((indent, child))
+        elif value[0] in "{[&*!|>'\"":
+            raise ValidationError(f"line {number}: unsupported YAML value {value!r}", source=name)
+        else:
+            parent[key] = _scalar(value)
+    return root
+
+
+def _load_profile(name: str) -> dict[str, Any]:
+    # Every run of a long-lived process (the exporter) resolves the node's profile: parse once.
+    return copy.deepcopy(_parsed_profile(name))
+
+
+@functools.cache
+def _parsed_profile(name: str, depth: int = 0) -> dict[str, Any]:
+    doc = parse_profile(_profile_text(name), f"profile {name}")
     parent = doc.get("extends")
     if parent is None:
         return dict(doc)
     if depth > 3:
         raise ValidationError("profile inheritance too deep", field="extends")
-    return _merge(_load_profile(str(parent), depth + 1), doc, "", f"profile {name}")
+    return _merge(_parsed_profile(str(parent), depth + 1), doc, "", f"profile {name}")
+
+
+def profile_for_node(model: str, gpus: int, nvswitch: bool) -> str:
+    """The shipped profile for a node: H100 or A100 with 8 GPUs on an NVSwitch fabric get their
+    HGX profile, any other H100 node ``h100`` (no fabric expected), everything else ``generic``."""
+    name = model.upper()
+    if "H100" in name:
+        return "h100-sxm-8" if gpus == 8 and nvswitch else "h100"
+    if "A100" in name and gpus == 8 and nvswitch:
+        return "a100-sxm-8"
+    return "generic"
 
 
 @dataclass(frozen=True)
 class Policy:
     data: dict[str, Any]
+    # Set when no profile was named: the runner picks one from the node (:meth:`for_node`).
+    auto: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+    source: str = "<config>"
 
     @property
     def name(self) -> str:
@@ -105,28 +178,41 @@ class Policy:
             node = node[part]
         return node
 
+    def for_node(self, model: str, gpus: int, nvswitch: bool) -> Policy:
+        """This policy, or (when no profile was named) the node's profile with the same site
+        overrides; ``data["profile_from"]`` says how the profile was chosen."""
+        if not self.auto:
+            return self
+        name = profile_for_node(model, gpus, nvswitch)
+        data = _merge(_load_profile(name), self.overrides, "", self.source)
+        data["profile_from"] = f"node: {model or 'unknown model'}, {gpus} GPU(s), " + (
+            "NVSwitch fabric" if nvswitch else "no NVSwitch fabric"
+        )
+        return Policy(data, False, self.overrides, self.source)
+
 
 def load_policy(
     profile: str | None = None, config_text: str | None = None, source: str = "<config>"
 ) -> Policy:
-    """Profile (default ``generic``) with the site file's overrides applied."""
+    """Profile (named, else picked from the node at run time) with the site file's overrides."""
     over: dict[str, Any] = {}
     if config_text is not None:
         try:
-            loaded = yaml.safe_load(config_text)
-        except yaml.YAMLError as exc:
+            loaded = _yaml().safe_load(config_text)
+        except _yaml().YAMLError as exc:
             raise ValidationError(
                 f"invalid YAML: {str(exc).splitlines()[0]}", source=source
             ) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ValidationError("expected a mapping at the top level", source=source)
         over = loaded or {}
-    name = profile or str(over.get("profile") or "generic")
+    named = profile or over.get("profile")
+    name = str(named or "generic")
     try:
         base = _load_profile(name)
     except ValidationError as exc:
         raise exc.at(source) from None
-    return Policy(_merge(base, over, "", source))
+    return Policy(_merge(base, over, "", source), named is None, over, source)
 
 
 def load_policy_file(path: Path | None, profile: str | None = None) -> Policy:

@@ -2,7 +2,8 @@
 
 A check is ``fn(ctx) -> iterable of Finding`` registered with :func:`check`; per-GPU checks use
 :func:`gpu_check`, which also turns NVML outcomes into findings: NotSupported becomes SKIPPED
-("not applicable here"), a lost GPU stops that GPU's other checks, other read errors are UNKNOWN.
+("not applicable here"; "not recorded" for a reading a recording lacks), a lost GPU stops that
+GPU's other checks, other read errors are UNKNOWN.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sre_tools.gpu.backend import Backend
-from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
+from sre_tools.gpu.errors import NotRecorded, NotSupported, NvmlInitError, ReadError
 from sre_tools.health.model import Finding, GpuRef, Severity
 from sre_tools.health.policy import Policy
 from sre_tools.health.state import CounterState
@@ -30,6 +31,7 @@ class Context:
     init_error: NvmlInitError | None = None
     gpus: list[GpuRef] = field(default_factory=list)
     lost: set[int] = field(default_factory=set)
+    discovery_failed: bool = False  # the GPU list is not known (count or discovery failed)
     kernel_log_lines: list[str] | None = None  # injected in tests and replays
     expensive: bool = False  # InfoROM validation may run this cycle
     cache: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +82,10 @@ def gpu_check(check_id: str) -> Callable[[GpuCheckFn], GpuCheckFn]:
                     continue
                 try:
                     yield from list(fn(ctx, gpu))
+                except NotRecorded:
+                    yield Finding(
+                        check_id, Severity.SKIPPED, "not recorded in this recording", gpu=gpu
+                    )
                 except NotSupported as exc:
                     yield Finding(
                         check_id, Severity.SKIPPED, f"not applicable here ({exc})", gpu=gpu

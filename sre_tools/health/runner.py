@@ -8,7 +8,8 @@ must not start another collection while one is still running, see ``collector_bu
 
 from __future__ import annotations
 
-import socket
+import contextlib
+import os
 import threading
 import time
 from pathlib import Path
@@ -30,12 +31,15 @@ def collector_busy() -> bool:
 
 
 def discover(ctx: Context) -> list[Finding]:
-    """Fill ``ctx.gpus``; a GPU that cannot even be named is lost."""
+    """Fill ``ctx.gpus``; a GPU that cannot even be named is lost (named by its PCI bus id from
+    the backend or sysfs where NVML cannot give one)."""
     findings: list[Finding] = []
     try:
         count = ctx.backend.device_count()
     except (ReadError, NotSupported) as exc:
+        ctx.discovery_failed = True
         return [Finding("gpu.count", Severity.UNKNOWN, f"NVML cannot count GPUs: {exc}")]
+    bus_ids: list[str] | None = None
     for index in range(count):
         ref = GpuRef(index)
         try:
@@ -43,6 +47,12 @@ def discover(ctx: Context) -> list[Finding]:
             pci = ctx.backend.read(index, "pci")
             ref = GpuRef(index, uuid, str(pci.get("bus_id", "")) if isinstance(pci, dict) else "")
         except ReadError as exc:
+            bus = ctx.backend.pci_bus_id(index)
+            if bus is None:
+                if bus_ids is None:
+                    bus_ids = nvidia_bus_ids(ctx.sysfs)
+                bus = bus_ids[index] if index < len(bus_ids) else ""
+            ref = GpuRef(index, "", bus)
             ctx.lost.add(index)
             findings.append(lost_finding(ref, exc))
         except NotSupported:
@@ -51,15 +61,56 @@ def discover(ctx: Context) -> list[Finding]:
     return findings
 
 
+def nvidia_bus_ids(sysfs: Path) -> list[str]:
+    """Bus ids of the GPUs bound to the nvidia driver, in PCI order (NVML's default index order).
+
+    ``/sys/bus/pci/drivers/nvidia`` lists every bound device, a lost GPU too; NVSwitches
+    (class 0x0680) are left out.
+    """
+    root = sysfs / "bus" / "pci" / "drivers" / "nvidia"
+    try:
+        names = sorted(p.name for p in root.iterdir() if p.name.count(":") == 2)
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        try:
+            klass = (root / name / "class").read_text().strip().lower()
+        except OSError:
+            klass = ""
+        if not klass or klass[:6] in ("0x0300", "0x0302"):
+            out.append(name)
+    return out
+
+
+def _failed(what: str, exc: BaseException) -> Finding:
+    return Finding(
+        "health.collection",
+        Severity.UNKNOWN,
+        f"{what} failed: {type(exc).__name__}: {exc}",
+        evidence={"error": f"{type(exc).__name__}: {exc}"},
+    )
+
+
 def _collect(ctx: Context, out: list[Finding]) -> None:
     ctx.findings = out  # checks that aggregate (reset.pending) read what ran before them
     try:
         ctx.backend.init()
     except NvmlInitError as exc:
         ctx.init_error = exc
+    except Exception as exc:  # a crash outside any check: the node's state is unknown
+        ctx.discovery_failed = True
+        out.append(_failed("NVML initialisation", exc))
+        return
     try:
         if ctx.init_error is None:
-            out.extend(discover(ctx))
+            try:
+                out.extend(discover(ctx))
+            except Exception as exc:
+                ctx.discovery_failed = True
+                ctx.gpus.clear()
+                out.append(_failed("GPU discovery", exc))
+            resolve_profile(ctx)
         for reg in REGISTRY:
             if reg.needs_nvml and ctx.init_error is not None:
                 continue
@@ -71,9 +122,53 @@ def _collect(ctx: Context, out: list[Finding]) -> None:
                         reg.check_id, Severity.UNKNOWN, f"check failed: {type(exc).__name__}: {exc}"
                     )
                 )
+    except Exception as exc:
+        out.append(_failed("health collection", exc))
     finally:
         if ctx.init_error is None:
             ctx.backend.shutdown()
+
+
+def resolve_profile(ctx: Context) -> None:
+    """Where no profile was named, pick the node's (model, GPU count, NVSwitch present)."""
+    if not ctx.policy.auto or ctx.discovery_failed:
+        return
+    model = ""
+    nvswitch = bool(nvswitch_bus_ids(ctx.sysfs))
+    for gpu in ctx.gpus:
+        if gpu.index in ctx.lost:
+            continue
+        if not model:
+            with contextlib.suppress(NotSupported, ReadError):
+                model = str(ctx.backend.read(gpu.index, "name"))
+        if not nvswitch:
+            try:
+                fabric = ctx.backend.read(gpu.index, "fabric")
+                nvswitch = isinstance(fabric, dict) and int(fabric.get("state", 0)) != 0
+            except (NotSupported, ReadError, TypeError, ValueError):
+                pass
+        if model and nvswitch:
+            break
+    ctx.policy = ctx.policy.for_node(model, len(ctx.gpus), nvswitch)
+
+
+def nvswitch_bus_ids(sysfs: Path) -> list[str]:
+    """NVIDIA NVSwitches on the PCI bus (vendor 0x10de, class 0x0680)."""
+    root = sysfs / "bus" / "pci" / "devices"
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    out = []
+    for dev in entries:
+        try:
+            vendor = (dev / "vendor").read_text().strip().lower()
+            klass = (dev / "class").read_text().strip().lower()
+        except OSError:
+            continue
+        if vendor == "0x10de" and klass[:6] == "0x0680":
+            out.append(dev.name)
+    return out
 
 
 def run_health(
@@ -105,7 +200,7 @@ def run_health(
         policy=policy,
         state=state,
         now=when,
-        host=host if host is not None else socket.gethostname(),
+        host=host if host is not None else os.uname().nodename,  # socket.gethostname()'s answer
         sysfs=sysfs,
         kernel_log_lines=kernel_log_lines,
         expensive=when - last_validation >= interval,

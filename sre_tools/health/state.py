@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +76,8 @@ class CounterState:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # only when there is a file to write (a replay keeps none)
+
         fd, tmp = tempfile.mkstemp(prefix=".health-state.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

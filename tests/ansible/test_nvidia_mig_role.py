@@ -62,7 +62,7 @@ def test_mig_assert_in_sync(tmp_path: Path, layouts: Path, check_mode: bool) -> 
         config_file=str(layouts),
         config_name="all-disabled",
         venv=str(VENV),
-        replay=str(FIXTURES / "h100-synthetic.json"),
+        replay=str(FIXTURES / "h100-capture.json"),
         fail_on_drift=True,
         _ansible_check_mode=check_mode,
     )
@@ -78,7 +78,7 @@ def test_mig_assert_reports_drift_without_changing(tmp_path: Path, layouts: Path
         config_file=str(layouts),
         config_name="all-1g.10gb",
         venv=str(VENV),
-        replay=str(FIXTURES / "h100-synthetic.json"),
+        replay=str(FIXTURES / "h100-capture.json"),
     )
     assert rc == 0 and result["changed"] is False and result["in_sync"] is False
     assert [f["check"] for f in result["drift"]] == ["mig.layout"]
@@ -103,7 +103,7 @@ def test_mig_assert_fail_on_drift_fails_unchanged(tmp_path: Path, layouts: Path)
         config_file=str(layouts),
         config_name="all-1g.10gb",
         venv=str(VENV),
-        replay=str(FIXTURES / "h100-synthetic.json"),
+        replay=str(FIXTURES / "h100-capture.json"),
         fail_on_drift=True,
     )
     assert rc == 1 and result["failed"] is True and result["changed"] is False
@@ -126,7 +126,7 @@ def test_mig_assert_errors_are_one_line(
         config_file=str(layouts),
         config_name=name,
         venv=venv or str(VENV),
-        replay=str(FIXTURES / "h100-synthetic.json"),
+        replay=str(FIXTURES / "h100-capture.json"),
     )
     assert rc == 1 and result["changed"] is False
     assert message in result["msg"] and "\n" not in result["msg"]

@@ -38,7 +38,7 @@ from tests.ansible.conftest import PLAYBOOKS_DIR, ROLES_DIR, ROOT, tool, tool_en
 from tests.helpers.slurm import SlurmCluster
 
 FIXTURES = ROOT / "tests" / "fixtures" / "gpu"
-HEALTHY = FIXTURES / "h100-synthetic.json"
+HEALTHY = FIXTURES / "h100-capture.json"
 DBE = FIXTURES / "faults" / "dbe-volatile.json"  # CRIT, reset_gpu (GPU 0)
 REMAP_FAILURE = FIXTURES / "faults" / "remap-failure.json"  # CRIT, rma_candidate
 THERMAL = FIXTURES / "faults" / "thermal-slowdown.json"  # CRIT, check_mechanicals

@@ -55,7 +55,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("ssh-nodes")
     with PodmanNodes(2, work / "keys", prefix="sre-sshtest-", image=sre_node_image(work)) as fleet:
         for node, fixture in zip(
-            fleet.nodes, ["h100-synthetic.json", "faults/dbe-volatile.json"], strict=True
+            fleet.nodes, ["h100-capture.json", "faults/dbe-volatile.json"], strict=True
         ):
             fleet.exec(node, "mkdir", "-p", "/srv/recordings")
             subprocess.run(

@@ -27,7 +27,7 @@ from tests.helpers.procs import closed_port
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures" / "gpu"
 HOSTS = {
-    "node1": FIX / "h100-synthetic.json",
+    "node1": FIX / "h100-capture.json",
     "node2": FIX / "faults" / "dbe-volatile.json",
     "node3": FIX / "faults" / "remapper-histogram-low.json",
 }

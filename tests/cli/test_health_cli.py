@@ -22,7 +22,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("fixture", "code", "action"),
     [
-        pytest.param("h100-synthetic.json", 0, "none", id="healthy-ok"),
+        pytest.param("h100-capture.json", 0, "none", id="healthy-ok"),
         pytest.param("faults/dbe-volatile.json", 2, "reset_gpu", id="dbe-critical"),
         pytest.param("faults/gpu-lost.json", 2, "power_cycle", id="lost-critical"),
         pytest.param("faults/driver-library-mismatch.json", 2, "reboot", id="mismatch-critical"),
@@ -50,7 +50,7 @@ def test_nhc_lines(capsys) -> None:
 
 def test_nhc_prints_nothing_when_healthy(capsys) -> None:
     rc, out, _ = run(
-        capsys, "health", "--format", "nhc", "--replay", str(FIX / "h100-synthetic.json")
+        capsys, "health", "--format", "nhc", "--replay", str(FIX / "h100-capture.json")
     )
     assert rc == 0
     assert out == ""
@@ -60,7 +60,7 @@ def test_bad_policy_is_unknown(capsys, tmp_path: Path) -> None:
     site = tmp_path / "site.yaml"
     site.write_text("thermal: {margin_warn_c: hot}\n")
     rc, _, err = run(
-        capsys, "health", "--config", str(site), "--replay", str(FIX / "h100-synthetic.json")
+        capsys, "health", "--config", str(site), "--replay", str(FIX / "h100-capture.json")
     )
     assert rc == 3
     assert err.strip().count("\n") == 0
@@ -76,7 +76,116 @@ def test_unwritable_state_is_unknown(capsys, tmp_path: Path) -> None:
         "--state",
         str(blocker / "state.json"),
         "--replay",
-        str(FIX / "h100-synthetic.json"),
+        str(FIX / "h100-capture.json"),
     )
     assert rc == 3
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--timeout", "-1"], id="negative-timeout"),
+        pytest.param(["--timeout", "nan"], id="nan-timeout"),
+        pytest.param(["--timeout", "inf"], id="inf-timeout"),
+        pytest.param(["--timeout", "0"], id="zero-timeout"),
+        pytest.param(["--format", "xml"], id="bad-format"),
+        pytest.param(["--no-such-option"], id="unknown-option"),
+        pytest.param(["extra-argument"], id="extra-argument"),
+    ],
+)
+def test_usage_errors_are_unknown(capsys, args: list[str]) -> None:
+    rc, out, err = run(capsys, "health", *args, "--replay", str(FIX / "h100-capture.json"))
+    assert rc == 3, err
+    assert out == ""
+    assert err.startswith("sre: usage error: ")
+
+
+@pytest.mark.parametrize(
+    "site",
+    [
+        pytest.param("thermal: {margin_warn_c: .nan}\n", id="nan-threshold"),
+        pytest.param("thermal: {margin_warn_c: .inf}\n", id="inf-threshold"),
+        pytest.param("collection: {timeout_seconds: -5}\n", id="negative-timeout"),
+        pytest.param("collection: {timeout_seconds: .nan}\n", id="nan-timeout"),
+    ],
+)
+def test_non_finite_or_negative_policy_values_are_unknown(
+    capsys, tmp_path: Path, site: str
+) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(site)
+    rc, _, err = run(
+        capsys, "health", "--config", str(path), "--replay", str(FIX / "h100-capture.json")
+    )
+    assert rc == 3
+    assert "site.yaml" in err and "Traceback" not in err
+
+
+def test_malformed_device_count_exits_unknown(capsys, tmp_path: Path) -> None:
+    data = json.loads((FIX / "h100-capture.json").read_text())
+    data["device_count"] = "eight"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    rc, out, _ = run(capsys, "health", "--json", "--replay", str(path))
+    assert rc == 3
+    found = json.loads(out)
+    assert found["status"] == "unknown"
+    assert any("GPU discovery failed" in f["summary"] for f in found["findings"])
+
+
+def test_table_is_linear_in_findings(monkeypatch) -> None:
+    """render() asks for the problem list once, not once per finding."""
+    from sre_tools.cli import health as cli_health
+    from sre_tools.health.model import Finding, GpuRef, HealthReport, Severity
+
+    findings = tuple(
+        Finding("ecc.mode", Severity.WARN if i % 2 else Severity.OK, "x", gpu=GpuRef(i))
+        for i in range(2000)
+    )
+    calls = []
+
+    class Counting(HealthReport):
+        def problems(self) -> list[Finding]:
+            calls.append(1)
+            return super().problems()
+
+    printed: list[object] = []
+
+    class Console:
+        def print(self, item: object) -> None:
+            printed.append(item)
+
+    monkeypatch.setattr(cli_health, "console", Console)
+    monkeypatch.setattr(cli_health, "table", lambda title, cols, rows: rows)
+    cli_health.render(Counting("n", 0.0, findings), False)
+    assert len(calls) == 1
+    assert len(printed[1]) == 1000
+
+
+def test_health_json_path_imports_no_click_rich_or_yaml() -> None:
+    """``sre health --json`` runs on every node from Slurm: start-up cost is the budget."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io, contextlib\n"
+        "from sre_tools.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    rc = main(['health', '--json', '--replay', {str(FIX / 'h100-capture.json')!r}])\n"
+        "print(rc, sorted(m for m in ('click', 'rich', 'yaml', 'pynvml') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["0", "[]"], out.stderr
+
+
+def test_click_path_gives_the_same_answers(capsys) -> None:
+    """``sre --debug health`` goes through click; usage errors are UNKNOWN there too."""
+    rc, _, err = run(capsys, "--debug", "health", "--timeout", "nan")
+    assert rc == 3 and "usage error" in err
+    rc, out, _ = run(
+        capsys, "--debug", "health", "--json", "--replay", str(FIX / "h100-capture.json")
+    )
+    assert rc == 0 and json.loads(out)["status"] == "ok"

@@ -426,3 +426,14 @@ def test_hung_health_engine_is_reported_and_not_piled_up(
     text = scrape(loop)
     assert one(text, c.GPU_HEALTH_STATUS) == c.STATUS_OK
     assert one(text, c.GPU_UP, uuid=UUID0) == 1
+
+
+def test_memory_used_as_nvidia_smi_shows_it_and_reserved_apart() -> None:
+    capture = Path(__file__).parents[1] / "fixtures" / "gpu" / "h100-capture.json"
+    loop = make_loop(CountingBackend.from_file(capture))
+    loop.collect_once()
+    text = scrape(loop)
+    # nvidia-smi -q on the capture: Reserved 480 MiB, Used 0 MiB, Total 81559 MiB.
+    assert [v for n, _, v in samples(text) if n == c.GPU_MEMORY_USED] == [0]
+    assert [v for n, _, v in samples(text) if n == c.GPU_MEMORY_RESERVED] == [480 * 1024 * 1024]
+    assert [v for n, _, v in samples(text) if n == c.GPU_MEMORY_TOTAL] == [81559 * 1024 * 1024]

@@ -56,3 +56,21 @@ def test_health_cli_json_on_the_real_gpu() -> None:
     init = [f for f in data["findings"] if f["check"] == "nvml.init"]
     assert init and init[0]["severity"] == Severity.OK.value
     assert any(f["gpu"] and f["gpu"]["uuid"].startswith("GPU-") for f in data["findings"])
+
+
+def test_real_gpu_reports_what_the_capture_showed() -> None:
+    """Memory v2 (reserved apart), the T.Limit margin, and thermal.gpu judged, not skipped."""
+    backend = RealBackend()
+    backend.init()
+    try:
+        memory = backend.read(0, "memory")
+        margin = backend.read(0, "margin_temperature_c")
+    finally:
+        backend.shutdown()
+    assert "reserved_bytes" in memory and memory["reserved_bytes"] > 0
+    assert -50 <= margin <= 150
+    report = run_health(
+        RealBackend(), load_policy(), state=CounterState(), host="gpu-test", kernel_log_lines=[]
+    )
+    thermal = [f for f in report.findings if f.check == "thermal.gpu"]
+    assert thermal and all(f.severity is not Severity.SKIPPED for f in thermal)

@@ -14,7 +14,7 @@ from sre_tools.cli.main import main
 from sre_tools.health.runner import counter_state
 
 REPO = Path(__file__).resolve().parents[2]
-HEALTHY = REPO / "tests" / "fixtures" / "gpu" / "h100-synthetic.json"
+HEALTHY = REPO / "tests" / "fixtures" / "gpu" / "h100-capture.json"
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def fixture_path(shared: str, own: str) -> Path:
 
 
 FIXTURES = {
-    "healthy": fixture_path("h100-synthetic.json", "h100-2gpu-healthy.json"),
+    "healthy": fixture_path("h100-capture.json", "h100-2gpu-healthy.json"),
     "ecc": fixture_path("faults/dbe-volatile.json", "h100-2gpu-faults.json"),
     "lost": fixture_path("faults/gpu-lost.json", "h100-2gpu-faults.json"),
 }

@@ -16,7 +16,7 @@ from sre_tools.health.runner import run_health
 from sre_tools.health.state import CounterState
 from sre_tools.mig.config import memory_class, parse_mig_config, profile_of
 
-H100 = Path(__file__).parents[1] / "fixtures" / "gpu" / "h100-synthetic.json"
+H100 = Path(__file__).parents[1] / "fixtures" / "gpu" / "h100-capture.json"
 
 CONFIG = """
 version: v1

@@ -16,7 +16,7 @@ from tests.helpers.reports import gpu_ref
 from tests.helpers.salt import FIXTURES, GPU_BEACON
 from tests.salt.conftest import MINION_ID, FakeClock
 
-HEALTHY = FIXTURES / "h100-synthetic.json"
+HEALTHY = FIXTURES / "h100-capture.json"
 DBE = FIXTURES / "faults" / "dbe-volatile.json"
 UUID0 = "GPU-0e3c9b17-4fe4-50dd-9417-1d5a544b6ab3"
 XID79 = "NVRM: Xid (PCI:0000:18:00): 79, pid=1234, name=python, GPU has fallen off the bus."

@@ -14,7 +14,7 @@ import pytest
 from sre_tools.remediation.engine import Remediator
 from tests.helpers.salt import FIXTURES, GPU_MODULE, load_salt_file
 
-HEALTHY = FIXTURES / "h100-synthetic.json"
+HEALTHY = FIXTURES / "h100-capture.json"
 DBE = FIXTURES / "faults" / "dbe-volatile.json"
 LOST = FIXTURES / "faults" / "gpu-lost.json"
 XID79 = "NVRM: Xid (PCI:0000:18:00): 79, pid=1234, name=python, GPU has fallen off the bus."

@@ -381,7 +381,7 @@ def test_slurm_healthcheck_wrapper_drains_on_critical(tmp_path: Path) -> None:
         sre_agent=sre_agent,
     )
     env = {**os.environ, "SLURMD_NODENAME": "gpu-node-01"}
-    (state_dir / "replay.json").write_bytes((FIXTURES / "h100-synthetic.json").read_bytes())
+    (state_dir / "replay.json").write_bytes((FIXTURES / "h100-capture.json").read_bytes())
     healthy = subprocess.run([str(wrapper)], capture_output=True, text=True, env=env, timeout=60)
     assert (healthy.returncode, healthy.stdout) == (0, ""), healthy.stderr
     assert not record.exists()

@@ -186,7 +186,7 @@ def test_cuda_repo_formulas(record_property: Any) -> None:
         mig_sha256 = hashlib.sha256((FIXTURE_REPO_DIR / MIG_DEB).read_bytes()).hexdigest()
         index = sre_tools_index(node)
         node.exec("mkdir", "-p", str(Path(REPLAY).parent))
-        node.copy_in(ROOT / "tests" / "fixtures" / "gpu" / "h100-synthetic.json", REPLAY)
+        node.copy_in(ROOT / "tests" / "fixtures" / "gpu" / "h100-capture.json", REPLAY)
         node.set_pillar(_cuda_pillar(fingerprint, index, mig_sha256))
         timings = converge(
             node, CUDA_SLS, CUDA_MUST_CHANGE, dry_run_cannot_tell=CUDA_DRY_RUN_CANNOT_TELL

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 MINION_ID = "sre-it-gpu-01"
 DBE = FIXTURES / "faults" / "dbe-volatile.json"
-HEALTHY = FIXTURES / "h100-synthetic.json"
+HEALTHY = FIXTURES / "h100-capture.json"
 EVENT_TIMEOUT_SECONDS = 30.0
 
 

@@ -58,6 +58,20 @@ def nvml_init(ctx: Context) -> Iterator[Finding]:
         )
 
 
+@check("policy.profile", needs_nvml=False)
+def policy_profile(ctx: Context) -> Iterator[Finding]:
+    """Which profile judged this node, and why (named, or picked from the node)."""
+    chosen = ctx.policy.data.get("profile_from")
+    if chosen is None:
+        chosen = "no NVML answer: generic" if ctx.policy.auto else "named (--profile or site file)"
+    yield Finding(
+        "policy.profile",
+        Severity.OK,
+        f"profile {ctx.policy.name} ({chosen})",
+        evidence={"profile": ctx.policy.name, "chosen": chosen},
+    )
+
+
 def pci_gpus(sysfs: Path) -> list[str]:
     """Bus ids of NVIDIA GPUs on the PCI bus, from sysfs (sees GPUs NVML cannot)."""
     found = []
@@ -86,6 +100,8 @@ def _norm_bus(bus_id: str) -> str:
 def gpu_count(ctx: Context) -> Iterator[Finding]:
     expected = ctx.policy.get("expected_gpus")
     on_bus = pci_gpus(ctx.sysfs)
+    if ctx.discovery_failed:
+        return  # the runner reported why; "0 GPUs present" would be a guess
     seen = len(ctx.gpus) if ctx.init_error is None else None
     evidence = {"nvml": seen, "pci_bus": len(on_bus), "expected": expected}
     if seen is not None and on_bus:

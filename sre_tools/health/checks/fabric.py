@@ -6,14 +6,16 @@ is not running, not done, or failed: restart it (``systemctl restart nvidia-fabr
 The health mask (2-bit fields: 1 TRUE, 2 FALSE, 0 not supported) flags degraded bandwidth (a
 trunk or access link lost) and unhealthy routes: WARN, the GPU works at reduced bandwidth.
 
-``nvswitch`` in the policy: ``false`` skips the check, ``true`` and ``auto`` judge every GPU that
-reports fabric info (a GPU without it is SKIPPED either way: NotSupported is "not applicable").
+``nvswitch`` in the policy: ``false`` skips the check; ``auto`` judges every GPU that reports
+fabric info (a GPU without it is SKIPPED); ``true`` (the HGX profiles) expects a fabric, so a GPU
+whose fabric info is NotSupported or "not supported" is CRIT, not skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from sre_tools.gpu.errors import NotSupported
 from sre_tools.health.model import Action, Finding, GpuRef, Severity
 from sre_tools.health.registry import Context, gpu_check
 
@@ -48,6 +50,17 @@ def decode_health(mask: int) -> dict[str, object]:
     return out
 
 
+def _missing(ctx: Context, gpu: GpuRef, why: str) -> Finding:
+    return Finding(
+        "fabric.state",
+        Severity.CRIT,
+        f"GPU reports no NVSwitch fabric ({why}); profile {ctx.policy.name} expects one",
+        Action.RESTART_FABRIC_MANAGER,
+        gpu,
+        {"nvswitch": True, "nvml": why},
+    )
+
+
 @gpu_check("fabric.state")
 def fabric_state(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
     if ctx.policy.get("nvswitch") is False:
@@ -58,7 +71,14 @@ def fabric_state(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
             gpu=gpu,
         )
         return
-    info = ctx.read(gpu, "fabric")
+    expected = ctx.policy.get("nvswitch") is True
+    try:
+        info = ctx.read(gpu, "fabric")
+    except NotSupported as exc:
+        if not expected:
+            raise
+        yield _missing(ctx, gpu, f"NVML: {exc}")
+        return
     state = int(info["state"])
     status = int(info["status"])
     health = decode_health(int(info.get("health_mask", 0)))
@@ -68,7 +88,9 @@ def fabric_state(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
         "clique_id": info.get("clique_id"),
         "health": health,
     }
-    if state == 0:
+    if state == 0 and expected:
+        yield _missing(ctx, gpu, "fabric state not supported")
+    elif state == 0:
         yield Finding(
             "fabric.state",
             Severity.SKIPPED,

@@ -12,7 +12,6 @@ from sre_tools.exceptions import ValidationError
 from sre_tools.gpu.errors import NotSupported
 from sre_tools.health.model import Action, Finding, GpuRef, Severity
 from sre_tools.health.registry import Context, check, gpu_check
-from sre_tools.mig.config import memory_class, parse_mig_config, profile_of
 
 
 @gpu_check("mig.pending")
@@ -50,6 +49,9 @@ def _desired(ctx: Context, gpu: GpuRef) -> tuple[str, str, Any]:
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise ValidationError(f"cannot read: {reason}", source=str(path)) from None
+        # Imported here: mig.config needs PyYAML, which a node without a MIG config never reads.
+        from sre_tools.mig.config import memory_class, parse_mig_config
+
         memory = memory_class(str(ctx.optional(gpu, "name") or ""))
         ctx.cache[key] = parse_mig_config(text, str(path), memory=memory)
     parsed = ctx.cache[key]
@@ -93,6 +95,8 @@ def mig_layout(ctx: Context) -> Iterator[Finding]:
         except NotSupported:
             yield Finding("mig.layout", Severity.SKIPPED, "MIG not supported here", gpu=gpu)
             continue
+        from sre_tools.mig.config import profile_of
+
         have = Counter(p for d in have_devices if (p := profile_of(str(d.get("name", "")))))
         wanted = Counter({p: n for p, n in want.mig_devices if n})
         ev = {

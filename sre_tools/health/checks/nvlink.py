@@ -2,7 +2,9 @@
 
 Expected links: ``nvlink.expected_links`` when the policy sets it, else the most links this GPU
 was ever seen with active (kept in the state file), so a link that drops after the first run is
-noticed even without a profile. A GPU without NVLink (every link NotSupported) is SKIPPED.
+noticed even without a profile. A GPU without NVLink (every link NotSupported) is SKIPPED,
+unless the profile expects links (``nvlink.expected_links``): then ``nvlink.state`` is CRIT and
+``nvlink.errors`` UNKNOWN.
 
 A link that is down is reported once, by ``nvlink.state`` (CRIT, drain and reset: every peer's
 traffic through that GPU is affected, and a reset retrains the link; a link that stays down after
@@ -51,9 +53,29 @@ def link_states(ctx: Context, gpu: GpuRef) -> dict[int, bool]:
     return dict(states)
 
 
+def expected_links(ctx: Context) -> int:
+    policy = ctx.policy.get("nvlink.expected_links")
+    return int(policy) if policy is not None else 0
+
+
 @gpu_check("nvlink.state")
 def nvlink_state(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
-    states = link_states(ctx, gpu)
+    try:
+        states = link_states(ctx, gpu)
+    except NotSupported as exc:
+        want = expected_links(ctx)
+        if not want:
+            raise
+        # The profile says this node has NVLink: a GPU that reports none is a fault, not "n/a".
+        yield Finding(
+            "nvlink.state",
+            Severity.CRIT,
+            f"no NVLink reported ({exc}); profile {ctx.policy.name} expects {want} per GPU",
+            Action.DRAIN_AND_RESET,
+            gpu,
+            {"active": 0, "expected": want, "expected_from": "policy", "nvml": str(exc)},
+        )
+        return
     active = sorted(link for link, up in states.items() if up)
     inactive = sorted(link for link, up in states.items() if not up)
     key = gpu.uuid or f"index{gpu.index}"
@@ -89,7 +111,19 @@ def nvlink_state(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
 
 @gpu_check("nvlink.errors")
 def nvlink_errors(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
-    states = link_states(ctx, gpu)
+    try:
+        states = link_states(ctx, gpu)
+    except NotSupported as exc:
+        if not expected_links(ctx):
+            raise
+        yield Finding(
+            "nvlink.errors",
+            Severity.UNKNOWN,
+            f"NVLink error counters unreadable ({exc}); profile {ctx.policy.name} expects NVLink",
+            gpu=gpu,
+            evidence={"nvml": str(exc)},
+        )
+        return
     limit = float(ctx.policy.get("nvlink.error_rate_warn_per_hour"))
     key = gpu.uuid or f"index{gpu.index}"
     over: list[dict[str, Any]] = []

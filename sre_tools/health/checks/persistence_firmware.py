@@ -5,16 +5,18 @@
 - ``versions.consistency``: GPUs of one node should run one VBIOS and one InfoROM image (mixed
   firmware after a partial update behaves differently under the same driver). One node finding.
 - ``inforom.valid``: ``nvmlDeviceValidateInforom`` checksums the InfoROM, which is slow, so it runs
-  only on cycles the runner marks ``expensive`` (every ``inforom.validate_interval_seconds``).
-  Other cycles repeat the last result from the state file (marked ``cached``), or SKIPPED
-  ("deferred") before the first validation.
+  only on cycles the runner marks ``expensive`` (every ``inforom.validate_interval_seconds``),
+  and on the first cycle that sees a GPU without a stored result. Other cycles repeat the last
+  result from the state file (marked ``cached``), whatever it was: valid, corrupted, a failed
+  validation (UNKNOWN with NVML's error) or NotSupported, until the next validation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from sre_tools.gpu.errors import NotSupported, ReadError
+from sre_tools.gpu.errors import NotRecorded, NotSupported, ReadError
 from sre_tools.health.model import Action, Finding, GpuRef, Severity
 from sre_tools.health.registry import Context, check, gpu_check
 
@@ -104,6 +106,34 @@ def _inforom_finding(gpu: GpuRef, valid: bool, ev: dict[str, object]) -> Finding
     )
 
 
+def _cached_finding(gpu: GpuRef, last: Any) -> Finding | None:
+    """The finding a stored result stands for; None when nothing usable is stored."""
+    if isinstance(last, list) and len(last) == 2:  # written before failures were kept
+        last = {"valid": bool(last[0]), "at": last[1]}
+    if not isinstance(last, dict) or "at" not in last:
+        return None
+    ev: dict[str, object] = {"validated_at": last["at"], "cached": True}
+    if last.get("error"):
+        ev["nvml_error"] = last["error"]
+    if isinstance(last.get("valid"), bool):
+        return _inforom_finding(gpu, last["valid"], ev)
+    if last.get("not_supported"):
+        return Finding(
+            "inforom.valid",
+            Severity.SKIPPED,
+            f"not applicable here ({last['not_supported']})",
+            gpu=gpu,
+            evidence=ev,
+        )
+    return Finding(
+        "inforom.valid",
+        Severity.UNKNOWN,
+        f"last InfoROM validation failed (NVML: {last.get('error')}); repeated until the next",
+        gpu=gpu,
+        evidence=ev,
+    )
+
+
 @gpu_check("inforom.valid")
 def inforom_valid(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
     results = ctx.state.meta.setdefault(INFOROM_META, {})
@@ -111,24 +141,33 @@ def inforom_valid(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
         results = ctx.state.meta[INFOROM_META] = {}
     key = gpu.uuid or f"index{gpu.index}"
     if not ctx.expensive:
-        last = results.get(key)
-        if isinstance(last, list) and len(last) == 2:
-            yield _inforom_finding(gpu, bool(last[0]), {"validated_at": last[1], "cached": True})
-        else:
-            yield Finding(
-                "inforom.valid",
-                Severity.SKIPPED,
-                "InfoROM validation deferred to a later cycle",
-                gpu=gpu,
-            )
-        return
+        cached = _cached_finding(gpu, results.get(key))
+        if cached is not None:
+            yield cached
+            return
+        # No stored result for this GPU (new, or a state file from before): validate now.
+    ev: dict[str, object] = {"validated_at": ctx.now, "cached": False}
     try:
         valid = bool(ctx.read(gpu, "inforom_valid"))
-        ev: dict[str, object] = {"validated_at": ctx.now, "cached": False}
+    except NotRecorded:
+        raise
+    except NotSupported as exc:
+        results[key] = {"valid": None, "at": ctx.now, "not_supported": str(exc)}
+        raise
     except ReadError as exc:
-        if exc.code != "CORRUPTED_INFOROM":
+        if exc.gpu_lost or exc.reset_required:
             raise
+        if exc.code != "CORRUPTED_INFOROM":
+            results[key] = {"valid": None, "at": ctx.now, "error": exc.code}
+            yield Finding(
+                "inforom.valid",
+                Severity.UNKNOWN,
+                f"InfoROM validation failed (NVML: {exc.code})",
+                gpu=gpu,
+                evidence={**ev, "nvml_error": exc.code},
+            )
+            return
         valid = False
-        ev = {"validated_at": ctx.now, "cached": False, "nvml_error": exc.code}
-    results[key] = [valid, ctx.now]
+        ev["nvml_error"] = exc.code
+    results[key] = {"valid": valid, "at": ctx.now}
     yield _inforom_finding(gpu, valid, ev)

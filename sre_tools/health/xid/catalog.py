@@ -11,7 +11,7 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from sre_tools.exceptions import ValidationError
@@ -190,9 +190,9 @@ def parse_catalog(data: Any, source: str = CATALOG_FILE) -> Catalog:
 @functools.cache
 def load_catalog() -> Catalog:
     """The vendored catalog, read and validated on first use (then cached)."""
-    text = (resources.files("sre_tools") / "data" / "xid" / CATALOG_FILE).read_text(
-        encoding="utf-8"
-    )
+    # Next to the package (importlib.resources costs start-up time; sre_tools is never zipped).
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "data" / "xid" / CATALOG_FILE).read_text(encoding="utf-8")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -275,6 +274,8 @@ class NvmlEventWatcher:
         self.nvml = nvml
         self.timeout_ms = timeout_ms
         self.clock = clock
+        import queue  # only the live event watcher queues (a check run never starts one)
+
         self.queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=maxsize)
         self.errors: list[str] = []
         self.registered: dict[int, list[str]] = {}
@@ -298,6 +299,8 @@ class NvmlEventWatcher:
 
     def drain(self) -> list[dict[str, Any]]:
         """Every event queued so far (and not yet taken)."""
+        import queue
+
         out = []
         while True:
             try:
@@ -310,6 +313,8 @@ class NvmlEventWatcher:
         del self.errors[:-100]
 
     def _emit(self, event: dict[str, Any]) -> None:
+        import queue
+
         with contextlib.suppress(queue.Full):  # a stuck consumer must not grow memory
             self.queue.put_nowait(event)
         if self.sink is not None:

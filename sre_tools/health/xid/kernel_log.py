@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ class KernelLogError(SreError):
 
 def run_command(argv: Sequence[str], timeout: float) -> str:
     """Run ``argv`` (no shell) and return its stdout; failures become :class:`KernelLogError`."""
+    import subprocess  # here: a replay (and /dev/kmsg) never runs a command
+
     name = argv[0] if argv else "?"
     try:
         proc = subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -126,6 +125,8 @@ def with_key(events: list[XidEvent]) -> list[XidEvent]:
                 ev.message,
             ]
         )
+        import hashlib  # here: sha256 is only needed once events exist
+
         digest = hashlib.sha256(basis.encode("utf-8", "replace")).hexdigest()[:16]
         n = seen.get(digest, 0) + 1
         seen[digest] = n

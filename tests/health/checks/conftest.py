@@ -16,7 +16,7 @@ from sre_tools.health.runner import run_health
 from sre_tools.health.state import CounterState
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gpu"
-H100 = FIXTURES / "h100-synthetic.json"
+H100 = FIXTURES / "h100-capture.json"
 HGX = FIXTURES / "hgx-h100-8-synthetic.json"
 FAULTS = FIXTURES / "faults"
 T0 = 1_700_000_000.0

@@ -95,10 +95,10 @@ def test_nvlink_down_names_the_gpu_and_link(run: Runner) -> None:
 
 def test_nvlink_down_without_a_profile_is_caught_against_links_seen_before(run: Runner) -> None:
     # generic has no expected_links: the first sight of a node sets the expectation.
-    first = run(FAULTS / "nvlink-down.json")
+    first = run(FAULTS / "nvlink-down.json", profile="generic")
     assert not [f for f in problems(first) if f.check == "nvlink.state"]
-    run(HGX)  # healthy run with the same state file: 18 links seen on every GPU
-    later = run(FAULTS / "nvlink-down.json")
+    run(HGX, profile="generic")  # healthy run, same state file: 18 links seen on every GPU
+    later = run(FAULTS / "nvlink-down.json", profile="generic")
     (down,) = [f for f in problems(later) if f.check == "nvlink.state"]
     assert down.evidence["expected_from"] == "most seen active"
 

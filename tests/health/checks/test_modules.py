@@ -46,6 +46,15 @@ def _pre_ampere(sbe: int, dbe: int, pending: bool) -> dict[str, Any]:
 
 
 # (readings changed on the H100 fixture, check, severity, action)
+# Absolute thresholds as drivers that report them give them (H100 SXM: nvidia-smi -q of other
+# H100 boards); the real capture's driver answers NotSupported there.
+ABSOLUTE = {
+    "temperature_threshold_c(shutdown)": ok(92),
+    "temperature_threshold_c(slowdown)": ok(89),
+    "temperature_threshold_c(mem_max)": ok(95),
+    "temperature_threshold_c(gpu_max)": ok(87),
+}
+
 CASES = [
     pytest.param({"ecc_mode": ok([0, 0])}, "ecc.mode", S.WARN, A.NONE, id="ecc-off"),
     pytest.param({"ecc_mode": ok([0, 1])}, "ecc.mode", S.WARN, A.REBOOT, id="ecc-on-pending"),
@@ -81,17 +90,59 @@ CASES = [
         id="tpc-repair-pending",
     ),
     pytest.param(
-        {"temperature_c": ok(80)}, "thermal.gpu", S.WARN, A.CHECK_MECHANICALS, id="gpu-80c"
+        {**ABSOLUTE, "temperature_c": ok(80)},
+        "thermal.gpu",
+        S.WARN,
+        A.CHECK_MECHANICALS,
+        id="gpu-80c",
     ),
     pytest.param(
-        {"temperature_c": ok(86)}, "thermal.gpu", S.CRIT, A.CHECK_MECHANICALS, id="gpu-86c"
+        {**ABSOLUTE, "temperature_c": ok(86)},
+        "thermal.gpu",
+        S.CRIT,
+        A.CHECK_MECHANICALS,
+        id="gpu-86c",
     ),
     pytest.param(
-        {"temperature_threshold_c(slowdown)": NOT_SUPPORTED, "temperature_c": ok(78)},
+        {**ABSOLUTE, "temperature_threshold_c(slowdown)": NOT_SUPPORTED, "temperature_c": ok(78)},
         "thermal.gpu",
         S.WARN,
         A.CHECK_MECHANICALS,
         id="gpu-max-fallback",
+    ),
+    pytest.param(
+        {"temperature_c": ok(79), "margin_temperature_c": ok(8)},
+        "thermal.gpu",
+        S.WARN,
+        A.CHECK_MECHANICALS,
+        id="tlimit-margin-8",
+    ),
+    pytest.param(
+        {"temperature_c": ok(85), "margin_temperature_c": ok(2)},
+        "thermal.gpu",
+        S.CRIT,
+        A.CHECK_MECHANICALS,
+        id="tlimit-margin-2",
+    ),
+    pytest.param(
+        {"temperature_c": ok(90), "margin_temperature_c": ok(-3)},
+        "thermal.gpu",
+        S.CRIT,
+        A.CHECK_MECHANICALS,
+        id="past-tlimit",
+    ),
+    pytest.param(
+        # A driver that answers T.Limit offsets (or 0) where absolute thresholds belong: the
+        # readings are not thresholds; the margin (50 C) judges instead of "37 C >= -2 C".
+        {
+            "temperature_threshold_c(slowdown)": ok(-2),
+            "temperature_threshold_c(shutdown)": ok(-8),
+            "temperature_threshold_c(gpu_max)": ok(0),
+        },
+        "thermal.gpu",
+        S.OK,
+        A.NONE,
+        id="implausible-thresholds-use-margin",
     ),
     pytest.param(
         {"memory_temperature_c": ok(88)}, "thermal.hbm", S.WARN, A.CHECK_MECHANICALS, id="hbm-88c"
@@ -246,7 +297,10 @@ def test_decode_fabric_health() -> None:
         pytest.param(
             {"state": 3, "status": 0, "health_mask": 1 << 4}, S.WARN, A.NONE, id="route-unhealthy"
         ),
-        pytest.param({"state": 0, "status": 0}, S.SKIPPED, A.NONE, id="state-not-supported"),
+        # h100-sxm-8 expects a fabric: "not supported" there is a fault, not "not applicable".
+        pytest.param(
+            {"state": 0, "status": 0}, S.CRIT, A.RESTART_FABRIC_MANAGER, id="state-not-supported"
+        ),
     ],
 )
 def test_fabric_outcome(run: Runner, fabric: dict[str, Any], severity: S, action: A) -> None:
@@ -261,7 +315,7 @@ def test_mixed_firmware_warns_once_for_the_node(run: Runner) -> None:
     (f,) = only(report, "versions.consistency")
     assert (f.severity, f.action, f.gpu) == (S.WARN, A.NONE, None)
     assert f.evidence["vbios_version"] == {
-        "96.00.99.00.01": [0, 1, 2, 3, 4, 5, 7],
+        "96.00.DA.00.0C": [0, 1, 2, 3, 4, 5, 7],
         "96.00.74.00.11": [6],
     }
     assert f.evidence["driver_version"] == "580.159.04"
@@ -275,7 +329,7 @@ def test_inforom_validation_runs_on_expensive_cycles_and_is_cached(run: Runner) 
     (f1,) = only(first, "inforom.valid")
     assert f1.severity is S.CRIT and f1.evidence["cached"] is False
     # Ten minutes later: not an expensive cycle; the last result is repeated, not re-read.
-    fine_now = patched(H100, {})
+    fine_now = patched(H100, {0: {"inforom_valid": ok(True)}})
     second = run(fine_now, now=T0 + 600)
     (f2,) = only(second, "inforom.valid")
     assert f2.severity is S.CRIT
@@ -286,11 +340,34 @@ def test_inforom_validation_runs_on_expensive_cycles_and_is_cached(run: Runner) 
     assert f3.severity is S.OK and f3.evidence["cached"] is False
 
 
-def test_inforom_deferred_before_first_validation(run: Runner, state_path: Path) -> None:
+def test_inforom_validated_at_first_sight_of_a_gpu(run: Runner, state_path: Path) -> None:
     state_path.parent.mkdir(parents=True)
     state_path.write_text(
         json.dumps({"version": 1, "samples": {}, "meta": {"inforom_validated_at": T0 - 60}})
     )
+    (f,) = only(run(patched(H100, {0: {"inforom_valid": ok(True)}}), now=T0), "inforom.valid")
+    assert f.severity is S.OK and f.evidence["cached"] is False
+
+
+def test_failed_inforom_validation_is_kept_until_the_next(run: Runner) -> None:
+    first = run(patched(H100, {0: {"inforom_valid": {"error": "TIMEOUT"}}}), now=T0)
+    (f1,) = only(first, "inforom.valid")
+    assert f1.severity is S.UNKNOWN and f1.evidence["nvml_error"] == "TIMEOUT"
+    # The next run is not an expensive cycle: the failure is repeated, not "deferred".
+    fine_now = patched(H100, {0: {"inforom_valid": ok(True)}})
+    (f2,) = only(run(fine_now, now=T0 + 600), "inforom.valid")
+    assert f2.severity is S.UNKNOWN
+    assert f2.evidence == {"validated_at": T0, "cached": True, "nvml_error": "TIMEOUT"}
+    (f3,) = only(run(fine_now, now=T0 + 3600), "inforom.valid")
+    assert f3.severity is S.OK and f3.evidence["cached"] is False
+
+
+def test_inforom_results_written_before_failures_were_kept_still_read(
+    run: Runner, state_path: Path
+) -> None:
+    state_path.parent.mkdir(parents=True)
+    uuid = "GPU-e4292390-eeff-c8ae-fc0f-56d4f7804ee2"
+    meta = {"inforom_validated_at": T0 - 60, "inforom_results": {uuid: [False, T0 - 60]}}
+    state_path.write_text(json.dumps({"version": 1, "samples": {}, "meta": meta}))
     (f,) = only(run(H100, now=T0), "inforom.valid")
-    assert f.severity is S.SKIPPED
-    assert "deferred" in f.summary
+    assert f.severity is S.CRIT and f.evidence == {"validated_at": T0 - 60, "cached": True}

@@ -18,8 +18,9 @@ SITE_H100_SXM = "profile: h100-sxm-8\nexpected_gpus: 1\n"
         pytest.param(None, "nvlink.errors", id="nvlink-errors-generic"),
         pytest.param(None, "fabric.state", id="fabric-generic"),
         pytest.param(None, "retired_pages", id="retired-pages-on-hopper"),
-        pytest.param(SITE_H100_SXM, "nvlink.state", id="nvlink-state-expecting-18"),
-        pytest.param(SITE_H100_SXM, "fabric.state", id="fabric-expecting-nvswitch"),
+        pytest.param(
+            "thermal:\n  hbm_warn_c: 85\n", "fabric.state", id="fabric-site-file-no-profile"
+        ),
     ],
 )
 def test_h100_without_nvlink_or_fabric_is_skipped_not_warned(
@@ -29,6 +30,23 @@ def test_h100_without_nvlink_or_fabric_is_skipped_not_warned(
     (finding,) = only(report, check)
     assert finding.severity is Severity.SKIPPED
     assert problems(report) == []
+
+
+@pytest.mark.parametrize(
+    ("check", "severity"),
+    [
+        pytest.param("nvlink.state", Severity.CRIT, id="nvlink-state-expecting-18"),
+        pytest.param("nvlink.errors", Severity.UNKNOWN, id="nvlink-errors-expecting-18"),
+        pytest.param("fabric.state", Severity.CRIT, id="fabric-expecting-nvswitch"),
+    ],
+)
+def test_not_supported_is_a_finding_where_the_profile_expects_nvlink_and_fabric(
+    run: Runner, check: str, severity: Severity
+) -> None:
+    report = run(H100, config=SITE_H100_SXM)
+    (finding,) = only(report, check)
+    assert finding.severity is severity
+    assert "h100-sxm-8" in finding.summary
 
 
 @pytest.mark.parametrize("key", H100_KEYS)

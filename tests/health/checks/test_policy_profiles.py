@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sre_tools.health.model import Severity
-from tests.health.checks.conftest import FAULTS, H100, HGX, T0, Runner, ok, only, patched
+from tests.health.checks.conftest import FAULTS, H100, HGX, T0, Runner, ok, only, patched, problems
 
 # (config, check, severity on the healthy H100 fixture)
 CASES = [
@@ -57,7 +59,7 @@ def test_hbm_crit_capped_at_device_mem_max(run: Runner) -> None:
 def test_profile_gen_expectation_applies_under_load_only(run: Runner) -> None:
     busy = {"pcie_link_gen": ok(4), "utilization": ok({"gpu_percent": 90, "memory_percent": 40})}
     idle = {"pcie_link_gen": ok(1)}
-    site = "profile: h100-sxm-8\nexpected_gpus: 1\n"
+    site = "expected_gpus: 1\n"  # the node's profile (h100) expects Gen5
     (under_load,) = only(run(patched(H100, {0: busy}), config=site), "pcie.gen")
     assert under_load.severity is Severity.WARN
     assert under_load.evidence["expected_gen"] == 5
@@ -97,3 +99,76 @@ def test_nvlink_error_rate_threshold_from_policy(run: Runner) -> None:
     assert [f.severity for f in only(report, "nvlink.errors") if f.gpu and f.gpu.index == 0] == [
         Severity.WARN
     ]
+
+
+@pytest.mark.parametrize(
+    ("source", "profile", "config", "chosen"),
+    [
+        pytest.param(H100, None, None, "h100", id="one-h100-picks-h100"),
+        pytest.param(HGX, None, None, "h100-sxm-8", id="hgx-picks-h100-sxm-8"),
+        pytest.param(HGX, "generic", None, "generic", id="explicit-profile-wins"),
+        pytest.param(HGX, None, "profile: generic\n", "generic", id="site-profile-wins"),
+        pytest.param(H100, None, "thermal:\n  hbm_warn_c: 30\n", "h100", id="site-without-profile"),
+    ],
+)
+def test_profile_picked_from_the_node_unless_named(
+    run: Runner, source: Path, profile: str | None, config: str | None, chosen: str
+) -> None:
+    report = run(source, profile=profile, config=config)
+    (f,) = only(report, "policy.profile")
+    assert f.evidence["profile"] == chosen
+    if profile is None and config is None:
+        assert f.evidence["chosen"].startswith("node: NVIDIA H100 80GB HBM3")
+
+
+def test_site_overrides_apply_on_top_of_the_picked_profile(run: Runner) -> None:
+    report = run(H100, config="thermal:\n  hbm_warn_c: 30\n")
+    (hbm,) = only(report, "thermal.hbm")
+    assert hbm.severity is Severity.WARN  # the site's 30 C, on the h100 profile
+    (gen,) = only(report, "pcie.gen")
+    assert gen.evidence["expected_gen"] == 5
+
+
+def test_one_h100_needs_no_site_file(run: Runner) -> None:
+    report = run(H100)
+    assert report.exit_code == 0 and problems(report) == []
+    assert {f.severity for f in only(report, "fabric.state")} == {Severity.SKIPPED}
+
+
+def test_profile_for_node_table() -> None:
+    from sre_tools.health.policy import profile_for_node
+
+    assert profile_for_node("NVIDIA H100 80GB HBM3", 8, True) == "h100-sxm-8"
+    assert profile_for_node("NVIDIA H100 80GB HBM3", 8, False) == "h100"
+    assert profile_for_node("NVIDIA H100 PCIe", 2, False) == "h100"
+    assert profile_for_node("NVIDIA A100-SXM4-80GB", 8, True) == "a100-sxm-8"
+    assert profile_for_node("NVIDIA A100-SXM4-80GB", 4, False) == "generic"
+    assert profile_for_node("", 0, False) == "generic"
+
+
+@pytest.mark.parametrize("name", ["generic", "h100", "h100-sxm-8", "a100-sxm-8"])
+def test_shipped_profiles_parse_as_pyyaml_does(name: str) -> None:
+    import yaml
+
+    from sre_tools.health.policy import PROFILES, _profile_text, parse_profile
+
+    assert name in PROFILES
+    text = _profile_text(name)
+    assert parse_profile(text) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a: {b: 1}\n", id="flow-mapping"),
+        pytest.param("a: [1, 2]\n", id="flow-sequence"),
+        pytest.param("- a\n", id="sequence"),
+        pytest.param("a: 'quoted'\n", id="quoted"),
+    ],
+)
+def test_profile_parser_refuses_yaml_outside_its_subset(text: str) -> None:
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.health.policy import parse_profile
+
+    with pytest.raises(ValidationError):
+        parse_profile(text)

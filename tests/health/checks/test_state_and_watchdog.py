@@ -42,10 +42,10 @@ def test_corrupt_state_file_starts_fresh(run: Runner, state_path: Path, garbage:
 
 def test_state_carries_rates_and_inforom_results_across_runs(run: Runner, state_path: Path) -> None:
     key = "ecc_errors(corrected,volatile)"
-    run(patched(H100, {0: {key: ok(0)}}), now=T0)
+    run(patched(H100, {0: {key: ok(0), "inforom_valid": ok(True)}}), now=T0)
     saved = json.loads(state_path.read_text(encoding="utf-8"))
     assert saved["meta"]["inforom_validated_at"] == T0
-    assert list(saved["meta"]["inforom_results"].values()) == [[True, T0]]
+    assert list(saved["meta"]["inforom_results"].values()) == [{"valid": True, "at": T0}]
     later = run(patched(H100, {0: {key: ok(5000)}}), now=T0 + 3600)
     (f,) = only(later, "ecc.corrected_rate")
     assert f.severity is Severity.WARN
