@@ -340,7 +340,9 @@ def drain(minion: str, reason: str, execute: bool = True, **_: Any) -> dict[str,
 
 def wait_drained(minion: str, timeout: float = 3600, poll: float = 15, **_: Any) -> dict[str, Any]:
     """Wait until ``minion``'s node is drained and its jobs are gone (idle or down)."""
-    settings = _settings(__opts__)  # type: ignore[name-defined]  # noqa: F821
+    opts = __opts__  # type: ignore[name-defined]  # noqa: F821 - Salt injects it
+    # Only reads Slurm; "execute" as drain and resume have it, so the three share one engine.
+    settings = {**_settings(opts), "execute": True}
     node = expected_node(minion, dict(settings.get("node_map") or {}))
     result = wait_until_drained(_remediator(settings).slurm, node, float(timeout), float(poll))
     if not result["drained"]:
