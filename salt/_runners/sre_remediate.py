@@ -18,6 +18,12 @@ tag and data. Event data from minions is untrusted:
 - every decision, a refused forgery included, lands in the append-only audit log;
 - nothing from the event is ever put into a shell command.
 
+The rolling driver upgrade (``salt/orch/rolling_upgrade.sls``) calls :func:`drain`,
+:func:`wait_drained` and :func:`resume` here for each minion of a batch: the same engine, state
+and audit log as the reactor, so the upgrade's drains count against the same budget. Each sets
+the runner's return code when the step did not succeed, which fails the orchestration state and,
+through the requisites, stops the rollout.
+
 Master configuration (``/etc/salt/master.d/sre.conf``, see salt/reactor/master.conf.example)::
 
     sre_remediation:
@@ -305,3 +311,83 @@ def _recover(rem: Any, minion: str, node: str, fresh_check: FreshCheck | None) -
         rem.audit.write(refused, None, dry_run=rem.dry_run, extra={"source": "resume"})
         return dict(refused.to_dict())
     return dict(rem.try_resume(node, report).to_dict())
+
+
+# --- rolling upgrade steps (salt/orch/rolling_upgrade.sls) ------------------------------------
+
+# Outcomes that leave the node drained by us: the batch may go on with it.
+DRAINED_CODES = frozenset({"drained", "already_drained"})
+
+
+def _failed(why: str) -> None:
+    """Mark this runner call failed: the orchestration's ``salt.runner`` state reads it."""
+    log.warning("sre_remediate: %s", why)
+    __context__["retcode"] = 1  # type: ignore[name-defined]  # noqa: F821 - Salt injects it
+
+
+def drain(minion: str, reason: str, execute: bool = True, **_: Any) -> dict[str, Any]:
+    """Drain ``minion``'s Slurm node with our reason through the guardrails
+    (``Remediator.drain``); fails unless the node is now drained by us. An upgrade acts:
+    ``execute`` defaults to true here, whatever the reactor's ``sre_remediation:execute``."""
+    opts = __opts__  # type: ignore[name-defined]  # noqa: F821 - Salt injects it
+    settings = {**_settings(opts), "execute": bool(execute)}
+    node = expected_node(minion, dict(settings.get("node_map") or {}))
+    decision = dict(_remediator(settings).drain(node, reason, source="salt-orch").to_dict())
+    if decision.get("code") not in DRAINED_CODES:
+        _failed(f"{node} not drained: {decision.get('code')}: {decision.get('message')}")
+    return decision
+
+
+def wait_drained(minion: str, timeout: float = 3600, poll: float = 15, **_: Any) -> dict[str, Any]:
+    """Wait until ``minion``'s node is drained and its jobs are gone (idle or down)."""
+    opts = __opts__  # type: ignore[name-defined]  # noqa: F821 - Salt injects it
+    # Only reads Slurm; "execute" as drain and resume have it, so the three share one engine.
+    settings = {**_settings(opts), "execute": True}
+    node = expected_node(minion, dict(settings.get("node_map") or {}))
+    result = wait_until_drained(_remediator(settings).slurm, node, float(timeout), float(poll))
+    if not result["drained"]:
+        _failed(f"{node} still runs jobs after {timeout:g}s: {result['state']}")
+    return result
+
+
+def wait_until_drained(
+    slurm: Any,
+    node: str,
+    timeout: float,
+    poll: float,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Poll ``slurm.show_node(node)`` until it is drained and idle (or down)."""
+    import time
+
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    deadline = clock() + timeout
+    while True:
+        info = slurm.show_node(node)
+        if info.drained and (info.idle or info.down):
+            return {"node": node, "drained": True, "state": info.state_text}
+        if clock() >= deadline:
+            return {"node": node, "drained": False, "state": info.state_text}
+        sleep(max(0.1, poll))
+
+
+def resume(
+    minion: str, fresh_check: Mapping[str, Any] | None = None, execute: bool = True, **_: Any
+) -> dict[str, Any]:
+    """The health gate: a fresh ``gpu.health`` run on ``minion`` (arguments ``fresh_check``, else
+    the master's ``sre_remediation:fresh_check``), then ``Remediator.try_resume``, which resumes
+    only our drain and only on a healthy report. Fails unless the node was resumed."""
+    opts = __opts__  # type: ignore[name-defined]  # noqa: F821
+    settings = {**_settings(opts), "execute": bool(execute)}
+    if fresh_check is not None:
+        settings["fresh_check"] = fresh_check
+    node = expected_node(minion, dict(settings.get("node_map") or {}))
+    decision = _recover(_remediator(settings), minion, node, _minion_fresh_check(opts, settings))
+    if decision.get("outcome") != "acted":
+        _failed(
+            f"{node} failed the health gate and stays drained: {decision.get('code')}: "
+            f"{decision.get('message')}"
+        )
+    return decision

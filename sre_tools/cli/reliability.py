@@ -108,6 +108,15 @@ def _duration(value: str | None, option: str, *, zero_ok: bool = False) -> float
 
 def _render_plan(data: dict[str, Any]) -> None:
     rows: list[tuple[str, str]] = []
+    source = data["mtbf_from"]
+    if source is not None:
+        rows.append(
+            (
+                "MTBF from",
+                f"{source['component']} incidents {source['since']} .. {source['until']}: "
+                f"{source['failures']} failures",
+            )
+        )
     if data["gpus"] is not None:
         rows.append(("GPUs", str(data["gpus"])))
         rows.append(("GPU MTBF", humanize(data["gpu_mtbf_seconds"])))
@@ -130,9 +139,22 @@ def _render_plan(data: dict[str, Any]) -> None:
 
 
 @reliability.command("plan")
-@click.option("--mtbf", default=None, help="Job MTBF (e.g. 3h). Or give --gpus and --gpu-mtbf.")
+@click.option(
+    "--mtbf", default=None, help="Job MTBF (e.g. 3h). Or --gpus with --gpu-mtbf, or --component."
+)
 @click.option("--gpus", type=fleet_size, default=None, help="GPUs the job runs on.")
 @click.option("--gpu-mtbf", default=None, help="MTBF of one GPU (e.g. 50000h).")
+@click.option(
+    "--component",
+    default=None,
+    help="Take the job MTBF from the incident store: this component's MTBF in the window, as "
+    "`sre reliability report` shows it.",
+)
+@click.option(
+    "--since", default=None, help="With --component: window start [default: earliest incident]."
+)
+@click.option("--until", default=None, help="With --component: window end [default: now].")
+@store_option
 @click.option("--checkpoint-cost", required=True, help="Time to write a checkpoint (e.g. 5m).")
 @click.option("--restart-cost", default="0s", show_default=True, help="Time to restart a job.")
 @click.option("--run-length", default="24h", show_default=True, help="Run length for P(failure).")
@@ -142,26 +164,52 @@ def plan_cmd(
     mtbf: str | None,
     gpus: int | None,
     gpu_mtbf: str | None,
+    component: str | None,
+    since: str | None,
+    until: str | None,
+    store_path: Path | None,
     checkpoint_cost: str,
     restart_cost: str,
     run_length: str,
     as_json: bool,
 ) -> None:
-    """Job MTBF, chance of interruption, Young and Daly checkpoint intervals, goodput."""
+    """Job MTBF, chance of interruption, Young and Daly checkpoint intervals, goodput.
+
+    The MTBF comes from --mtbf, from --gpus with --gpu-mtbf, or from the incident store with
+    --component (and --since/--until, --store).
+    """
     from dataclasses import asdict
 
     from sre_tools.reliability.plan import plan_checkpoints
 
-    if mtbf is not None and (gpus is not None or gpu_mtbf is not None):
-        raise click.UsageError("give either --mtbf, or --gpus with --gpu-mtbf, not both")
-    if mtbf is None and (gpus is None or gpu_mtbf is None):
-        raise click.UsageError("give either --mtbf, or both --gpus and --gpu-mtbf")
+    given = [mtbf is not None, gpus is not None or gpu_mtbf is not None, component is not None]
+    if sum(given) > 1:
+        raise click.UsageError(
+            "give only one of --mtbf, --gpus with --gpu-mtbf, or --component: not both"
+        )
+    if component is None and (since is not None or until is not None):
+        raise click.UsageError("--since and --until go with --component")
+    if not any(given) or (given[1] and (gpus is None or gpu_mtbf is None)):
+        raise click.UsageError(
+            "give either --mtbf, or both --gpus and --gpu-mtbf, or --component (the store's MTBF)"
+        )
+    source: dict[str, Any] | None = None
+    job_mtbf = _duration(mtbf, "--mtbf")
+    if component is not None:
+        from sre_tools.reliability.report import component_mtbf, component_mtbf_json
+
+        since_at = parse_when(since, "--since")
+        until_at = parse_when(until, "--until")
+        with open_store(store_path, create=False) as store:
+            found = component_mtbf(store, component, since=since_at, until=until_at)
+        job_mtbf = found.mtbf_seconds
+        source = component_mtbf_json(found)
     result = plan_checkpoints(
         checkpoint_cost=_duration(checkpoint_cost, "--checkpoint-cost") or 0.0,
-        mtbf=_duration(mtbf, "--mtbf"),
+        mtbf=job_mtbf,
         gpus=gpus,
         gpu_mtbf=_duration(gpu_mtbf, "--gpu-mtbf"),
         restart_cost=_duration(restart_cost, "--restart-cost", zero_ok=True) or 0.0,
         run_length=_duration(run_length, "--run-length") or 0.0,
     )
-    emit(asdict(result), as_json, _render_plan)
+    emit({**asdict(result), "mtbf_from": source}, as_json, _render_plan)

@@ -1,4 +1,5 @@
-"""The store-backed reliability report (``sre reliability report``, and the on-call report).
+"""The store-backed reliability report (``sre reliability report``, and the on-call report),
+and one component's MTBF from it (``sre reliability plan --component``).
 
 Default window: ``since`` is the earliest incident start in the store, ``until`` is now.
 """
@@ -6,6 +7,7 @@ Default window: ``since`` is the earliest incident start in the store, ``until``
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sre_tools.exceptions import ValidationError
@@ -40,6 +42,58 @@ def build_report(
         )
     incidents = list_incidents(store, since=start, until=end)
     return reliability_report(incidents, since=start, until=end, gpus=gpus, nodes=nodes)
+
+
+@dataclass(frozen=True)
+class ComponentMtbf:
+    """One component class's MTBF over a window, as the report computes it."""
+
+    component: str
+    since: int
+    until: int
+    failures: int
+    mtbf_seconds: float
+
+
+def component_mtbf(
+    store: Store,
+    component: str,
+    *,
+    since: int | None = None,
+    until: int | None = None,
+    now: int | None = None,
+) -> ComponentMtbf:
+    """The MTBF of ``component`` in the window, from the same report ``sre reliability report``
+    prints; :class:`ValidationError` (field ``--component``) when the window has no unplanned
+    incident of that component, so there is no MTBF to plan with."""
+    report = build_report(store, since=since, until=until, now=now)
+    try:
+        stats: ReliabilityStats | None = report.component(component)
+    except KeyError:
+        stats = None
+    if stats is None or stats.mtbf_seconds is None:
+        raise ValidationError(
+            f"no unplanned incidents of component {component!r} from {iso(report.since)} to "
+            f"{iso(report.until)}: no MTBF to plan with (widen --since/--until, or give --mtbf)",
+            field="--component",
+        )
+    return ComponentMtbf(
+        component=component,
+        since=report.since,
+        until=report.until,
+        failures=stats.failures,
+        mtbf_seconds=stats.mtbf_seconds,
+    )
+
+
+def component_mtbf_json(found: ComponentMtbf) -> dict[str, Any]:
+    return {
+        "component": found.component,
+        "since": iso(found.since),
+        "until": iso(found.until),
+        "failures": found.failures,
+        "mtbf_seconds": found.mtbf_seconds,
+    }
 
 
 def stats_json(stats: ReliabilityStats) -> dict[str, Any]:

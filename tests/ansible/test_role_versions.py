@@ -56,6 +56,10 @@ COPIES: dict[tuple[str, str, str], tuple[str, str]] = {
         "gpu_monitoring",
         "node_exporter_version",
     ),
+    ("gpu_monitoring", "defaults/main.yml", "gpu_monitoring_node_exporter_package_version"): (
+        "gpu_monitoring",
+        "node_exporter_package_version",
+    ),
     ("gpu_monitoring", "vars/main.yml", "_gpu_monitoring_dcgm_major"): (
         "gpu_monitoring",
         "dcgm_major",

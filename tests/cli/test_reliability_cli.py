@@ -149,6 +149,63 @@ def test_plan_json_keys_and_values(sre: Sre) -> None:
     assert "Young" in out
 
 
+def test_plan_takes_the_component_mtbf_from_the_store(sre: Sre, store_path: Path) -> None:
+    """--component plans with the MTBF `sre reliability report` shows for that component."""
+    store = ("--store", str(store_path))
+    window = ("--since", "2026-09-22T03:14:00Z", "--until", "2026-11-21")
+    code, _, err = sre("incident", "import", "--example", *store)
+    assert code == 0, err
+    code, out, err = sre("reliability", "report", *window, "--json", *store)
+    assert code == 0, err
+    gpu = json.loads(out)["components"]["gpu"]
+    code, out, err = sre("reliability", "plan", "--component", "gpu", *window,
+                         "--checkpoint-cost", "5m", "--json", *store)  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["job_mtbf_seconds"] == gpu["mtbf_seconds"]
+    assert data["mtbf_from"] == {
+        "component": "gpu",
+        "since": "2026-09-22T03:14:00Z",
+        "until": "2026-11-21T00:00:00Z",
+        "failures": gpu["failures"],
+        "mtbf_seconds": gpu["mtbf_seconds"],
+    }
+    code, out, err = sre("reliability", "plan", "--mtbf", f"{gpu['mtbf_seconds']:g}s",
+                         "--checkpoint-cost", "5m", "--json")  # fmt: skip
+    assert code == 0, err
+    typed = json.loads(out)
+    assert typed["daly_seconds"] == pytest.approx(data["daly_seconds"])
+    assert typed["mtbf_from"] is None
+    code, out, err = sre("reliability", "plan", "--component", "gpu", *window,
+                         "--checkpoint-cost", "5m", *store)  # fmt: skip
+    assert code == 0, err
+    assert "MTBF from" in out and f"{gpu['failures']} failures" in out
+
+
+@pytest.mark.parametrize(
+    ("component", "window"),
+    [
+        pytest.param("dimm", (), id="component-never-failed"),
+        pytest.param("gpu", ("--since", "2026-11-20", "--until", "2026-11-21"), id="quiet-window"),
+        pytest.param("host", ("--since", "2026-11-03", "--until", "2026-11-04"), id="planned-only"),
+    ],
+)
+def test_plan_component_without_failures_is_one_line_error(
+    sre: Sre, store_path: Path, component: str, window: tuple[str, ...]
+) -> None:
+    store = ("--store", str(store_path))
+    sre("incident", "open", "--component", "host", "--planned", "--started",
+        "2026-11-03T10:00:00Z", *store)  # fmt: skip
+    code, _, err = sre("incident", "import", "--example", *store)
+    assert code == 0, err
+    code, out, err = sre("reliability", "plan", "--component", component, *window,
+                         "--checkpoint-cost", "5m", *store)  # fmt: skip
+    assert (code, out) == (2, "")
+    assert_one_line_error(
+        err, "--component", f"no unplanned incidents of component {component!r}", "--mtbf"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "code", "needles"),
     [
@@ -158,6 +215,25 @@ def test_plan_json_keys_and_values(sre: Sre) -> None:
         pytest.param(
             ("reliability", "plan", "--mtbf", "3h", "--gpus", "8", "--checkpoint-cost", "5m"),
             2, ("not both",), id="plan-mtbf-and-gpus",
+        ),
+        pytest.param(
+            ("reliability", "plan", "--mtbf", "3h", "--component", "gpu", "--checkpoint-cost",
+             "5m"),
+            2, ("not both",), id="plan-mtbf-and-component",
+        ),
+        pytest.param(
+            ("reliability", "plan", "--mtbf", "3h", "--since", "2026-11-01", "--checkpoint-cost",
+             "5m"),
+            2, ("--since", "--component"), id="plan-window-without-component",
+        ),
+        pytest.param(
+            ("reliability", "plan", "--component", "gpu", "--checkpoint-cost", "5m"),
+            2, ("no incidents",), id="plan-component-empty-store",
+        ),
+        pytest.param(
+            ("reliability", "plan", "--component", "gpu", "--since", "x", "--checkpoint-cost",
+             "5m"),
+            2, ("--since",), id="plan-component-bad-since",
         ),
         pytest.param(
             ("reliability", "plan", "--gpus", "8", "--checkpoint-cost", "5m"),
@@ -209,7 +285,7 @@ def test_errors_are_one_line_with_exit_code(
     from sre_tools.store import Store
 
     Store(store_path).close()  # an empty store
-    if args[0] == "incident" or args[1] == "report":
+    if args[0] == "incident" or args[1] == "report" or "--component" in args:
         args = (*args, "--store", str(store_path))
     got, out, err = sre(*args)
     assert got == code, (out, err)

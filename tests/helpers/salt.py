@@ -355,6 +355,18 @@ class SaltPair:
             )
         return data[self.minion_id]
 
+    def salt_run(self, fun: str, *args: str, timeout: float = 120) -> tuple[int, Any]:
+        """``salt-run FUN ARGS`` on the master: (exit status, the parsed JSON output)."""
+        argv = [salt_bin("salt-run"), "-c", str(self.master_conf), "--out", "json", fun, *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        try:
+            return proc.returncode, json.loads(proc.stdout)
+        except ValueError:
+            raise SaltError(
+                f"{' '.join(argv)} exited {proc.returncode}: unparsable output:\n"
+                f"{proc.stdout}\n{proc.stderr}\n{self.logs()}"
+            ) from None
+
     def accepted_keys(self) -> list[str]:
         out = self._run([salt_bin("salt-key"), "-c", str(self.master_conf), "-L", "--out", "json"])
         return list(json.loads(out).get("minions", []))

@@ -18,10 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 import yaml
 
 from tests.helpers.salt import (
+    SALT_DIR,
     SaltError,
     SaltMissingError,
     local_minion_config,
@@ -257,7 +259,19 @@ def test_gpu_monitoring_defaults(rendered: dict[str, dict[str, Any]]) -> None:
     assert derived["cuda_repo_base"] == (
         "https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64"
     )
-    assert "gpu_monitoring-package-install-pkg-installed-node-exporter" in high
+    # The distribution's node_exporter: at versions.yml's version, any revision, pinned and held.
+    node_exporter = _args(high["gpu_monitoring-package-install-pkg-installed-node-exporter"], "pkg")
+    assert node_exporter["pkgs"] == [{"prometheus-node-exporter": "1.5.0-*"}]
+    assert node_exporter["hold"] is True and node_exporter["update_holds"] is True
+    pin_state = high["gpu_monitoring-package-install-file-managed-node-exporter-pin"]
+    assert "managed" in pin_state["file"]
+    pin = _args(pin_state, "file")
+    assert pin["name"] == "/etc/apt/preferences.d/gpu-monitoring-node-exporter.pref"
+    template = SALT_DIR / "gpu_monitoring" / "files" / "default" / "node_exporter.pref.jinja"
+    text = jinja2.Template(template.read_text(encoding="utf-8")).render(pin["context"])
+    assert "Package: prometheus-node-exporter\nPin: version 1.5.0-*\nPin-Priority: 1001" in text, (
+        text
+    )
     fsd = _args(high["gpu_monitoring-config-file-file-serialize"], "file")
     names = {next(iter(n)): n[next(iter(n))] for n in fsd["names"]}
     node = names["/etc/prometheus/file_sd/node-gpu-node-01.json"][0]["dataset"]
@@ -276,6 +290,9 @@ def test_gpu_monitoring_binary_secrets_and_shared_cuda_source(
     archive = _args(high["gpu_monitoring-package-install-archive-extracted"], "archive")
     assert archive["source"].endswith("/v1.9.1/node_exporter-1.9.1.linux-amd64.tar.gz")
     assert archive["source_hash"] == "sha256=" + "b" * 64
+    # The binary source leaves no pin on the distribution's package behind.
+    assert "gpu_monitoring-package-install-pkg-installed-node-exporter" not in high
+    assert "absent" in high["gpu_monitoring-package-install-file-managed-node-exporter-pin"]["file"]
     # nvidia_driver adds the CUDA repository itself (pillar source: cuda_repo): not twice.
     assert "gpu_monitoring-package-install-file-managed-sources" not in high
     secrets = _args(high["gpu_monitoring-config-file-file-managed-secrets"], "file")

@@ -160,3 +160,50 @@ def test_reactor_passes_the_event_as_data_not_text() -> None:
     assert args[0] == {"mods": "orch.gpu_remediate"}
     assert pillar["sre_event_data"]["remediation"]["reason"] == "x'; rm -rf / #{{ 7*7 }}"
     assert pillar["sre_event_tag"] == TAG.format(minion="gpu01")
+
+
+# --- rolling upgrade steps ------------------------------------------------------------------------
+
+
+class NodeStates:
+    """``show_node`` answering with the given (state, flags) in turn, then the last one."""
+
+    def __init__(self, *states: tuple[str, frozenset[str]]):
+        self.states = list(states)
+        self.asked = 0
+
+    def show_node(self, node: str) -> Any:
+        from sre_tools.remediation.slurm import NodeInfo
+
+        state, flags = self.states[min(self.asked, len(self.states) - 1)]
+        self.asked += 1
+        return NodeInfo(node, state, flags, "sre: drain")
+
+
+DRAIN = frozenset({"DRAIN"})
+
+
+@pytest.mark.parametrize(
+    ("states", "drained", "asked"),
+    [
+        pytest.param([("MIXED", DRAIN), ("IDLE", DRAIN)], True, 2, id="jobs-end"),
+        pytest.param([("DOWN", DRAIN)], True, 1, id="down"),
+        pytest.param([("ALLOCATED", DRAIN)], False, 4, id="jobs-outlast-the-timeout"),
+        pytest.param([("IDLE", frozenset())], False, 4, id="resumed-by-someone"),
+    ],
+)
+def test_wait_until_drained(
+    states: list[tuple[str, frozenset[str]]], drained: bool, asked: int
+) -> None:
+    slurm = NodeStates(*states)
+    now = [0.0]
+    result = RUNNER.wait_until_drained(
+        slurm,
+        "gpu01",
+        timeout=30,
+        poll=10,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    assert result["drained"] is drained and result["node"] == "gpu01"
+    assert slurm.asked == asked

@@ -104,6 +104,7 @@ CUDA_MUST_CHANGE = {
     "nvidia_mig-service-running-file-managed",
     "nvidia_mig-service-running-service-enabled",
     "nvidia_mig-service-running-cmd-run-apply",
+    "gpu_monitoring-package-install-file-managed-node-exporter-pin",
     "gpu_monitoring-package-install-pkg-installed-node-exporter",
     "gpu_monitoring-package-install-file-managed-pin",
     "gpu_monitoring-package-install-pkg-installed",
@@ -262,6 +263,11 @@ def test_cuda_repo_formulas(record_property: Any) -> None:
             assert dpkg_version(node, package) == version, package
             assert apt_candidate(node, package) == version, package
         assert set(versions) <= held, held
+        # Debian's node_exporter at versions.yml's version (any Debian revision), pinned and held.
+        assert dpkg_version(node, "prometheus-node-exporter").startswith("1.5.0-")
+        assert "prometheus-node-exporter" in held, held
+        pin = node.read_file("/etc/apt/preferences.d/gpu-monitoring-node-exporter.pref")
+        assert "Package: prometheus-node-exporter\nPin: version 1.5.0-*\nPin-Priority: 1001" in pin
         node.write_file("/var/lib/prometheus/node-exporter/sre_test.prom", "sre_test_marker 42\n")
         metrics = _fetch(node, f"http://127.0.0.1:{NODE_EXPORTER_PORT}/metrics")
         assert "node_exporter_build_info" in metrics

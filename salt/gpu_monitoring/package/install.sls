@@ -1,18 +1,37 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# node_exporter (package, or the checksum-verified upstream binary); DCGM 4 and dcgm-exporter
-# from NVIDIA's CUDA repository (key checked by fingerprint), pinned and held.
+# node_exporter (the distribution's package, pinned and held, or the checksum-verified upstream
+# binary); DCGM 4 and dcgm-exporter from NVIDIA's CUDA repository (key checked by fingerprint),
+# pinned and held.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as gpu_monitoring with context %}
 {%- set ne = gpu_monitoring.node_exporter %}
 {%- set d = gpu_monitoring.derived %}
 {%- set cuda = gpu_monitoring.cuda_repo %}
 {%- set key_download = "/var/cache/sre-tools/gpu-monitoring/3bf863cc.pub" %}
-{%- if ne.enabled and ne.source == "package" %}
+{%- set ne_package = ne.enabled and ne.source == "package" %}
+
+gpu_monitoring-package-install-file-managed-node-exporter-pin:
+  file.{{ "managed" if ne_package and gpu_monitoring.pin else "absent" }}:
+    - name: {{ ne.pin_file }}
+{%- if ne_package and gpu_monitoring.pin %}
+    - source: salt://{{ tplroot }}/files/default/node_exporter.pref.jinja
+    - template: jinja
+    - mode: '0644'
+    - context:
+        gpu_monitoring: {{ gpu_monitoring | json }}
+{%- endif %}
+{%- if ne_package %}
 
 gpu_monitoring-package-install-pkg-installed-node-exporter:
   pkg.installed:
-    - name: {{ ne.package }}
+    - pkgs:
+      # The distribution's revision varies ("1.5.0-1+b6"): the upstream version, any revision.
+      - {{ ne.package }}: '{{ ne.package_version }}-*'
+    - hold: {{ gpu_monitoring.hold }}
+    - update_holds: true
+    - require:
+      - file: gpu_monitoring-package-install-file-managed-node-exporter-pin
 {%- elif ne.enabled %}
 
 gpu_monitoring-package-install-user-present:

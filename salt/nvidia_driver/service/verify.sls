@@ -26,6 +26,9 @@ nvidia_driver-service-verify-cmd-run:
     - name: {{ check | join(" ") }}
     - unless: {{ (check + ["--silent"]) | join(" ") }}
     - require:
+{%-   if nvidia_driver.install_packages and (nvidia_driver.load_module or nvidia_driver.manage_service) %}
+      {#- Only then does service.running hold a state: a requisite on an empty sls fails. #}
       - sls: {{ sls_service_running }}
+{%-   endif %}
       - sls: {{ sls_config_file }}
 {%- endif %}

@@ -64,10 +64,22 @@ def test_textfile_collector_reads_the_directory(host, role_vars):
 
 
 def test_node_exporter_source(host, role_vars):
+    pin = host.file("/etc/apt/preferences.d/gpu-monitoring-node-exporter.pref")
     if role_vars["gpu_monitoring_node_exporter_source"] == "package":
-        assert host.package("prometheus-node-exporter").is_installed
+        name = "prometheus-node-exporter"
+        version = role_vars["gpu_monitoring_node_exporter_package_version"]
+        pkg = host.package(name)
+        assert pkg.is_installed and pkg.version.startswith(f"{version}-"), pkg.version
+        assert host.check_output("dpkg --get-selections %s", name).split() == [name, "hold"]
+        assert f"Package: {name}\nPin: version {version}-*\nPin-Priority: 1001" in (
+            pin.content_string
+        )
+        # apt sees the pin: the installed build at priority 1001.
+        policy = host.check_output("apt-cache policy %s", name)
+        assert f"*** {pkg.version} 1001" in policy, policy
         assert host.service("prometheus-node-exporter").is_running
         return
+    assert not pin.exists
     binary = host.file("/usr/local/bin/node_exporter")
     assert binary.mode == 0o755
     version = host.run("/usr/local/bin/node_exporter --version")
