@@ -78,5 +78,8 @@ fi
 # SRE_SKIP_CONTAINERS=1 leaves them out of a local run (CI never sets it). Scenarios too slow for
 # CI are marked `slow` and run with `pytest -m "molecule and slow"` (docs/ansible.md).
 if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
-  step "pytest containers (molecule, Salt)" run_pytest -m "molecule and not slow" tests/ansible tests/salt
+  # Three workers on two cores: much of a scenario is waiting (apt, systemd, podman), and the
+  # longest ones start first (tests/conftest.py).
+  step "pytest containers (molecule, Salt; -n 3)" run_pytest -m "molecule and not slow" \
+    -n 3 --dist load --maxschedchunk 1 tests/ansible tests/salt
 fi

@@ -14,6 +14,7 @@ shares them with another or with the user's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -73,27 +74,38 @@ def sre(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
-# Container tests that take longest (docs/benchmarks.md): started first, so that under
-# pytest-xdist (scripts/test.sh's container step, ``-n 2``) the short ones fill in around them
-# instead of one long test starting last on an otherwise idle machine.
+# Container tests that take longest, longest first (measured: docs/benchmarks.md). Under
+# pytest-xdist (scripts/test.sh's container step: ``-n 3 --dist load --maxschedchunk 1``) each
+# worker holds one running test and one queued; the first chunk of two each worker gets pairs a
+# long test with a short one, so that no worker starts with two long ones queued back to back,
+# and the remaining long ones start early while short ones fill in around them.
 LONGEST_FIRST = (
+    "test_molecule_scenario[nvidia_driver-default]",
     "test_molecule_site",
     "test_nvidia_driver_dkms",
-    "test_molecule_scenario[nvidia_driver-default]",
-    "test_cuda_repo_formulas",
+    "test_molecule_scenario[gpu_monitoring-default]",
     "test_molecule_scenario[container_runtime-default]",
     "test_molecule_scenario[nvidia_fabricmanager-default]",
-    "test_molecule_scenario[gpu_monitoring-default]",
-    "test_gpu_base_and_nvidia_driver_user_space",
-    "test_nvidia_driver_cuda_repo_key_and_source",
+    "test_molecule_scenario[nvidia_mig-default]",
+    "test_molecule_scenario[nvidia_mig-alternative]",
 )
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: order only what runs
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
-        for i, name in enumerate(LONGEST_FIRST):
-            if item.name == name or item.nodeid.endswith("::" + name):
-                return i
-        return len(LONGEST_FIRST)
+        name = item.nodeid.rsplit("::", 1)[-1]
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
-    items.sort(key=rank)  # stable: everything else keeps its collection order
+    ranked = sorted(items, key=rank)  # stable: everything else keeps its collection order
+    long = [item for item in ranked if rank(item) < len(LONGEST_FIRST)]
+    if not long:
+        return
+    rest = [item for item in ranked if rank(item) == len(LONGEST_FIRST)]
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    head: list[pytest.Item] = []
+    for item in long[:workers]:
+        head.append(item)
+        if workers > 1 and rest:
+            head.append(rest.pop())  # a short one (collection order puts light tests last)
+    items[:] = head + long[workers:] + rest

@@ -48,20 +48,10 @@ SITE_CHECK_TIMEOUT = 1800
 LOG_TAIL = 12_000
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)", re.MULTILINE)
 
-# Scenarios CI's default container run leaves out to stay inside its time budget; they run with
-# `pytest -m "molecule and slow" tests/ansible` (docs/ansible.md lists them and why).
-# The alternative scenarios of the roles added after gpu_base and nvidia_driver: with them CI
-# would not fit in 90 minutes on 2 cores (measured: docs/ansible.md). test_molecule_site
-# (molecule/site, about 30 minutes) is marked slow too.
-SLOW: set[tuple[str, str]] = {
-    ("container_runtime", "alternative"),
-    ("cuda_toolkit", "alternative"),
-    ("gpu_monitoring", "alternative"),
-    ("infiniband", "alternative"),
-    ("nvidia_fabricmanager", "alternative"),
-    ("nvidia_mig", "alternative"),
-    ("sre_agent", "alternative"),
-}
+# Scenarios CI's default container run leaves out to stay inside its time budget; they would run
+# with `pytest -m "molecule and slow" tests/ansible`. None today: over SSH and mitogen every
+# scenario and molecule/site fit in CI (docs/testing.md, figures in docs/benchmarks.md).
+SLOW: set[tuple[str, str]] = set()
 
 SCENARIOS = sorted(
     (path.parents[2].name, path.parent.name) for path in ROLES_DIR.glob("*/molecule/*/molecule.yml")
@@ -140,7 +130,6 @@ def test_molecule_scenario(role: str, scenario: str, molecule_image: str, tmp_pa
     )  # fmt: skip
 
 
-@pytest.mark.slow
 def test_molecule_site(molecule_image: str, tmp_path: Path) -> None:
     """molecule/site: site.yml converged on two containers, idempotent, the health gate through
     `sre ansible validate` in verify, then site.yml in check mode reporting no change."""
