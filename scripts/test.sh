@@ -41,11 +41,6 @@ set_up() {
   source "$ROOT/scripts/bootstrap.sh" "dev,salt,ansible"
 }
 step "set-up (apt, venv, pip)" set_up
-# The Debian 12 systemd image the container step starts (built once, about 2 minutes, then reused
-# while its recipe is unchanged).
-if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
-  step "podman image" bash "$ROOT/scripts/podman-image.sh"
-fi
 
 PY_DIRS=()
 for d in sre_tools tests benchmarks scripts salt molecule roles playbooks; do [ -d "$d" ] && PY_DIRS+=("$d"); done
@@ -76,8 +71,11 @@ fi
 # Then the provisioning scenarios in podman containers with systemd: molecule per role
 # (converge, idempotence, check mode, testinfra) and Salt states applied masterless. Minutes each;
 # SRE_SKIP_CONTAINERS=1 leaves them out of a local run (CI never sets it). Scenarios too slow for
-# CI are marked `slow` and run with `pytest -m "molecule and slow"` (docs/ansible.md).
+# CI are marked `slow` and run with `pytest -m "molecule and slow"` (docs/testing.md).
 if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
+  # The Debian 12 systemd image the scenarios start (built once, about 2 minutes, then reused
+  # while its recipe is unchanged).
+  step "podman image" bash "$ROOT/scripts/podman-image.sh"
   # Three workers on two cores: much of a scenario is waiting (apt, systemd, podman), and the
   # longest ones start first (tests/conftest.py).
   step "pytest containers (molecule, Salt; -n 3)" run_pytest -m "molecule and not slow" \

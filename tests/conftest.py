@@ -9,7 +9,7 @@ idle again before and after it.
 
 Every test gets its own ``$XDG_STATE_HOME`` and ``$XDG_DATA_HOME`` (the default homes of the
 health and remediation state and of the SQLite store), so no test, and no pytest-xdist worker,
-shares them with another or with the user's.
+shares them with another or with the user's; and no ``$COLUMNS`` (xdist's workers set 80).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ def _private_xdg_homes(
     home = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
+    # pytest-xdist's workers run with COLUMNS=80; the CLI's tables then fold where a pipe (no
+    # COLUMNS) gets 160 columns. Tests see the pipe's environment; those that want a width set it.
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture(scope="session")

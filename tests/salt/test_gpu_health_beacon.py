@@ -18,10 +18,11 @@ from tests.salt.conftest import MINION_ID, FakeClock
 
 HEALTHY = FIXTURES / "h100-capture.json"
 DBE = FIXTURES / "faults" / "dbe-volatile.json"
-UUID0 = "GPU-0e3c9b17-4fe4-50dd-9417-1d5a544b6ab3"
-XID79 = "NVRM: Xid (PCI:0000:18:00): 79, pid=1234, name=python, GPU has fallen off the bus."
+# The real H100 capture's GPU (tests/fixtures/gpu/captures/h100-sxm-580): a passthrough VM's bus.
+UUID0 = "GPU-e4292390-eeff-c8ae-fc0f-56d4f7804ee2"
+XID79 = "NVRM: Xid (PCI:0000:00:06): 79, pid=1234, name=python, GPU has fallen off the bus."
 AT = 1793527200.0  # 2026-11-01T10:00:00Z
-XID13 = "NVRM: Xid (PCI:0000:18:00): 13, pid=1234, name=python, Graphics Exception"
+XID13 = "NVRM: Xid (PCI:0000:00:06): 13, pid=1234, name=python, Graphics Exception"
 
 
 # --- helpers: crafted reports, a scripted gpu.health ----------------------------------------------
@@ -377,7 +378,7 @@ def test_dbe_recording_fires_crit_reset_gpu(beacon: ModuleType) -> None:
     assert event["tag"] == "sre/gpu/health/crit"
     assert (event["severity"], event["action"]) == ("crit", "reset_gpu")
     ecc = next(f for f in event["findings"] if f["check"] == "ecc.uncorrected_volatile")
-    assert ecc["gpu"]["uuid"] == UUID0 and ecc["gpu"]["pci_bus_id"] == "00000000:18:00.0"
+    assert ecc["gpu"]["uuid"] == UUID0 and ecc["gpu"]["pci_bus_id"] == "00000000:00:06.0"
     assert run(beacon, config) == []
 
 

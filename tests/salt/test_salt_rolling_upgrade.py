@@ -39,7 +39,7 @@ from tests.helpers.slurm import SlurmCluster
 pytestmark = pytest.mark.integration
 
 MINION = "gpu01"
-HEALTHY = FIXTURES / "h100-synthetic.json"
+HEALTHY = FIXTURES / "h100-capture.json"
 DBE = FIXTURES / "faults" / "dbe-volatile.json"  # CRIT: fails the gate
 NEW_DRIVER = "535.309.01"
 ORCH_TIMEOUT = 300
