@@ -18,14 +18,19 @@ Every refusal is a :class:`~sre_tools.exceptions.ValidationError` naming the sou
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
-from typing import Any, Protocol
-
-import yaml
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sre_tools.exceptions import ValidationError
+
+if TYPE_CHECKING:
+    import yaml
+
+# PyYAML is imported where YAML is read, not here: `sre health` reads recordings (JSON) through
+# this module on every run, and its start-up stays free of PyYAML (benchmarks/bench_health.py).
 
 MiB = 1024 * 1024
 
@@ -119,7 +124,14 @@ def read_text_capped(file: str, limit: int, *, what: str = "file") -> tuple[str,
 # --- YAML ---------------------------------------------------------------------------------------
 
 _BRACKETS = re.compile(r"[\[\]{}]")
-_C_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+
+
+@functools.cache
+def _c_loader() -> Any:
+    """libyaml's loader when PyYAML was built with it, else None."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", None)
 
 
 def _flow_too_deep(text: str) -> bool:
@@ -135,7 +147,9 @@ def _flow_too_deep(text: str) -> bool:
 def _check_event_depth(text: str, source: str) -> None:
     """Refuse nesting deeper than :data:`MAX_DEPTH` from libyaml's event stream, which (unlike its
     composer, recursive in C) does not recurse, before anything is composed."""
-    loader = _C_LOADER(text)
+    import yaml
+
+    loader = _c_loader()(text)
     depth = 0
     try:
         while loader.check_event():
@@ -178,6 +192,8 @@ class _Budget:
         return ValidationError(f"invalid YAML: {reason}{where}", source=self.source)
 
     def measure(self, node: yaml.Node, depth: int) -> tuple[int, int]:
+        import yaml
+
         if isinstance(node, yaml.ScalarNode):
             return 1, 0
         key = id(node)
@@ -208,8 +224,10 @@ class _Budget:
 
 def load_yaml_documents(text: str, source: str) -> list[Any]:
     """Every document of a YAML text (empty ones as ``None``), within the limits above."""
+    import yaml
+
     try:
-        if _C_LOADER is not None and _flow_too_deep(text):
+        if _c_loader() is not None and _flow_too_deep(text):
             _check_event_depth(text, source)
     except yaml.YAMLError as exc:
         reason = yaml_reason(exc)
@@ -217,7 +235,7 @@ def load_yaml_documents(text: str, source: str) -> list[Any]:
             reason = f"nested too deeply (more than {MAX_DEPTH} levels): {reason}"
         raise ValidationError(f"invalid YAML: {reason}", source=source) from None
     # libyaml's loader is about 8x faster; PyYAML's own stops deep input with a RecursionError.
-    loader = (_C_LOADER or yaml.SafeLoader)(text)
+    loader = (_c_loader() or yaml.SafeLoader)(text)
     try:
         docs = []
         while loader.check_node():

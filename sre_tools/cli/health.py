@@ -12,13 +12,6 @@ from pathlib import Path
 from typing import Any
 
 EXIT_UNKNOWN = 3
-SEVERITY_STYLE = {
-    "crit": "[bold red]CRIT[/]",
-    "warn": "[yellow]WARN[/]",
-    "unknown": "[magenta]UNKNOWN[/]",
-    "ok": "[green]ok[/]",
-    "skipped": "[dim]skipped[/]",
-}
 FORMATS = ("table", "json", "nhc")
 
 
@@ -311,12 +304,20 @@ def render(report: Any, show_all: bool) -> None:
     # asking it per finding made the table quadratic in the number of GPUs.
     problems = report.problems()
     rows = list(report.findings) if show_all else problems
-    status = SEVERITY_STYLE.get(report.severity.value, report.severity.value)
-    con.print(
-        f"{report.host}: {status}, action [bold]{report.action.value}[/] "
-        f"({len(problems)} problem(s), {len(report.findings)} findings, "
-        f"{report.duration_seconds * 1000:.1f} ms, {report.source})"
+    # Host, source and summaries come from the node or a recording: plain text, never markup.
+    from rich.text import Text
+
+    from sre_tools.cli.output import label, printable
+
+    header = Text(f"{printable(report.host)}: ")
+    header.append_text(label(report.severity.value))
+    header.append(", action ")
+    header.append(report.action.value, style="bold")
+    header.append(
+        f" ({len(problems)} problem(s), {len(report.findings)} findings, "
+        f"{report.duration_seconds * 1000:.1f} ms, {printable(report.source)})"
     )
+    con.print(header)
     if rows:
         con.print(
             table(
@@ -326,7 +327,7 @@ def render(report: Any, show_all: bool) -> None:
                     [
                         _gpu(f),
                         f.check,
-                        SEVERITY_STYLE.get(f.severity.value, f.severity.value),
+                        label(f.severity.value),
                         f.action.value,
                         f.summary,
                     ]

@@ -81,28 +81,15 @@ def label(name: Any) -> Any:
     return Text(text, style=style)
 
 
-def _label_markup() -> dict[str, tuple[str, str]]:
-    return {f"[{style}]{text}[/]": (text, style) for text, style in LABEL_STYLES.values()}
-
-
-_LABEL_MARKUP = _label_markup()
-
-
 def cell(value: Any) -> Any:
-    """A table cell: rich renderables as they are, ``None`` as ``-``, anything else plain text.
-
-    A string that is exactly a label's markup (``[bold red]CRIT[/]``) is shown as that label, for
-    callers that still build labels as markup; any other string is never parsed as markup.
-    """
+    """A table cell: rich renderables as they are (:func:`label`), ``None`` as ``-``, anything
+    else plain text, never parsed as markup."""
     from rich.text import Text
 
     if value is None:
         return Text("-")
     if isinstance(value, Text):
         return value
-    if isinstance(value, str) and value in _LABEL_MARKUP:
-        text, style = _LABEL_MARKUP[value]
-        return Text(text, style=style)
     return Text(printable(value))
 
 

@@ -8,7 +8,6 @@ apply here) or :class:`ReadError` with NVML's error name, never as pynvml except
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -140,18 +139,20 @@ class RecordedBackend:
 
     @classmethod
     def load(cls, path: str | Path) -> RecordedBackend:
+        """Read a recording: at most ``MAX_RECORDING_BYTES`` (unpacked, for ``.gz``), JSON
+        without duplicate keys, NaN or nesting deeper than ``MAX_DEPTH`` (sre_tools.inputs)."""
+        from sre_tools.inputs import MAX_RECORDING_BYTES, load_json, read_text_capped
+
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ValidationError(f"cannot read recording: {reason}", source=str(path)) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"invalid JSON at line {exc.lineno}, column {exc.colno}", source=str(path)
-            ) from None
-        return cls(data, str(path))
+            text, source = read_text_capped(str(path), MAX_RECORDING_BYTES, what="recording")
+        except ValidationError as exc:
+            if exc.reason.startswith("cannot read file: "):  # say what could not be read
+                reason = exc.reason.removeprefix("cannot read file: ")
+                raise ValidationError(
+                    f"cannot read recording: {reason}", source=str(path)
+                ) from None
+            raise
+        return cls(load_json(text, source), source)
 
     def _validate(self) -> None:
         d = self.data

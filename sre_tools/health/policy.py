@@ -32,12 +32,6 @@ NULLABLE: dict[str, tuple[type, ...]] = {
 }
 
 
-def _yaml() -> Any:
-    import yaml  # only where YAML is read: not imported by a run that needs no YAML
-
-    return yaml
-
-
 def _profile_text(name: str) -> str:
     if name not in PROFILES:
         raise ValidationError(
@@ -197,12 +191,9 @@ def load_policy(
     """Profile (named, else picked from the node at run time) with the site file's overrides."""
     over: dict[str, Any] = {}
     if config_text is not None:
-        try:
-            loaded = _yaml().safe_load(config_text)
-        except _yaml().YAMLError as exc:
-            raise ValidationError(
-                f"invalid YAML: {str(exc).splitlines()[0]}", source=source
-            ) from None
+        from sre_tools.inputs import load_yaml
+
+        loaded = load_yaml(config_text, source)  # bounded aliases and depth
         if loaded is not None and not isinstance(loaded, dict):
             raise ValidationError("expected a mapping at the top level", source=source)
         over = loaded or {}
@@ -218,9 +209,7 @@ def load_policy(
 def load_policy_file(path: Path | None, profile: str | None = None) -> Policy:
     if path is None:
         return load_policy(profile)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ValidationError(f"cannot read: {reason}", source=str(path)) from None
-    return load_policy(profile, text, str(path))
+    from sre_tools.inputs import MAX_SPEC_BYTES, read_text_capped
+
+    text, source = read_text_capped(str(path), MAX_SPEC_BYTES, what="site file")
+    return load_policy(profile, text, source)
