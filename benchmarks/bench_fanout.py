@@ -161,8 +161,8 @@ class SaltFleet:
         """A key pair per minion id, the public half accepted on the master: only these."""
         self.pair.write_configs()
         self.pair.seed_key()
-        dirs = {self.ids[0]: self.pair.minion_dir / "root" / "pki"}
-        accepted = self.pair.master_dir / "root" / "pki" / "minions"
+        dirs = {self.ids[0]: self.pair.root(self.pair.minion_dir) / "pki"}
+        accepted = self.pair.root(self.pair.master_dir) / "pki" / "minions"
         for minion_id in self.ids[1:]:
             keydir = self.keys / minion_id
             keydir.mkdir(parents=True)

@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -203,16 +204,25 @@ class SaltPair:
         self.master_extra = dict(master_extra or {})
         self.file_root = file_root
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # Salt's IPC sockets live under its root_dir (it prepends root_dir to every other path),
+        # and a minion's is named after a 32-digit hash: AF_UNIX's 107 bytes leave no room for a
+        # pytest-xdist worker's temporary path. The roots (keys, cache, sockets) go in a short
+        # directory of their own; configs and logs stay in ``workdir``.
+        self.sock_base = Path(tempfile.mkdtemp(prefix="sre-salt-"))
 
     # configuration
 
+    def root(self, base: Path) -> Path:
+        """The daemon's root_dir: ``master`` or ``minion`` under the short directory."""
+        return self.sock_base / base.name
+
     def _common(self, base: Path, log_file: Path) -> dict[str, Any]:
         return {
-            "root_dir": str(base / "root"),
-            "pki_dir": str(base / "root" / "pki"),
-            "cachedir": str(base / "root" / "cache"),
-            "sock_dir": str(base / "root" / "sock"),
-            "pidfile": str(base / "root" / "salt.pid"),
+            "root_dir": str(self.root(base)),
+            "pki_dir": str(self.root(base) / "pki"),
+            "cachedir": str(self.root(base) / "cache"),
+            "sock_dir": str(self.root(base) / "sock"),
+            "pidfile": str(self.root(base) / "salt.pid"),
             "log_file": str(log_file),
             "log_level_logfile": "info",
             "user": getpass.getuser(),
@@ -259,7 +269,7 @@ class SaltPair:
 
     def seed_key(self) -> None:
         """Generate the minion's key pair and accept its public key on the master: the only one."""
-        minion_pki = self.minion_dir / "root" / "pki"
+        minion_pki = self.root(self.minion_dir) / "pki"
         minion_pki.mkdir(parents=True, exist_ok=True)
         self._run(
             [
@@ -270,7 +280,7 @@ class SaltPair:
                 f"--gen-keys-dir={minion_pki}",
             ],
         )
-        accepted = self.master_dir / "root" / "pki" / "minions"
+        accepted = self.root(self.master_dir) / "pki" / "minions"
         accepted.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(minion_pki / "minion.pub", accepted / self.minion_id)
 
@@ -298,7 +308,7 @@ class SaltPair:
 
     def start_master(self) -> None:
         self._spawn("master", [salt_bin("salt-master"), "-c", str(self.master_conf), "-l", "error"])
-        ipc = self.master_dir / "root" / "sock" / "master_event_pub.ipc"
+        ipc = self.root(self.master_dir) / "sock" / "master_event_pub.ipc"
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             self._alive("master")
@@ -444,6 +454,7 @@ class SaltPair:
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         while any(group_members(p.pid) for p in procs) and time.monotonic() < deadline:
             time.sleep(0.1)
+        shutil.rmtree(self.sock_base, ignore_errors=True)
 
     def leftovers(self) -> dict[str, list[int]]:
         """Live (non-zombie) processes left in each daemon's process group: none after stop()."""
