@@ -207,12 +207,22 @@ class SshTransport:
         try:
             chan.settimeout(timeout)
             chan.exec_command(command)
-            if input:
-                chan.sendall(input)
-            chan.shutdown_write()
+            # stdin is fed inside the loop, as the window allows: a command that writes before
+            # it reads must not block us (nor we it).
+            pending = memoryview(input or b"")
+            if not pending:
+                chan.shutdown_write()
             chan.settimeout(0.0)
             while True:
                 got = False
+                if pending and chan.send_ready():
+                    try:
+                        pending = pending[chan.send(bytes(pending[:_CHUNK])) :]
+                    except OSError:  # the command closed its stdin: fine
+                        pending = pending[:0]
+                    if not pending:
+                        chan.shutdown_write()
+                    got = True
                 while chan.recv_ready():
                     out.feed(chan.recv(_CHUNK))
                     got = True

@@ -92,6 +92,21 @@ def test_output_is_capped(hostvars: dict[str, Any]) -> None:
     assert res.rc == 0 and res.stdout == b"\0" * 1000 and res.stdout_truncated
 
 
+WRITE_THEN_READ = (
+    "import sys\n"
+    "sys.stdout.write('x' * 3_000_000)\n"
+    "sys.stdout.flush()\n"
+    "print(len(sys.stdin.buffer.read()), file=sys.stderr)\n"
+)
+
+
+def test_large_input_to_a_command_that_writes_first(hostvars: dict[str, Any]) -> None:
+    """Neither side blocks: stdin is fed while the output is read."""
+    with ssh(hostvars, max_output=100) as node:
+        res = node.run(["python3", "-c", WRITE_THEN_READ], timeout=30, input=b"i" * 3_000_000)
+    assert (res.rc, res.stderr, res.stdout_truncated) == (0, b"3000000\n", True)
+
+
 COUNT_SLEEPS = (
     "import os\n"
     "n = 0\n"
