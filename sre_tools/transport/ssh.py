@@ -4,8 +4,8 @@
   it asks for them). An unknown key is refused by a :class:`paramiko.RejectPolicy`, a changed
   one by paramiko's check; nothing is ever added to a known_hosts file.
 - Authentication: the target's key file only; no agent, no ``~/.ssh`` keys, no passwords.
-- Timeouts: on the TCP connect and the SSH banner (``connect_timeout``), on authentication
-  (``auth_timeout``), on each command (its ``timeout``) and on each file operation
+- Timeouts: on the TCP connect, the SSH banner and the key exchange (``connect_timeout``), on
+  authentication (``auth_timeout``), on each command (its ``timeout``) and on each file operation
   (``file_timeout``). A command runs under coreutils ``timeout`` on the node as well, so one
   that outlives its timeout is killed there too, not only abandoned here.
 - Commands: ``shlex.join(argv)``, the one string the SSH protocol carries; every argument is
@@ -146,6 +146,7 @@ class SshTransport:
                 channel_timeout=self.connect_timeout,
                 allow_agent=False,
                 look_for_keys=False,
+                transport_factory=self._transport_factory,
             )
         except HostKeyError:
             client.close()
@@ -172,6 +173,12 @@ class SshTransport:
             client.close()
             raise ConnectError(f"cannot connect: {exc}", target=target) from None
         self._client = client
+
+    def _transport_factory(self, sock: Any, **kwargs: Any) -> paramiko.Transport:
+        """paramiko's Transport with the key exchange bounded by ``connect_timeout`` too."""
+        transport = _paramiko().Transport(sock, **kwargs)
+        transport.handshake_timeout = self.connect_timeout
+        return transport
 
     def _transport(self) -> paramiko.Transport:
         self.connect()
@@ -244,7 +251,7 @@ class SshTransport:
                 + ("; the node's `timeout` kills it)" if self.kill_remote else ")"),
                 target=self.target,
             ) from None
-        except OSError as exc:
+        except (OSError, EOFError, _paramiko().SSHException) as exc:
             raise TransportError(f"{name}: {exc}", target=self.target) from None
         finally:
             chan.close()
