@@ -38,7 +38,7 @@ SRE_NEED_SLURM=1
 SRE_NEED_CONTAINERS=1
 set_up() {
   # shellcheck source=scripts/bootstrap.sh
-  source "$ROOT/scripts/bootstrap.sh" "dev,salt,ansible"
+  source "$ROOT/scripts/bootstrap.sh" "dev,salt,ansible,chaos"
 }
 step "set-up (apt, venv, pip)" set_up
 
@@ -69,15 +69,16 @@ else
   step "pytest $*" run_pytest "$@"
 fi
 # Then the provisioning scenarios in podman containers with systemd: molecule per role
-# (converge, idempotence, check mode, testinfra) and Salt states applied masterless. Minutes each;
-# SRE_SKIP_CONTAINERS=1 leaves them out of a local run (CI never sets it). Scenarios too slow for
-# CI are marked `slow` and run with `pytest -m "molecule and slow"` (docs/testing.md).
+# (converge, idempotence, check mode, testinfra), Salt states applied masterless, and the SSH
+# transport against a real sshd (seconds). Minutes each; SRE_SKIP_CONTAINERS=1 leaves them out
+# of a local run (CI never sets it). Scenarios too slow for CI are marked `slow` and run with
+# `pytest -m "molecule and slow"` (docs/testing.md).
 if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
   # The Debian 12 systemd image the scenarios start (built once, about 2 minutes, then reused
   # while its recipe is unchanged).
   step "podman image" bash "$ROOT/scripts/podman-image.sh"
   # Three workers on two cores: much of a scenario is waiting (apt, systemd, podman), and the
   # longest ones start first (tests/conftest.py).
-  step "pytest containers (molecule, Salt; -n 3)" run_pytest -m "molecule and not slow" \
-    -n 3 --dist load --maxschedchunk 1 tests/ansible tests/salt
+  step "pytest containers (molecule, Salt, SSH; -n 3)" run_pytest -m "molecule and not slow" \
+    -n 3 --dist load --maxschedchunk 1 tests/ansible tests/salt tests/transport
 fi
