@@ -156,28 +156,27 @@ def rules(
 
 def source_options(f: Any) -> Any:
     """The options of every command that reads SLIs: where from, which SLOs, when."""
-    for option in reversed(
-        [
-            click.option(
-                "--prometheus",
-                "prometheus_url",
-                default=None,
-                help="Read SLIs from this Prometheus (or Thanos/Mimir) HTTP API base URL.",
-            ),
-            common.store_option,
-            click.option("--slo", "only", multiple=True, help="Only this SLO id (repeatable)."),
-            common.at_option,
-            common.period_option,
-            common.windows_option,
-            click.option(
-                "--timeout",
-                type=common.Seconds(),
-                default=30.0,
-                show_default=True,
-                help="Per-query timeout (seconds).",
-            ),
-        ]
-    ):
+    options: list[Any] = [
+        click.option(
+            "--prometheus",
+            "prometheus_url",
+            default=None,
+            help="Read SLIs from this Prometheus (or Thanos/Mimir) HTTP API base URL.",
+        ),
+        common.store_option,
+        click.option("--slo", "only", multiple=True, help="Only this SLO id (repeatable)."),
+        common.at_option,
+        common.period_option,
+        common.windows_option,
+        click.option(
+            "--timeout",
+            type=common.Seconds(),
+            default=30.0,
+            show_default=True,
+            help="Per-query timeout (seconds).",
+        ),
+    ]
+    for option in reversed(options):
         f = option(f)
     return f
 

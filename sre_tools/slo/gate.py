@@ -31,12 +31,13 @@ def _percent(ratio: float) -> str:
 
 def blocking_reasons(report: SLOReport, min_budget_percent: float) -> list[str]:
     """Why ``report``'s SLO blocks: each firing page pair, then a budget below the threshold."""
-    reasons = [
-        f"paging: burn rate {p.long_burn_rate:.3g} over {p.long_window} and "
-        f"{p.short_burn_rate:.3g} over {p.short_window} > {p.factor:.3g} ({p.severity}-{p.speed})"
+    pairs = [
+        f"{p.severity}-{p.speed} burn rate {p.long_burn_rate:.3g} over {p.long_window} and "
+        f"{p.short_burn_rate:.3g} over {p.short_window} > {p.factor:.3g}"
         for p in report.pairs
         if p.firing and p.severity == "page"
     ]
+    reasons = ["paging: " + ", ".join(pairs)] if pairs else []
     remaining = report.budget_remaining
     if remaining is not None and remaining * 100 < min_budget_percent:
         reasons.append(f"budget remaining {_percent(remaining)} < {min_budget_percent:g}%")
