@@ -1,6 +1,5 @@
 """``sre slo gate``: exit 4 while an SLO pages or its budget is low, 0 otherwise, 1 (fail closed)
-when the source cannot be read, 2 on bad input. A small store, built once: three SLOs of one
-Sloth spec (99 %, 30 days), judged at AT."""
+when the source cannot be read, 2 on bad input, on the store of tests/helpers/slo_gate.py."""
 
 from __future__ import annotations
 
@@ -11,50 +10,12 @@ from pathlib import Path
 import pytest
 
 from sre_tools.cli.main import EXIT_BLOCKED, main
-from sre_tools.sli.store import import_csv
-from sre_tools.store import Store
-
-AT = "2026-11-20T12:00:00Z"
-SPEC = """\
-version: prometheus/v1
-service: jobs
-slos:
-{}
-"""
-SLO = """\
-  - name: {}
-    objective: 99
-    sli: {{events: {{error_query: 'sum(rate(bad[{{{{.window}}}}]))',
-                    total_query: 'sum(rate(all[{{{{.window}}}}]))'}}}}
-    alerting: {{name: Jobs{}}}
-"""
-ROWS = {
-    # 50 % errors in the last 5 minutes and the last hour: burn 50 > 14.4, the quick page pair
-    # fires; 100 bad of a million: the budget is nearly untouched.
-    "paging": [
-        ("2026-11-01T00:00:00Z", 1_000_000, 1_000_000),
-        ("2026-11-20T11:30:00Z", 50, 100),
-        ("2026-11-20T11:58:00Z", 50, 100),
-    ],
-    "healthy": [("2026-11-01T00:00:00Z", 1_000_000, 1_000_000), ("2026-11-20T11:58:00Z", 100, 100)],
-    # 0.95 % errors early in the period: 95 % of the budget spent, nothing burning now.
-    "spent": [("2026-11-01T00:00:00Z", 990_500, 1_000_000), ("2026-11-20T11:58:00Z", 100, 100)],
-}
+from tests.helpers.slo_gate import AT, write_gate_data
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    root = tmp_path_factory.mktemp("gate")
-    spec = root / "jobs.yaml"
-    spec.write_text(SPEC.format("".join(SLO.format(n, n.title()) for n in ROWS)), encoding="utf-8")
-    lines = ["timestamp,slo,good,total"] + [
-        f"{ts},jobs-{name},{good},{total}"
-        for name, rows in ROWS.items()
-        for ts, good, total in rows
-    ]
-    with Store(root / "store.db") as store:
-        import_csv(store, "\n".join(lines) + "\n", "rows.csv")
-    return str(spec), str(root / "store.db")
+    return write_gate_data(tmp_path_factory.mktemp("gate"))
 
 
 def gate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
