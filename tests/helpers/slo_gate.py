@@ -1,7 +1,7 @@
 """A small SLO spec and store for ``sre slo gate``: three SLOs of one Sloth spec (service
-``jobs``, 99 %, 30 days), judged at :data:`AT` (or at the time given): ``jobs-paging`` burns fast (both page pairs
-fire, the budget is nearly untouched), ``jobs-healthy``, ``jobs-spent`` (95 % of its budget
-spent early in the period, nothing burning now)."""
+``jobs``, 99 %, 30 days), judged at :data:`AT` or the time given: ``jobs-paging`` burns fast
+(both page pairs fire, the budget is nearly untouched), ``jobs-healthy``, ``jobs-spent`` (95 %
+of its budget spent early in the period, nothing burning now)."""
 
 from __future__ import annotations
 
