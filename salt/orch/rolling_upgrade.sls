@@ -25,6 +25,10 @@
       drain_timeout   seconds to wait for a node's jobs to end (3600); drain_poll (15)
       health          gpu.health arguments for the gate (profile, config, timeout, replay)
       nvidia_driver   more pillar for the nvidia_driver formula on the upgraded minions
+      slo_gate        optional first step: `sre slo gate` on the master, before any drain;
+                      specs (a file or a list, required), store or prometheus (one of them),
+                      min_budget (10), command (sre). A paging SLO, a budget below min_budget
+                      or a source that cannot be read (it fails closed) stops everything.
 #}
 {%- set ru = salt['pillar.get']('rolling_upgrade', {}) %}
 {%- set targets = ru.get('targets') or [] %}
@@ -46,6 +50,25 @@
 {%- set reason = ru.get('reason') or ('rolling upgrade: NVIDIA driver ' ~ target_text) %}
 {%- set reboot = ru.get('reboot', true) %}
 {%- set previous = [] %}
+{%- set gate = ru.get('slo_gate') %}
+{%- if gate %}
+{%-   set specs = [gate.specs] if gate.get('specs') is string else (gate.get('specs') or []) %}
+{%-   set sources = [] %}
+{%-   if gate.get('store') %}{%- do sources.extend(['--store', gate.store | string]) %}{%- endif %}
+{%-   if gate.get('prometheus') %}{%- do sources.extend(['--prometheus', gate.prometheus | string]) %}{%- endif %}
+{%-   if not specs or sources | length != 2 %}
+{{-     raise("rolling_upgrade: pillar rolling_upgrade:slo_gate needs specs and exactly one of store and prometheus") }}
+{%-   endif %}
+{%-   set argv = [gate.get('command', 'sre'), 'slo', 'gate'] + specs + sources
+                 + ['--min-budget', gate.get('min_budget', 10) | string] %}
+
+sre-orch-rolling-upgrade-slo-gate-cmd-run:
+  # On the master, before any drain; exit 4 (an SLO blocks) or 1 (it cannot decide) fails it.
+  cmd.run:
+    - name: {{ argv | map('quote') | join(' ') | json }}
+    - python_shell: false
+{%-   do previous.append('sre-orch-rolling-upgrade-slo-gate-cmd-run') %}
+{%- endif %}
 {%- for first in range(0, targets | length, batch) %}
 {%-   set gates = [] %}
 {%-   for minion in targets[first:first + batch] %}
@@ -58,8 +81,8 @@
     - reason: {{ reason | json }}
 {%-     if previous %}
     - require:
-{%-       for gate in previous %}
-      - salt: {{ gate }}
+{%-       for step in previous %}
+      - {{ 'cmd' if step.endswith('-cmd-run') else 'salt' }}: {{ step }}
 {%-       endfor %}
 {%-     endif %}
 

@@ -4,7 +4,8 @@ Sub-commands are imported only when invoked, so ``sre --help`` never imports NVM
 or even the SLO engine. Exit codes (documented in the README):
 
 - health commands: Nagios codes, 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
-- every other command: 0 ok, 1 runtime failure, 2 invalid input or usage.
+- every other command: 0 ok, 1 runtime failure, 2 invalid input or usage;
+- ``sre slo gate`` adds 4: an SLO blocks (paging, or its error budget below the threshold).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
+EXIT_BLOCKED = 4  # sre slo gate: an SLO blocks the change
 # Commands with Nagios exit codes: a usage error or bad option there is UNKNOWN (3), never a
 # WARNING (1) or CRITICAL (2) the node did not earn.
 NAGIOS_COMMANDS = {"health"}
@@ -25,7 +27,7 @@ EXIT_UNKNOWN = 3
 # import them.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("sre_tools.cli.report", "report", "On-call report: SLOs, reliability, GPU health."),
-    "slo": ("sre_tools.cli.slo", "slo", "SLO specs: validate, generate rules, report."),
+    "slo": ("sre_tools.cli.slo", "slo", "SLO specs: validate, generate rules, report, gate."),
     "sli": ("sre_tools.cli.sli", "sli", "Record and import SLI counts into the store."),
     "incident": ("sre_tools.cli.incident", "incident", "Open, resolve, list and import incidents."),
     "reliability": (

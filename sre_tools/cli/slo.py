@@ -16,7 +16,7 @@ from sre_tools.cli.output import console, emit, json_option, label, num, pct, ta
 
 @click.group()
 def slo() -> None:
-    """SLO specs (OpenSLO v1 or Sloth prometheus/v1): validate, rules, report."""
+    """SLO specs (OpenSLO v1 or Sloth prometheus/v1): validate, rules, report, gate."""
 
 
 @slo.command()
@@ -154,28 +154,34 @@ def rules(
     )
 
 
-@slo.command()
-@click.argument("files", nargs=-1, required=True)
-@click.option(
-    "--prometheus",
-    "prometheus_url",
-    default=None,
-    help="Read SLIs from this Prometheus (or Thanos/Mimir) HTTP API base URL.",
-)
-@common.store_option
-@click.option("--slo", "only", multiple=True, help="Report only this SLO id (repeatable).")
-@common.at_option
-@common.period_option
-@common.windows_option
-@click.option(
-    "--timeout",
-    type=common.Seconds(),
-    default=30.0,
-    show_default=True,
-    help="Per-query timeout (seconds).",
-)
-@json_option
-def report(
+def source_options(f: Any) -> Any:
+    """The options of every command that reads SLIs: where from, which SLOs, when."""
+    options: list[Any] = [
+        click.option(
+            "--prometheus",
+            "prometheus_url",
+            default=None,
+            help="Read SLIs from this Prometheus (or Thanos/Mimir) HTTP API base URL.",
+        ),
+        common.store_option,
+        click.option("--slo", "only", multiple=True, help="Only this SLO id (repeatable)."),
+        common.at_option,
+        common.period_option,
+        common.windows_option,
+        click.option(
+            "--timeout",
+            type=common.Seconds(),
+            default=30.0,
+            show_default=True,
+            help="Per-query timeout (seconds).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def build_reports(
     files: tuple[str, ...],
     prometheus_url: str | None,
     store_path: Path | None,
@@ -184,10 +190,9 @@ def report(
     period: str,
     alert_windows: Path | None,
     timeout: float,
-    as_json: bool,
-) -> None:
-    """Budget remaining, burn rates, time to exhaustion and firing alerts per SLO."""
-    from sre_tools.slo.report import build_reports
+) -> list[Any]:
+    """Load the specs and build their reports from the store or Prometheus."""
+    from sre_tools.slo.report import build_reports as build
 
     if prometheus_url and store_path:
         raise click.UsageError("use either --prometheus or --store, not both")
@@ -197,15 +202,55 @@ def report(
     if prometheus_url:
         from sre_tools.sli.prometheus import PrometheusSource
 
-        reports = build_reports(
-            slos, PrometheusSource(prometheus_url, timeout=timeout), when, catalog
-        )
-    else:
-        from sre_tools.sli.store import StoreSource
+        return build(slos, PrometheusSource(prometheus_url, timeout=timeout), when, catalog)
+    from sre_tools.sli.store import StoreSource
 
-        with common.open_store(store_path, create=False) as store:
-            reports = build_reports(slos, StoreSource(store), when, catalog)
+    with common.open_store(store_path, create=False) as store:
+        return build(slos, StoreSource(store), when, catalog)
+
+
+@slo.command()
+@click.argument("files", nargs=-1, required=True)
+@source_options
+@json_option
+def report(files: tuple[str, ...], as_json: bool, **source: Any) -> None:
+    """Budget remaining, burn rates, time to exhaustion and firing alerts per SLO."""
+    reports = build_reports(files, **source)
     emit([r.to_dict() for r in reports], as_json, render_reports)
+
+
+@slo.command()
+@click.argument("files", nargs=-1, required=True)
+@source_options
+@click.option(
+    "--min-budget",
+    "min_budget",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Block while an SLO has less than this percentage of its error budget left.",
+)
+@json_option
+def gate(files: tuple[str, ...], min_budget: float, as_json: bool, **source: Any) -> int:
+    """Exit 4 while an SLO pages or has less than --min-budget percent of its budget left.
+
+    One line per blocking SLO, or "ok: N SLOs, none blocking". A source that cannot be read
+    is a runtime failure (exit 1): the gate fails closed.
+    """
+    from sre_tools.cli.main import EXIT_BLOCKED, EXIT_OK
+    from sre_tools.exceptions import SreError, ValidationError
+    from sre_tools.slo import gate as slo_gate
+
+    slo_gate.validate_min_budget(min_budget)
+    try:
+        reports = build_reports(files, **source)
+    except ValidationError:
+        raise
+    except SreError as exc:
+        raise SreError(f"{exc} (the gate fails closed: nothing may proceed)") from None
+    result = slo_gate.evaluate(reports, min_budget)
+    emit(result.to_dict(), as_json, lambda _: click.echo("\n".join(result.lines())))
+    return EXIT_OK if result.passed else EXIT_BLOCKED
 
 
 def render_reports(rows: list[dict[str, Any]], title: str | None = None) -> None:

@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import pytest
 import yaml
 
 from tests.ansible.conftest import PLAYBOOKS_DIR, ROLES_DIR, ROOT, tool, tool_env
+from tests.helpers.slo_gate import write_gate_data
 from tests.helpers.slurm import SlurmCluster
 
 FIXTURES = ROOT / "tests" / "fixtures" / "gpu"
@@ -662,3 +664,34 @@ def test_rolling_upgrade_check_mode_changes_nothing(cluster, tmp_path, driver_sa
     states = cluster.settled_states()
     assert all(states[n] == "idle" for n in cluster.nodes), states
     assert pinned(tmp_path, "gpu01") is None
+
+
+@pytest.mark.integration
+def test_rolling_upgrade_stops_at_a_blocking_slo_gate(cluster, tmp_path, driver_sandbox) -> None:
+    """The pre-flight gate on a store whose SLO pages: nothing is drained, nothing upgraded."""
+    spec, store = write_gate_data(tmp_path, at=time.time())
+    nodes = {n: node_vars(HEALTHY, **ROLLING_NODE_VARS) for n in NODES[:2]}
+    inv = base_inventory(nodes, **engine_vars(cluster, tmp_path))
+    result = run_playbook(
+        "rolling_upgrade.yml",
+        inv,
+        tmp_path,
+        extra_vars={
+            **driver_sandbox["extra_vars"],
+            "rolling_upgrade_slo_gate_spec": spec,
+            "rolling_upgrade_slo_gate_store": store,
+            "rolling_upgrade_slo_gate_command": SRE,
+        },
+        env_update=driver_sandbox["env"],
+    )
+    assert result.rc != 0, result
+    gate = result.results("Stop the rollout while an SLO blocks.")["localhost"]
+    assert gate["failed"], gate
+    assert "Rollout stopped before any node was drained" in gate["msg"], gate
+    assert "blocked: jobs-paging: paging: page-quick" in gate["msg"], gate
+    assert "blocked: jobs-spent: budget remaining 5.0% < 10%" in gate["msg"], gate
+    assert not result.results("Drain the node in Slurm with our reason (on the controller).")
+    states = cluster.settled_states()
+    for node in NODES[:2]:
+        assert states[node] == "idle" and pinned(tmp_path, node) is None, (node, states)
+    assert audit(tmp_path) == []

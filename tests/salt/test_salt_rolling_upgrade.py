@@ -280,6 +280,39 @@ def test_batches_requisites_and_reboot_render(pair: SaltPair) -> None:
     )["require"]
 
 
+def test_slo_gate_renders_first_and_holds_every_first_drain(pair: SaltPair) -> None:
+    """pillar rolling_upgrade:slo_gate: `sre slo gate` on the master, required by the first
+    batch's drains (the later batches wait for those already)."""
+    gate = {"specs": ["/srv/slo/a b.yaml"], "store": "/var/lib/sre/store.db", "min_budget": 25}
+    pillar = {
+        "rolling_upgrade": {"targets": ["gpu01", "gpu02", "gpu03"], "batch": 2, "slo_gate": gate}
+    }
+    code, out = pair.salt_run(
+        "state.orchestrate_show_sls", "orch.rolling_upgrade", f"pillar={json.dumps(pillar)}"
+    )
+    assert code == 0, out
+    [high] = out.values()
+    step = "sre-orch-rolling-upgrade-slo-gate-cmd-run"
+    found: dict[str, Any] = {}
+    for item in high[step]["cmd"]:
+        if isinstance(item, dict):
+            found.update(item)
+    assert found["name"] == (
+        "sre slo gate '/srv/slo/a b.yaml' --store /var/lib/sre/store.db --min-budget 25"
+    )
+    assert found["python_shell"] is False
+
+    def requires(state_id: str) -> list[dict[str, str]]:
+        for item in high[state_id]["salt"]:
+            if isinstance(item, dict) and "require" in item:
+                return list(item["require"])
+        return []
+
+    for minion in ("gpu01", "gpu02"):
+        assert requires(f"sre-orch-rolling-upgrade-{minion}-runner-drain") == [{"cmd": step}]
+    assert {"cmd": step} not in requires("sre-orch-rolling-upgrade-gpu03-runner-drain")
+
+
 @pytest.mark.parametrize(
     ("rolling", "message"),
     [
@@ -289,6 +322,11 @@ def test_batches_requisites_and_reboot_render(pair: SaltPair) -> None:
         ),
         pytest.param(
             {"targets": ["gpu01"], "batch": "0"}, "rolling_upgrade:batch must be", id="zero-batch"
+        ),
+        pytest.param(
+            {"targets": ["gpu01"], "slo_gate": {"specs": ["s.yaml"]}},
+            "rolling_upgrade:slo_gate needs specs and exactly one of store and prometheus",
+            id="slo-gate-no-source",
         ),
     ],
 )
