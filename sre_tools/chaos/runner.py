@@ -33,7 +33,7 @@ from sre_tools.chaos.journal import Journal, journal_path, of_type, read_events
 from sre_tools.chaos.model import Activity, Check, Experiment, parse_experiment
 from sre_tools.chaos.safety import DrillRefused, Precondition, Safety, Targets, check_preconditions
 from sre_tools.chaos.tolerance import within_tolerance
-from sre_tools.chaos.transport import Transport, TransportFactory, local_factory
+from sre_tools.chaos.transport import Transport, TransportError, TransportFactory, local_factory
 from sre_tools.exceptions import SreError, ValidationError
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -92,6 +92,9 @@ def call_activity(
         argv = [str(substitute(provider.path, variables))]
         argv += [str(a) for a in substitute(list(provider.arguments or ()), variables)]
         result = transport.run(argv, provider.timeout)
+        if activity.type == "action" and result.rc != 0:
+            # An action that exits non-zero failed (a probe's status is judged by its tolerance).
+            raise TransportError(f"{node}: {argv[0]} exited {result.rc}: {result.stderr.strip()}")
         return {"status": result.rc, "stdout": result.stdout, "stderr": result.stderr}
     module = importlib.import_module(provider.module)
     func = getattr(module, provider.func, None)
