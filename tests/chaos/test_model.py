@@ -96,7 +96,9 @@ def test_hand_written_experiment_loads_and_round_trips() -> None:
             False,
             id="jsonpath-index",
         ),
-        pytest.param({"type": "jsonpath", "path": "$['a b']"}, {"a b": 1}, True, id="jsonpath-quoted"),
+        pytest.param(
+            {"type": "jsonpath", "path": "$['a b']"}, {"a b": 1}, True, id="jsonpath-quoted"
+        ),
         pytest.param({"type": "jsonpath", "path": "$.missing"}, {}, False, id="jsonpath-no-match"),
     ],
 )
