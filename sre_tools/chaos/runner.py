@@ -169,6 +169,7 @@ class Runner:
         self._journal: Journal | None = None
         self._transports: dict[str, Transport] = {}
         self._deferred: list[int] = []
+        self._old_handlers: dict[int, Any] = {}
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -183,31 +184,36 @@ class Runner:
             self._transports[node] = self.transport_factory(node)
         return self._transports[node]
 
+    def _main_thread(self) -> bool:
+        return self.install_signals and threading.current_thread() is threading.main_thread()
+
     @contextmanager
-    def _signals(self) -> Iterator[None]:
-        if not self.install_signals or threading.current_thread() is not threading.main_thread():
+    def _interruptible(self) -> Iterator[None]:
+        """SIGINT and SIGTERM raise :class:`Interrupted` inside; on the way out (however it is
+        left) they are deferred at once, with no moment of default handling in between, so the
+        rollbacks that follow always run."""
+        if not self._main_thread():
             yield
             return
 
         def interrupt(signum: int, frame: Any) -> None:
             raise Interrupted(signum)
 
-        old = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in old.items():
-                signal.signal(s, handler)
-
-    def _defer_signals(self) -> None:
-        if not self.install_signals or threading.current_thread() is not threading.main_thread():
-            return
-
         def defer(signum: int, frame: Any) -> None:
             self._deferred.append(signum)
 
         for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, defer)
+            self._old_handlers[s] = signal.signal(s, interrupt)
+        try:
+            yield
+        finally:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, defer)
+
+    def _restore_signals(self) -> None:
+        for s, handler in self._old_handlers.items():
+            signal.signal(s, handler)
+        self._old_handlers.clear()
 
     def _check_stop(self) -> None:
         flag = self.safety.abort_for(self.run_id)
@@ -464,13 +470,12 @@ class Runner:
                 blast_radius=self.experiment.blast_radius.to_dict(),
             )
             try:
-                with self._signals():
+                with self._interruptible():
                     self._run_phases(result)
             except Interrupted as exc:
                 result.status = "interrupted"
                 result.details.append(f"interrupted by {exc}")
             finally:
-                self._defer_signals()
                 try:
                     self._finish(result, set())
                 finally:
@@ -480,12 +485,6 @@ class Runner:
                 self._journal.close()
             self.safety.release(self.run_id)
         return result
-
-    def _restore_signals(self) -> None:
-        if not self.install_signals or threading.current_thread() is not threading.main_thread():
-            return
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def _run_phases(self, result: RunResult) -> None:
         try:
