@@ -55,6 +55,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "xid",
         "Explain NVIDIA XID kernel-log lines: catalog bucket, action.",
     ),
+    "drill": (
+        "sre_tools.cli.drill",
+        "drill",
+        "Chaos drills: prove detection, alerting, remediation, rollback.",
+    ),
     "ansible": ("sre_tools.cli.ansible", "ansible", "Run validate/remediate/upgrade playbooks."),
     "exporter": (
         "sre_tools.cli.exporter",

@@ -1,0 +1,10 @@
+"""Chaos drills: prove that detection, alerting, remediation and rollback work.
+
+- :mod:`.model`: the drill model, read from and written to Chaos Toolkit's experiment format;
+- :mod:`.tolerance`: does a probe's value satisfy a tolerance;
+- :mod:`.transport`: how an activity reaches a node (the local one here);
+- :mod:`.safety`: allowlist, blast radius, the fleet lock, the abort switch, preconditions;
+- :mod:`.journal`: the append-only, fsync'd event log of a run and its Chaos Toolkit export;
+- :mod:`.runner`: steady state -> method -> expectations -> rollbacks, always; ``recover``;
+- :mod:`.actions` and :mod:`.probes`: the activities the catalog's drills use.
+"""

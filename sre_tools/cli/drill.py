@@ -1,0 +1,401 @@
+"""``sre drill``: chaos drills that prove detection, alerting, remediation and rollback work.
+
+Every run is a dry run unless ``--execute`` is given. Exit codes (also in the README):
+0 the drill passed (or a dry run completed), 1 runtime failure (an action or a rollback failed,
+the steady state was not restored, the lock is held, the abort switch is set, the store or a
+transport failed), 2 invalid input (a bad experiment file, a target outside the allowlist, the
+blast radius exceeded), 3 the drill failed (steady state not met, an expectation missed, a
+deviation), 4 the drill was stopped (``sre drill abort``, a stop condition, SIGINT or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sre_tools.cli.common import store_option
+from sre_tools.cli.output import console, emit_json, printable, table
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INVALID = 2
+EXIT_DRILL_FAILED = 3
+EXIT_STOPPED = 4
+
+_STATUS_EXIT = {
+    "passed": EXIT_OK,
+    "dry-run": EXIT_OK,
+    "recovered": EXIT_OK,
+    "nothing-to-recover": EXIT_OK,
+    "failed": EXIT_DRILL_FAILED,
+    "error": EXIT_FAILURE,
+    "aborted": EXIT_STOPPED,
+    "interrupted": EXIT_STOPPED,
+}
+
+
+def exit_code(result: Any) -> int:
+    code = _STATUS_EXIT.get(result.status, EXIT_FAILURE)
+    if not result.rollbacks_ok or result.restored is False:
+        return EXIT_FAILURE
+    return code
+
+
+def _operator() -> str:
+    return os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
+
+
+def _safety(store_path: Path | None) -> Any:
+    from sre_tools.chaos.safety import Safety
+    from sre_tools.store import default_store_path
+
+    return Safety(store_path or default_store_path())
+
+
+journal_dir_option = click.option(
+    "--journal-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where run journals go (default: $SRE_DRILL_DIR or $XDG_STATE_HOME/sre-tools/drills).",
+)
+
+
+def _journal_dir(path: Path | None) -> Path:
+    from sre_tools.chaos.journal import default_journal_dir
+
+    return path or default_journal_dir()
+
+
+@click.group()
+def drill() -> None:
+    """Chaos drills: steady state, fault, expectations, rollback (always). Dry run by default."""
+
+
+@drill.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_(as_json: bool) -> int:
+    """List the drills in the catalog."""
+    from sre_tools.chaos import catalog
+    from sre_tools.chaos.model import load_experiment
+
+    rows = []
+    for name in catalog.names():
+        exp = load_experiment(str(catalog.path_of(name)))
+        rows.append(
+            {
+                "name": name,
+                "title": exp.title,
+                "tags": list(exp.tags),
+                "description": exp.description,
+            }
+        )
+    if as_json:
+        emit_json(rows)
+    else:
+        console().print(
+            table(
+                "Drills",
+                ["name", "tags", "description"],
+                [[r["name"], ",".join(r["tags"]), r["description"]] for r in rows],
+            )
+        )
+    return EXIT_OK
+
+
+@drill.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the experiment (Chaos Toolkit JSON).")
+def show(name: str, as_json: bool) -> int:
+    """Show a drill (a catalog NAME or an experiment file)."""
+    from sre_tools.chaos import catalog
+
+    source, exp = catalog.resolve(name)
+    if as_json:
+        emit_json(exp.to_ctk())
+        return EXIT_OK
+    click.echo(f"{printable(exp.title)}  ({printable(source)})")
+    click.echo(printable(exp.description))
+    click.echo(f"blast radius: {exp.blast_radius.to_dict()}")
+    for label, acts in (
+        ("steady state", exp.hypothesis),
+        ("method", exp.method),
+        ("rollbacks", exp.rollbacks),
+    ):
+        click.echo(f"{label}:")
+        for a in acts:
+            click.echo(f"  - {a.type} {printable(a.name)}")
+    if exp.expect:
+        click.echo("expect:")
+        for c in exp.expect:
+            click.echo(f"  - {printable(c.name)} within {c.within:g} s")
+    return EXIT_OK
+
+
+@drill.command()
+@click.argument("file")
+def validate(file: str) -> int:
+    """Validate an experiment file (or a catalog NAME)."""
+    from sre_tools.chaos import catalog
+
+    source, exp = catalog.resolve(file)
+    click.echo(
+        f"{printable(source)}: ok ({printable(exp.title)}, {len(exp.method)} method "
+        f"activities, {len(exp.rollbacks)} rollbacks)"
+    )
+    return EXIT_OK
+
+
+def _vars(values: tuple[str, ...]) -> dict[str, Any]:
+    from sre_tools.exceptions import ValidationError
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValidationError(f"expected KEY=VALUE, got {item!r}", field="--var")
+        out[key] = int(value) if value.isdigit() else value
+    return out
+
+
+@drill.command()
+@click.argument("name")
+@click.option("--targets", default=None, help="Comma-separated nodes (each on the allowlist).")
+@click.option(
+    "--inventory",
+    envvar="SRE_DRILL_INVENTORY",
+    required=True,
+    help="YAML inventory with a chaos_targets group, or a config file with "
+    "'chaos_targets: [...]': the allowlist ($SRE_DRILL_INVENTORY).",
+)
+@click.option("--execute", is_flag=True, help="Act. Without it, a dry run: nothing is touched.")
+@click.option(
+    "--var", "variables", multiple=True, help="Override a configuration value: KEY=VALUE."
+)
+@click.option("--reason", default="", help="Why this drill runs (journaled).")
+@click.option(
+    "--break-stale-lock",
+    is_flag=True,
+    help="Take the fleet lock from a drill process that is no longer running.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@store_option
+@journal_dir_option
+def run(
+    name: str,
+    targets: str | None,
+    inventory: str,
+    execute: bool,
+    variables: tuple[str, ...],
+    reason: str,
+    break_stale_lock: bool,
+    as_json: bool,
+    store_path: Path | None,
+    journal_dir: Path | None,
+) -> int:
+    """Run a drill (a catalog NAME or an experiment FILE) on allowlisted targets."""
+    from sre_tools.chaos import catalog
+    from sre_tools.chaos.runner import Runner
+    from sre_tools.chaos.safety import load_allowlist, resolve_targets
+
+    source, exp = catalog.resolve(name)
+    requested = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
+    resolved = resolve_targets(requested, load_allowlist(inventory), exp.blast_radius)
+    mode = "EXECUTE" if execute else "dry run"
+    click.echo(
+        f"drill {printable(exp.title)} ({mode}) on: {', '.join(resolved.selected)}", err=as_json
+    )
+
+    def show_event(record: dict[str, Any]) -> None:
+        if as_json or record["event"] in ("run-start", "targets-resolved", "probe-result"):
+            return
+        what = record.get("name") or record.get("when") or ""
+        status = record.get("status", record.get("met", ""))
+        node = record.get("node", "")
+        click.echo(printable(f"  {record['event']:<15} {what} {node} {status}".rstrip()))
+
+    safety = _safety(store_path)
+    try:
+        runner = Runner(
+            exp,
+            resolved,
+            safety=safety,
+            journal_dir=_journal_dir(journal_dir),
+            execute=execute,
+            operator=_operator(),
+            reason=reason,
+            variables=_vars(variables),
+            break_stale_lock=break_stale_lock,
+            source=source,
+            on_event=show_event,
+        )
+        result = runner.run()
+    finally:
+        safety.close()
+    data = {
+        "run_id": result.run_id,
+        "status": result.status,
+        "targets": list(result.targets),
+        "rollbacks_ok": result.rollbacks_ok,
+        "restored": result.restored,
+        "deviated": result.deviated,
+        "details": result.details,
+        "journal": str(result.journal),
+    }
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(
+            f"run {result.run_id}: {result.status}; rollbacks "
+            f"{'ok' if result.rollbacks_ok else 'FAILED'}; journal {result.journal}"
+        )
+        for line in result.details:
+            click.echo(f"  {printable(line)}")
+    return exit_code(result)
+
+
+@drill.command()
+@click.argument("run_id", required=False)
+@click.option("--all", "all_runs", is_flag=True, help="Stop every drill and refuse new ones.")
+@click.option(
+    "--clear", is_flag=True, help="Clear the abort flag (RUN_ID's, or the fleet-wide one)."
+)
+@click.option("--reason", default=None, help="Why (required to set the flag).")
+@store_option
+def abort(
+    run_id: str | None, all_runs: bool, clear: bool, reason: str | None, store_path: Path | None
+) -> int:
+    """The kill switch: stop a running drill (RUN_ID) or all, and refuse new ones until cleared."""
+    from sre_tools.chaos.safety import ALL_RUNS
+    from sre_tools.exceptions import ValidationError
+
+    if bool(run_id) == all_runs:
+        raise ValidationError("give a RUN_ID or --all (not both)", field="RUN_ID")
+    scope = ALL_RUNS if all_runs else str(run_id)
+    safety = _safety(store_path)
+    try:
+        if clear:
+            safety.clear_abort(scope)
+            click.echo(f"abort flag cleared ({'all drills' if all_runs else scope})")
+            return EXIT_OK
+        if not reason or not reason.strip():
+            raise ValidationError("is required", field="--reason")
+        safety.set_abort(scope, reason, _operator())
+        click.echo(
+            f"abort flag set ({'all drills; new ones refused' if all_runs else scope}): "
+            f"{printable(reason)}"
+        )
+    finally:
+        safety.close()
+    return EXIT_OK
+
+
+@drill.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@store_option
+@journal_dir_option
+def status(as_json: bool, store_path: Path | None, journal_dir: Path | None) -> int:
+    """The fleet lock, abort flags and recent runs."""
+    from sre_tools.chaos.journal import read_events, summary
+    from sre_tools.exceptions import ValidationError
+
+    safety = _safety(store_path)
+    try:
+        holder = safety.holder()
+        aborts = safety.aborts()
+    finally:
+        safety.close()
+    runs = []
+    directory = _journal_dir(journal_dir)
+    if directory.is_dir():
+        for path in sorted(directory.glob("*.jsonl"))[-20:]:
+            try:
+                runs.append(dict(summary(read_events(path))))
+            except ValidationError:
+                continue
+    data = {"lock": holder.__dict__ if holder else None, "aborts": aborts, "runs": runs}
+    if as_json:
+        emit_json(data)
+        return EXIT_OK
+    if holder is None:
+        click.echo("lock: free")
+    else:
+        state = "STALE (process not running)" if holder.stale else "held"
+        click.echo(f"lock: {state} by run {holder.run_id} (pid {holder.pid} on {holder.host})")
+    for flag in aborts:
+        click.echo(printable(f"abort flag: {flag['scope']}: {flag['reason']} ({flag['operator']})"))
+    if runs:
+        console().print(
+            table(
+                "Runs",
+                ["run", "title", "status", "started", "targets"],
+                [
+                    [r["run_id"], r["title"], r["status"], r["started"], ",".join(r["targets"])]
+                    for r in runs
+                ],
+            )
+        )
+    return EXIT_OK
+
+
+def _journal_file(run_id: str, journal_dir: Path | None) -> Path:
+    from sre_tools.chaos.journal import journal_path
+    from sre_tools.chaos.model import validate_name
+
+    return journal_path(_journal_dir(journal_dir), validate_name(run_id, "RUN_ID"))
+
+
+@drill.command()
+@click.argument("run_id")
+@click.option("--ctk", is_flag=True, help="Export as a Chaos Toolkit journal (JSON).")
+@journal_dir_option
+def journal(run_id: str, ctk: bool, journal_dir: Path | None) -> int:
+    """Print a run's journal (JSON lines), or its Chaos Toolkit export."""
+    import json
+
+    from sre_tools.chaos.journal import read_events, to_ctk_journal
+
+    events = read_events(_journal_file(run_id, journal_dir))
+    if ctk:
+        emit_json(to_ctk_journal(events))
+    else:
+        for e in events:
+            click.echo(json.dumps(e))
+    return EXIT_OK
+
+
+@drill.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@store_option
+@journal_dir_option
+def recover(run_id: str, as_json: bool, store_path: Path | None, journal_dir: Path | None) -> int:
+    """Finish the rollbacks of a run that was killed, from its journal."""
+    from sre_tools.chaos.runner import recover as recover_run
+
+    path = _journal_file(run_id, journal_dir)
+    safety = _safety(store_path)
+    try:
+        result = recover_run(path, safety=safety, operator=_operator())
+    finally:
+        safety.close()
+    if as_json:
+        emit_json(
+            {
+                "run_id": result.run_id,
+                "status": result.status,
+                "rollbacks_ok": result.rollbacks_ok,
+                "restored": result.restored,
+                "details": result.details,
+            }
+        )
+    else:
+        click.echo(
+            f"run {result.run_id}: {result.status}; rollbacks "
+            f"{'ok' if result.rollbacks_ok else 'FAILED'}"
+        )
+        for line in result.details:
+            click.echo(f"  {printable(line)}")
+    return exit_code(result)

@@ -1,0 +1,91 @@
+"""Drill tests: local transport, files in a temporary directory, a private store and journal dir.
+
+``drill_env`` gives each test its own kernel-log file, allowlist inventory, store and journal
+directory; :func:`experiment` builds a drill (the catalog's xid-inject shape) as a Chaos Toolkit
+document whose fault is a tagged line in that file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sre_tools.chaos.catalog import path_of
+
+INVENTORY = """\
+all:
+  children:
+    gpu_nodes:
+      children:
+        chaos_targets:
+          hosts:
+            n1:
+            n2:
+            n3:
+    login:
+      hosts:
+        login-01:
+"""
+
+
+@dataclass
+class DrillEnv:
+    root: Path
+    kernel_log: Path
+    inventory: Path
+    store: Path
+    journals: Path
+
+    def write(self, doc: dict[str, Any], name: str = "drill.yaml") -> Path:
+        path = self.root / name
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    def journal_events(self, run_id: str) -> list[dict[str, Any]]:
+        text = (self.journals / f"{run_id}.jsonl").read_text()
+        return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture
+def drill_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DrillEnv:
+    env = DrillEnv(
+        root=tmp_path,
+        kernel_log=tmp_path / "kern.log",
+        inventory=tmp_path / "hosts.yml",
+        store=tmp_path / "store.db",
+        journals=tmp_path / "drills",
+    )
+    env.inventory.write_text(INVENTORY)
+    monkeypatch.setenv("SRE_STORE", str(env.store))
+    monkeypatch.setenv("SRE_DRILL_DIR", str(env.journals))
+    return env
+
+
+def catalog_doc(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path_of(name).read_text())
+    return data
+
+
+def experiment(kernel_log: Path, *, pause_after: float = 0, within: float = 2) -> dict[str, Any]:
+    """The catalog's xid-inject drill pointed at ``kernel_log``, with a short expectation."""
+    doc = copy.deepcopy(catalog_doc("xid-inject"))
+    doc["configuration"]["kernel_log"] = str(kernel_log)
+    doc["x-sre"]["expect"][0]["within"] = within
+    doc["x-sre"]["expect"][0]["poll"] = 0.05
+    if pause_after:
+        doc["method"][0]["pauses"] = {"after": pause_after}
+    return doc
+
+
+def failing_action() -> dict[str, Any]:
+    return {
+        "type": "action",
+        "name": "fails",
+        "provider": {"type": "process", "path": "false"},
+    }
