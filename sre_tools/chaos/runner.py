@@ -280,61 +280,43 @@ class Runner:
         self.log("hypothesis", when=when, met=met, probes=probes)
         return met
 
+    def _perform(
+        self, kind: str, phase: str, index: int, activity: Any, node: str, error_event: str
+    ) -> tuple[str, Any, str | None]:
+        """Journal one activity on one node, ``{kind}-start`` then ``{kind}-end`` (or
+        ``error_event`` when it raises); a dry run journals it ``skipped``. Returns (status,
+        output, error); a probe out of its tolerance is ``failed`` without an error."""
+        fields = {"phase": phase, "index": index, "name": activity.name, "node": node}
+        self.log(f"{kind}-start", **fields, activity=activity.to_ctk())
+        if not self.execute:
+            self.log(f"{kind}-end", **fields, status="skipped")
+            return "skipped", None, None
+        try:
+            output = call_activity(
+                activity, node, self.transport(node), self.run_id, self.variables
+            )
+        except (SreError, OSError, ValueError, TypeError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.log(error_event, **fields, status="failed", error=error)
+            return "failed", None, error
+        status = "succeeded"
+        if activity.type == "probe" and activity.tolerance is not None:
+            status = "succeeded" if within_tolerance(activity.tolerance, output) else "failed"
+        self.log(f"{kind}-end", **fields, status=status, output=output)
+        return status, output, None
+
     def method(self) -> None:
         for index, activity in enumerate(self.experiment.method):
             for node in self.targets.selected:
                 self._check_stop()
                 if activity.pause_before and self.execute:
                     self._wait(activity.pause_before)
-                self.log(
-                    "action-start",
-                    phase="method",
-                    index=index,
-                    name=activity.name,
-                    node=node,
-                    activity=activity.to_ctk(),
+                status, _, error = self._perform(
+                    "action", "method", index, activity, node, "action-error"
                 )
-                if not self.execute:
-                    self.log(
-                        "action-end",
-                        phase="method",
-                        index=index,
-                        name=activity.name,
-                        node=node,
-                        status="skipped",
-                    )
-                    continue
-                try:
-                    output = call_activity(
-                        activity, node, self.transport(node), self.run_id, self.variables
-                    )
-                except (SreError, OSError, ValueError, TypeError) as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                    self.log(
-                        "action-error",
-                        phase="method",
-                        index=index,
-                        name=activity.name,
-                        node=node,
-                        status="failed",
-                        error=error,
-                    )
-                    raise ActionFailed(f"{activity.name} on {node}: {error}") from None
-                status = "succeeded"
-                if activity.type == "probe" and activity.tolerance is not None:
-                    status = (
-                        "succeeded" if within_tolerance(activity.tolerance, output) else "failed"
-                    )
-                self.log(
-                    "action-end",
-                    phase="method",
-                    index=index,
-                    name=activity.name,
-                    node=node,
-                    status=status,
-                    output=output,
-                )
-                if activity.pause_after:
+                if error is not None:
+                    raise ActionFailed(f"{activity.name} on {node}: {error}")
+                if activity.pause_after and status != "skipped":
                     self._wait(activity.pause_after)
 
     def expectations(self) -> bool | None:
@@ -389,49 +371,10 @@ class Runner:
             for node in self.targets.selected:
                 if (index, node) in done:
                     continue
-                self.log(
-                    "rollback-start",
-                    phase="rollback",
-                    index=index,
-                    name=activity.name,
-                    node=node,
-                    activity=activity.to_ctk(),
+                status, _, _ = self._perform(
+                    "rollback", "rollback", index, activity, node, "rollback-end"
                 )
-                if not self.execute:
-                    self.log(
-                        "rollback-end",
-                        phase="rollback",
-                        index=index,
-                        name=activity.name,
-                        node=node,
-                        status="skipped",
-                    )
-                    continue
-                try:
-                    output = call_activity(
-                        activity, node, self.transport(node), self.run_id, self.variables
-                    )
-                except (SreError, OSError, ValueError, TypeError) as exc:
-                    ok = False
-                    self.log(
-                        "rollback-end",
-                        phase="rollback",
-                        index=index,
-                        name=activity.name,
-                        node=node,
-                        status="failed",
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                    continue
-                self.log(
-                    "rollback-end",
-                    phase="rollback",
-                    index=index,
-                    name=activity.name,
-                    node=node,
-                    status="succeeded",
-                    output=output,
-                )
+                ok = ok and status != "failed"
         return ok
 
     # --- the run --------------------------------------------------------------------------
