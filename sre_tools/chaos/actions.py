@@ -8,7 +8,27 @@ never reached, changes nothing. Drills never reset, reboot or power-cycle a GPU 
 
 from __future__ import annotations
 
-from sre_tools.chaos.transport import Transport, TransportError
+from sre_tools.transport import Transport, TransportError
+
+
+def command(
+    transport: Transport,
+    argv: list[str],
+    timeout: float,
+    *,
+    ok: tuple[int, ...] = (0,),
+    what: str = "",
+) -> tuple[int, str]:
+    """Run ``argv`` on the node; return ``(rc, stdout)`` when ``rc`` is in ``ok``, else raise
+    :class:`TransportError` with the command's stderr."""
+    result = transport.run(argv, timeout)
+    if result.rc not in ok:
+        err = result.stderr.decode(errors="replace").strip()
+        raise TransportError(
+            f"{what or argv[0]} exited {result.rc}: {err}", target=transport.target
+        )
+    return result.rc, result.stdout.decode(errors="replace")
+
 
 # Every line or reason a drill writes carries this tag, so the toolkit (and a person reading a
 # kernel log or ``sinfo -R``) knows it came from a drill and which run.
@@ -29,26 +49,39 @@ def xid_line(xid: int, pci: str, run_id: str) -> str:
 
 
 def inject_xid(
-    transport: Transport, run_id: str, kernel_log: str, xid: int = 79, pci: str = "0000:00:00.0"
+    transport: Transport,
+    run_id: str,
+    kernel_log: str,
+    xid: int = 79,
+    pci: str = "0000:00:00.0",
+    timeout: float = 30.0,
 ) -> str:
     """Append a tagged NVRM Xid line to ``kernel_log`` (a file the node's kernel-log source reads;
     tests and container nodes point it at a file, never at the host's ``/dev/kmsg``)."""
     line = xid_line(xid, pci, run_id)
-    transport.write_file(kernel_log, (line + "\n").encode(), append=True)
+    # Appended by `tee -a` with the line on stdin (no shell): a kernel-log file keeps its inode
+    # for a reader that follows it, and /dev/kmsg takes one record per write.
+    result = transport.run(["tee", "-a", kernel_log], timeout, input=(line + "\n").encode())
+    if result.rc != 0:
+        err = result.stderr.decode(errors="replace").strip()
+        raise TransportError(f"cannot append to {kernel_log}: {err}", target=transport.target)
     return line
 
 
 def clear_xid(transport: Transport, kernel_log: str, timeout: float = 30.0) -> int:
     """Remove every drill-tagged line from ``kernel_log``; a missing file is already clear."""
-    probe = transport.run(["grep", "-c", "-F", f"[{DRILL_TAG} ", kernel_log], timeout)
-    if probe.rc != 0:  # 1: no tagged line, 2: no file
+    rc, out = command(
+        transport, ["grep", "-c", "-F", f"[{DRILL_TAG} ", kernel_log], timeout, ok=(0, 1, 2)
+    )
+    if rc != 0:  # 1: no tagged line, 2: no file
         return 0
-    result = transport.run(["sed", "-i", f"/\\[{DRILL_TAG} /d", kernel_log], timeout)
-    if result.rc != 0:
-        raise TransportError(
-            f"{transport.node}: cannot clear {kernel_log}: {result.stderr.strip()}"
-        )
-    return int(probe.stdout.strip() or 0)
+    command(
+        transport,
+        ["sed", "-i", f"/\\[{DRILL_TAG} /d", kernel_log],
+        timeout,
+        what=f"clearing {kernel_log}",
+    )
+    return int(out.strip() or 0)
 
 
 def drain_node(
@@ -57,9 +90,7 @@ def drain_node(
     """Drain ``node`` in Slurm with an ``sre:drill`` reason naming the run."""
     reason = f"{DRILL_REASON_PREFIX} run={run_id}"
     argv = [scontrol, "update", f"NodeName={node}", "State=DRAIN", f"Reason={reason}"]
-    result = transport.run(argv, timeout)
-    if result.rc != 0:
-        raise TransportError(f"{node}: scontrol drain failed: {result.stderr.strip()}")
+    command(transport, argv, timeout, what=f"scontrol drain {node}")
     return reason
 
 
@@ -72,12 +103,9 @@ def resume_node(
 ) -> bool:
     """Resume ``node`` if a drill drained it (its reason starts ``sre:drill``); otherwise leave it
     as it is. Returns whether it resumed the node."""
-    reason = transport.run([sinfo, "-h", "-N", "-n", node, "-o", "%E"], timeout)
-    if reason.rc != 0:
-        raise TransportError(f"{node}: sinfo failed: {reason.stderr.strip()}")
-    if not reason.stdout.strip().startswith(DRILL_REASON_PREFIX):
+    _, reason = command(transport, [sinfo, "-h", "-N", "-n", node, "-o", "%E"], timeout)
+    if not reason.strip().startswith(DRILL_REASON_PREFIX):
         return False
-    result = transport.run([scontrol, "update", f"NodeName={node}", "State=RESUME"], timeout)
-    if result.rc != 0:
-        raise TransportError(f"{node}: scontrol resume failed: {result.stderr.strip()}")
+    argv = [scontrol, "update", f"NodeName={node}", "State=RESUME"]
+    command(transport, argv, timeout, what=f"scontrol resume {node}")
     return True

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,17 @@ from sre_tools.chaos.journal import Journal, journal_path, of_type, read_events
 from sre_tools.chaos.model import Activity, Check, Experiment, parse_experiment
 from sre_tools.chaos.safety import DrillRefused, Precondition, Safety, Targets, check_preconditions
 from sre_tools.chaos.tolerance import within_tolerance
-from sre_tools.chaos.transport import Transport, TransportError, TransportFactory, local_factory
 from sre_tools.exceptions import SreError, ValidationError
+from sre_tools.transport import LocalTransport, Transport, TransportError
+
+# How the runner reaches a node by its name: local (the default: drills run on the node itself,
+# and the tests) or a transport built from the inventory entry (SSH).
+TransportFactory = Callable[[str], Transport]
+
+
+def local_factory(node: str) -> Transport:
+    return LocalTransport()
+
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 STOPPED = ("aborted", "interrupted")
@@ -92,10 +101,14 @@ def call_activity(
         argv = [str(substitute(provider.path, variables))]
         argv += [str(a) for a in substitute(list(provider.arguments or ()), variables)]
         result = transport.run(argv, provider.timeout)
+        stdout = result.stdout.decode(errors="replace")
+        stderr = result.stderr.decode(errors="replace")
         if activity.type == "action" and result.rc != 0:
             # An action that exits non-zero failed (a probe's status is judged by its tolerance).
-            raise TransportError(f"{node}: {argv[0]} exited {result.rc}: {result.stderr.strip()}")
-        return {"status": result.rc, "stdout": result.stdout, "stderr": result.stderr}
+            raise TransportError(
+                f"{node}: {argv[0]} exited {result.rc}: {stderr.strip()}", target=transport.target
+            )
+        return {"status": result.rc, "stdout": stdout, "stderr": stderr}
     module = importlib.import_module(provider.module)
     func = getattr(module, provider.func, None)
     if not callable(func):
@@ -183,6 +196,12 @@ class Runner:
         if node not in self._transports:
             self._transports[node] = self.transport_factory(node)
         return self._transports[node]
+
+    def close_transports(self) -> None:
+        transports, self._transports = self._transports, {}
+        for transport in transports.values():
+            with suppress(TransportError):
+                transport.close()
 
     def _main_thread(self) -> bool:
         return self.install_signals and threading.current_thread() is threading.main_thread()
@@ -424,6 +443,7 @@ class Runner:
                 finally:
                     self._restore_signals()
         finally:
+            self.close_transports()
             if self._journal is not None:
                 self._journal.close()
             self.safety.release(self.run_id)
@@ -533,6 +553,7 @@ def recover(
         )
         runner._finish(result, done)
     finally:
+        runner.close_transports()
         if runner._journal is not None:
             runner._journal.close()
         safety.release(run_id)
