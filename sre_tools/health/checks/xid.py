@@ -15,25 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sre_tools.gpu.errors import NotSupported, ReadError
 from sre_tools.health.model import Finding, GpuRef, Severity
 from sre_tools.health.registry import Context, check, gpu_check
-from sre_tools.health.xid.classify import (
-    RECOVERY_ACTIONS,
-    GpuDecision,
-    analyze,
-    recovery_name,
-)
 from sre_tools.health.xid.events import dedupe, nvml_events
 from sre_tools.health.xid.kernel_log import (
     COMMAND_TIMEOUT_SECONDS,
     KernelLogError,
     KernelLogReader,
 )
-from sre_tools.health.xid.model import XidEvent
+from sre_tools.health.xid.model import RECOVERY_ACTIONS, XidEvent, recovery_name
 from sre_tools.health.xid.parser import normalize_bus_id, parse_lines
+
+if TYPE_CHECKING:
+    from sre_tools.health.xid.classify import GpuDecision
 
 CHECK = "xid"
 CHECK_RECOVERY = "xid.recovery_action"
@@ -181,10 +178,16 @@ def xid_findings(ctx: Context, *, reader: KernelLogReader | None = None) -> list
             ref = by_bus.get(bus)
             if (ref is None and complete) or (ref is not None and ref.index in ctx.lost):
                 missing.add(bus)
-    fabric_manager = ctx.policy.get("nvswitch") is not False
-    analysis = analyze(
-        events, recovery_actions=recovery, gpu_missing=missing, fabric_manager=fabric_manager
-    )
+    decisions: tuple[GpuDecision, ...] = ()
+    if events or recovery or missing:
+        # The classifier and the XID catalog are loaded only when there is something to judge:
+        # a quiet node's `sre health` (Slurm runs it every few minutes) does not pay for them.
+        from sre_tools.health.xid.classify import analyze
+
+        fabric_manager = ctx.policy.get("nvswitch") is not False
+        decisions = analyze(
+            events, recovery_actions=recovery, gpu_missing=missing, fabric_manager=fabric_manager
+        ).gpus
     findings: list[Finding] = []
     log_evidence: dict[str, Any] = {"kernel_log": status.source}
     if status.window_seconds is not None:
@@ -200,7 +203,7 @@ def xid_findings(ctx: Context, *, reader: KernelLogReader | None = None) -> list
                 evidence={**log_evidence, "error": status.error, "nvml_events": len(events)},
             )
         )
-    for decision in analysis.gpus:
+    for decision in decisions:
         findings.append(
             Finding(
                 CHECK,
@@ -216,7 +219,7 @@ def xid_findings(ctx: Context, *, reader: KernelLogReader | None = None) -> list
                 },
             )
         )
-    if not analysis.gpus and status.error is None:
+    if not decisions and status.error is None:
         findings.append(
             Finding(CHECK, Severity.OK, "no XIDs in this boot's kernel log", evidence=log_evidence)
         )

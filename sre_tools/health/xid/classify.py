@@ -30,8 +30,9 @@ from sre_tools.health.xid.model import (
     FALLEN_OFF_BUS,
     KIND_FALLEN_OFF_BUS,
     KIND_GPU_UNAVAILABLE,
-    RECOVERY_ACTION_NAMES,
+    RECOVERY_ACTIONS,
     XidEvent,
+    recovery_name,
 )
 
 # Buckets with one fixed answer. Workflows and the others are decided in _bucket_action.
@@ -45,14 +46,6 @@ FIXED_BUCKETS: dict[str, tuple[Action, Severity]] = {
     "CHECK_MECHANICALS": (Action.CHECK_MECHANICALS, Severity.CRIT),
     "UPDATE_SWFW": (Action.CONTACT_SUPPORT, Severity.WARN),  # driver/firmware update: a ticket
     "CHECK_UVM": (Action.RESET_GPU, Severity.WARN),  # "if UVM/vGPU is used, RESET_GPU"
-}
-# NVML_FI_DEV_GET_GPU_RECOVERY_ACTION / XID 154 values.
-RECOVERY_ACTIONS: dict[int, Action] = {
-    0: Action.NONE,
-    1: Action.RESET_GPU,
-    2: Action.REBOOT,
-    3: Action.DRAIN_AND_RESET,  # "Drain P2P": drain the node, then reset
-    4: Action.DRAIN_AND_RESET,
 }
 # Buckets of the 144-150 decode table (Data Center Recovery Action column).
 DECODE_BUCKETS: dict[str, tuple[Action, Severity]] = {
@@ -167,10 +160,6 @@ class Analysis:
             "events": [c.to_dict() for c in self.events],
             "gpus": [g.to_dict() for g in self.gpus],
         }
-
-
-def recovery_name(value: int) -> str:
-    return RECOVERY_ACTION_NAMES.get(value, f"unknown value {value}")
 
 
 def _label(n: int | None, entry: CatalogEntry | None) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sre_tools.health.model import Action
+
 # What an event is. Only ``xid`` events carry the number NVIDIA printed; the others are
 # equivalents (the text form of "fallen off the bus", NVML's own event types).
 KIND_XID = "xid"
@@ -33,6 +35,18 @@ RECOVERY_ACTION_NAMES = {
     3: "Drain P2P",
     4: "Drain and Reset",
 }
+# What each of those values asks of us.
+RECOVERY_ACTIONS: dict[int, Action] = {
+    0: Action.NONE,
+    1: Action.RESET_GPU,
+    2: Action.REBOOT,
+    3: Action.DRAIN_AND_RESET,  # "Drain P2P": drain the node, then reset
+    4: Action.DRAIN_AND_RESET,
+}
+
+
+def recovery_name(value: int) -> str:
+    return RECOVERY_ACTION_NAMES.get(value, f"unknown value {value}")
 
 
 @dataclass(frozen=True)
