@@ -195,7 +195,8 @@ class _Budget:
         import yaml
 
         if isinstance(node, yaml.ScalarNode):
-            return 1, 0
+            # Height counts container levels: a mapping of scalars is as deep as an empty list.
+            return 1, -1
         key = id(node)
         known = self.sizes.get(key)
         if known is None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sre_tools.exceptions import ValidationError
@@ -122,6 +122,11 @@ def _nest(depth: int, flow: bool) -> str:
 
 @settings(max_examples=60, deadline=None)
 @given(depth=st.integers(1, 3 * MAX_DEPTH), flow=st.booleans())
+# The boundary, every run (a random draw found the block form off by one once).
+@example(depth=MAX_DEPTH - 1, flow=False)
+@example(depth=MAX_DEPTH, flow=False)
+@example(depth=MAX_DEPTH, flow=True)
+@example(depth=MAX_DEPTH + 1, flow=True)
 def test_fuzz_yaml_depth_limit_is_exact(depth: int, flow: bool) -> None:
     text = _nest(depth, flow)
     levels = depth if flow else depth + 1  # the block form has a mapping per key, then v: 1
