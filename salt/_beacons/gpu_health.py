@@ -45,7 +45,6 @@ EVENT_SCHEMA_VERSION = 1
 TAG_PREFIX = "sre/gpu/health/"
 DEFAULT_MAX_EVENT_BYTES = 16_384
 MIN_EVENT_BYTES = 2_048
-MAX_EVENT_BYTES = 65_536  # sre_tools.remediation.model.MAX_EVENT_JSON_BYTES
 MAX_FINDINGS = 32
 MAX_XID_KEYS = 64
 MAX_SUMMARY_CHARS = 240
@@ -138,10 +137,13 @@ def validate(config: Any) -> tuple[bool, str]:
         size = cfg["max_event_bytes"]
         if not isinstance(size, int) or isinstance(size, bool):
             return False, f"gpu_health: max_event_bytes: expected an integer, got {size!r}"
-        if not MIN_EVENT_BYTES <= size <= MAX_EVENT_BYTES:
+        # The reactor refuses events above the remediation engine's cap: never send one.
+        from sre_tools.remediation.model import MAX_EVENT_JSON_BYTES
+
+        if not MIN_EVENT_BYTES <= size <= MAX_EVENT_JSON_BYTES:
             return False, (
-                f"gpu_health: max_event_bytes: expected {MIN_EVENT_BYTES}..{MAX_EVENT_BYTES}, "
-                f"got {size}"
+                f"gpu_health: max_event_bytes: expected {MIN_EVENT_BYTES}.."
+                f"{MAX_EVENT_JSON_BYTES}, got {size}"
             )
     if "timeout" in cfg and (not _number(cfg["timeout"]) or not 0 < cfg["timeout"] <= 600):
         return False, f"gpu_health: timeout: expected 0 < seconds <= 600, got {cfg['timeout']!r}"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,16 +127,30 @@ def test_unusable_store_is_a_runtime_error_naming_it(
     assert err.startswith(f"sre: error: {store}: ") and err.count("\n") == 1, err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file modes")
 def test_read_only_store_is_a_runtime_error(sre: Sre, tmp_path: Path, good_store: Path) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
     store = folder / "s.db"
     shutil.copy(good_store, store)
-    store.chmod(0o444)
-    folder.chmod(0o555)
-    try:
-        code, _out, err = sre("incident", "open", "--component", "gpu", "--store", str(store))
-    finally:
-        folder.chmod(0o755)
+    argv = ["incident", "open", "--component", "gpu", "--store", str(store)]
+    if os.geteuid() == 0:
+        # Root writes through file modes: the folder is made read-only by a read-only bind mount
+        # in a private mount namespace (util-linux unshare), as a read-only file system would.
+        script = shutil.which("sre", path=str(Path(sys.executable).parent))
+        assert script, "the sre console script is not installed: pip install -e ."
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+             'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"',
+             "sh", str(folder), script, *argv],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
+        code, err = done.returncode, done.stderr
+    else:
+        store.chmod(0o444)
+        folder.chmod(0o555)
+        try:
+            code, _out, err = sre(*argv)
+        finally:
+            folder.chmod(0o755)
     assert code == 1 and err.startswith(f"sre: error: {store}: ") and err.count("\n") == 1, err
+    assert store.read_bytes() == good_store.read_bytes()  # nothing stored is lost or changed
