@@ -18,6 +18,7 @@ from sre_tools.exporter.metric_names import ErrorReason
 from sre_tools.exporter.telemetry import GpuIdentity, LabelValues, Telemetry
 from sre_tools.exporter.xid import XidCounter
 from sre_tools.health.model import Action, GpuRef, HealthReport, Severity
+from sre_tools.health.xid.parser import normalize_bus_id
 
 Rows = tuple[tuple[LabelValues, float], ...]
 
@@ -36,19 +37,6 @@ class SeriesBuilder:
         return {name: tuple(rows) for name, rows in self.rows.items()}
 
 
-def bus_key(bus_id: str) -> tuple[int, int, int] | None:
-    """(domain, bus, device) of a PCI address in any spelling: NVML ``00000000:18:00.0``,
-    sysfs ``0000:18:00.0``, the kernel log's ``0000:18:00``."""
-    parts = bus_id.strip().lower().split(":")
-    if len(parts) < 2:
-        return None
-    try:
-        domain = int(parts[-3], 16) if len(parts) >= 3 else 0
-        return domain, int(parts[-2], 16), int(parts[-1].split(".")[0], 16)
-    except ValueError:
-        return None
-
-
 class KnownGpus:
     """Every GPU seen since start (by UUID) and the GPU last seen at each index."""
 
@@ -65,9 +53,9 @@ class KnownGpus:
         if uuid and uuid in self.by_uuid:
             return self.by_uuid[uuid]
         if pci:
-            wanted = bus_key(pci)
+            wanted = normalize_bus_id(pci)
             for ident in self.by_uuid.values():
-                if wanted is not None and bus_key(ident.pci_bus_id) == wanted:
+                if wanted is not None and normalize_bus_id(ident.pci_bus_id) == wanted:
                     return ident
         if index is not None and not uuid and index in self.by_index:
             return self.by_index[index]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sre_tools.exporter import metric_names as c
-from sre_tools.exporter.series import bus_key
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
+from sre_tools.health.xid.parser import normalize_bus_id
 from tests.exporter.conftest import (
     BUS0,
     BUS1,
@@ -386,17 +386,18 @@ def test_hung_telemetry_times_out_and_the_next_cycle_is_skipped(
 @pytest.mark.parametrize(
     ("spelling", "expected"),
     [
-        ("00000000:18:00.0", (0, 0x18, 0)),
-        ("0000:18:00.0", (0, 0x18, 0)),
-        ("0000:18:00", (0, 0x18, 0)),
-        ("00000001:2a:00.0", (1, 0x2A, 0)),
+        ("00000000:18:00.0", "0000:18:00"),
+        ("0000:18:00.0", "0000:18:00"),
+        ("0000:18:00", "0000:18:00"),
+        ("00000001:2A:00.0", "0001:2a:00"),
         ("garbage", None),
     ],
 )
 def test_bus_ids_match_across_nvml_sysfs_and_kernel_log_spellings(
-    spelling: str, expected: tuple[int, int, int] | None
+    spelling: str, expected: str | None
 ) -> None:
-    assert bus_key(spelling) == expected
+    # The exporter matches GPUs by bus id with the health engine's normalisation.
+    assert normalize_bus_id(spelling) == expected
 
 
 def test_hung_health_engine_is_reported_and_not_piled_up(
