@@ -36,7 +36,18 @@ LAYOUTS = {
 # --- mig_assert --------------------------------------------------------------------------------
 
 
-def run_module(tmp_path: Path, **args: Any) -> tuple[int, dict[str, Any]]:
+def run_module(
+    tmp_path: Path, layouts: Path, config_name: str, replay: str = "h100-capture.json", **args: Any
+) -> tuple[int, dict[str, Any]]:
+    """mig_assert with ``layouts``' ``config_name``, a recording (``replay``, under
+    tests/fixtures/gpu) as the GPUs, this virtualenv as the node's sre-tools unless ``venv``."""
+    args = {
+        "config_file": str(layouts),
+        "config_name": config_name,
+        "venv": str(VENV),
+        "replay": str(FIXTURES / replay),
+        **args,
+    }
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}), encoding="utf-8")
     proc = subprocess.run(
@@ -58,13 +69,7 @@ def layouts(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check-mode"])
 def test_mig_assert_in_sync(tmp_path: Path, layouts: Path, check_mode: bool) -> None:
     rc, result = run_module(
-        tmp_path,
-        config_file=str(layouts),
-        config_name="all-disabled",
-        venv=str(VENV),
-        replay=str(FIXTURES / "h100-capture.json"),
-        fail_on_drift=True,
-        _ansible_check_mode=check_mode,
+        tmp_path, layouts, "all-disabled", fail_on_drift=True, _ansible_check_mode=check_mode
     )
     assert rc == 0, result
     assert result["changed"] is False and result["in_sync"] is True and result["drift"] == []
@@ -73,39 +78,20 @@ def test_mig_assert_in_sync(tmp_path: Path, layouts: Path, check_mode: bool) -> 
 
 
 def test_mig_assert_reports_drift_without_changing(tmp_path: Path, layouts: Path) -> None:
-    rc, result = run_module(
-        tmp_path,
-        config_file=str(layouts),
-        config_name="all-1g.10gb",
-        venv=str(VENV),
-        replay=str(FIXTURES / "h100-capture.json"),
-    )
+    rc, result = run_module(tmp_path, layouts, "all-1g.10gb")
     assert rc == 0 and result["changed"] is False and result["in_sync"] is False
     assert [f["check"] for f in result["drift"]] == ["mig.layout"]
     assert "want {'1g.10gb': 7}, have MIG off" in result["drift"][0]["summary"]
 
 
 def test_mig_assert_reports_a_pending_mode_change(tmp_path: Path, layouts: Path) -> None:
-    rc, result = run_module(
-        tmp_path,
-        config_file=str(layouts),
-        config_name="all-disabled",
-        venv=str(VENV),
-        replay=str(FIXTURES / "faults" / "mig-pending.json"),
-    )
+    rc, result = run_module(tmp_path, layouts, "all-disabled", "faults/mig-pending.json")
     assert rc == 0 and result["in_sync"] is False
     assert [f["check"] for f in result["drift"]] == ["mig.pending"]
 
 
 def test_mig_assert_fail_on_drift_fails_unchanged(tmp_path: Path, layouts: Path) -> None:
-    rc, result = run_module(
-        tmp_path,
-        config_file=str(layouts),
-        config_name="all-1g.10gb",
-        venv=str(VENV),
-        replay=str(FIXTURES / "h100-capture.json"),
-        fail_on_drift=True,
-    )
+    rc, result = run_module(tmp_path, layouts, "all-1g.10gb", fail_on_drift=True)
     assert rc == 1 and result["failed"] is True and result["changed"] is False
     assert result["msg"].startswith("mig_assert: MIG layout drift: MIG layout differs")
 
@@ -121,13 +107,7 @@ def test_mig_assert_fail_on_drift_fails_unchanged(tmp_path: Path, layouts: Path)
 def test_mig_assert_errors_are_one_line(
     tmp_path: Path, layouts: Path, name: str, venv: str | None, message: str
 ) -> None:
-    rc, result = run_module(
-        tmp_path,
-        config_file=str(layouts),
-        config_name=name,
-        venv=venv or str(VENV),
-        replay=str(FIXTURES / "h100-capture.json"),
-    )
+    rc, result = run_module(tmp_path, layouts, name, venv=venv or str(VENV))
     assert rc == 1 and result["changed"] is False
     assert message in result["msg"] and "\n" not in result["msg"]
 

@@ -14,8 +14,12 @@ Integration tests start a real ``salt-master`` and ``salt-minion`` (:class:`Salt
 - each daemon runs in its own session; :meth:`SaltPair.stop` terminates (then kills) the whole
   process group of each, so no Salt worker outlives the test.
 
-Salt missing is an error, never a skip (:class:`SaltMissingError`): CI installs it with the
-``salt`` extra, and a skipped suite would hide exactly the breakage it exists to catch.
+Salt missing is an error, never a skip (:class:`SaltMissingError`, :func:`require_salt`): CI
+installs it with the ``salt`` extra, and a skipped suite would hide exactly the breakage it exists
+to catch.
+
+Render tests read ``state.show_sls`` high data: :func:`show_sls` renders with a pillar of the
+test's own, :func:`state_args` turns one state's argument list into a dict.
 """
 
 from __future__ import annotations
@@ -103,6 +107,18 @@ def salt_bin(name: str) -> str:
     return found
 
 
+PAIR_COMMANDS = ("salt-master", "salt-minion", "salt-key", "salt")
+
+
+def require_salt(*commands: str, importable: bool = True) -> None:
+    """:class:`SaltMissingError` unless Salt imports here (``importable``) and every command is
+    installed (:func:`salt_bin`)."""
+    if importable:
+        salt_version()
+    for name in commands:
+        salt_bin(name)
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -167,6 +183,64 @@ def salt_call(conf: Path, *args: str, timeout: float = COMMAND_TIMEOUT_SECONDS) 
         return json.loads(proc.stdout)["local"]
     except (ValueError, KeyError) as exc:
         raise SaltError(f"{' '.join(argv)}: unparsable output ({exc}):\n{proc.stdout}") from None
+
+
+def pillar_minion_config(workdir: Path, pillar: Mapping[str, Any], **config: Any) -> Path:
+    """:func:`local_minion_config` whose pillar is ``pillar``: a pillar root in
+    ``workdir/pillar`` whose top file gives every minion one sls holding it (as JSON)."""
+    root = workdir / "pillar"
+    root.mkdir(parents=True)
+    (root / "top.sls").write_text("base:\n  '*':\n    - site\n", encoding="utf-8")
+    (root / "site.sls").write_text(json.dumps(dict(pillar)), encoding="utf-8")
+    return local_minion_config(workdir, pillar_root=root, **config)
+
+
+def show_sls(workdir: Path, sls: str, pillar: Mapping[str, Any], **config: Any) -> dict[str, Any]:
+    """``state.show_sls SLS`` (comma-separated names) with ``pillar``: the high data by state id.
+    ``config`` goes to :func:`local_minion_config` (``grains=...``)."""
+    data = salt_call(pillar_minion_config(workdir, pillar, **config), "state.show_sls", sls)
+    assert isinstance(data, dict), data
+    return data
+
+
+def state_args(state: Mapping[str, Any], module: str | None = None) -> dict[str, Any]:
+    """A state's arguments as one dict, without the ``order`` Salt adds.
+
+    Salt's high data keeps them as a list of one-key maps next to the function's name
+    (``{"pkg": ["installed", {"name": ...}, {"order": 10001}], "__sls__": ...}``). With
+    ``module``, that module's arguments; without, every module's (the ``__`` keys skipped), with
+    ``fun`` added: the function, ``pkg.installed``.
+    """
+    if module is not None:
+        modules = {module: state[module]}
+    else:
+        modules = {name: items for name, items in state.items() if not name.startswith("__")}
+    out: dict[str, Any] = {}
+    for name, items in modules.items():
+        for item in items:
+            if isinstance(item, dict):
+                out.update(item)
+            elif module is None:
+                out["fun"] = f"{name}.{item}"
+    out.pop("order", None)
+    return out
+
+
+def remediation_master(
+    work: Path, *, config: Path, slurm_conf: Path, **settings: Any
+) -> dict[str, Any]:
+    """A master's ``master_extra`` for the ``sre_remediate`` runner: its code from this
+    repository, its state and audit log (``audit.jsonl``) in ``work``, ``settings`` added."""
+    return {
+        "runner_dirs": [str(SALT_DIR / "_runners")],
+        "sre_remediation": {
+            "config": str(config),
+            "state": str(work / "remediation.db"),
+            "audit": str(work / "audit.jsonl"),
+            "slurm_conf": str(slurm_conf),
+            **settings,
+        },
+    }
 
 
 # --- a real master and minion --------------------------------------------------------------------
@@ -335,6 +409,16 @@ class SaltPair:
             f"salt-minion did not answer test.ping within {START_TIMEOUT_SECONDS:g}s:\n"
             f"{self.logs()}"
         )
+
+    def start_synced(self) -> None:
+        """Start the master, then the minion, then sync the custom code to the minion
+        (``saltutil.sync_all``); a :class:`SaltError` carries the logs' tail."""
+        try:
+            self.start_master()
+            self.start_minion()
+            self.salt("saltutil.sync_all", timeout=60)
+        except SaltError as exc:
+            raise SaltError(f"{exc}\n{self.logs()[-4000:]}") from None
 
     def salt(self, fun: str, *args: str, timeout: float = 30) -> Any:
         """``salt <minion id> FUN ARGS`` through the master; the minion's return, parsed."""

@@ -3,16 +3,33 @@
 ``gpu_module`` and ``beacon`` are fresh imports per test, with the loader's globals injected
 (``__opts__``, ``__context__``, ``__salt__``, ``__grains__``); the beacon's ``__salt__`` maps
 ``gpu.health`` to the loaded module's function, as on a minion after ``saltutil.sync_all``.
+
+Modules that run ``salt-call`` use ``salt_installed`` (Salt importable and salt-call installed) or
+``salt_call_installed`` (salt-call only), as ``pytestmark = pytest.mark.usefixtures(...)``: Salt
+missing fails them, once per module. :func:`started_pair` is a master and minion running with the
+custom code synced, for the integration tests.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
-from tests.helpers.salt import GPU_BEACON, GPU_MODULE, load_salt_file
+from tests.helpers.salt import (
+    GPU_BEACON,
+    GPU_MODULE,
+    PAIR_COMMANDS,
+    SaltError,
+    SaltMissingError,
+    SaltPair,
+    load_salt_file,
+    require_salt,
+)
 
 MINION_ID = "gpu-node-01.example.org"
 
@@ -56,3 +73,42 @@ def beacon(gpu_module: ModuleType, minion_opts: dict[str, object], clock: FakeCl
     )
     mod.CLOCK = clock
     return mod
+
+
+def fail_unless_salt(*commands: str, importable: bool = True) -> None:
+    """:func:`require_salt`, failing the test (its message only) where Salt is missing."""
+    try:
+        require_salt(*commands, importable=importable)
+    except SaltMissingError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def salt_installed() -> None:
+    fail_unless_salt("salt-call")
+
+
+@pytest.fixture(scope="module")
+def salt_call_installed() -> None:
+    fail_unless_salt("salt-call", importable=False)
+
+
+@contextlib.contextmanager
+def started_pair(
+    workdir: Path,
+    *,
+    commands: tuple[str, ...] = PAIR_COMMANDS,
+    stop_timeout: float = 5,
+    **pair: Any,
+) -> Iterator[SaltPair]:
+    """A :class:`SaltPair` in ``workdir`` (made if missing), its daemons running and the custom
+    code synced (:meth:`SaltPair.start_synced`); ``pair`` goes to SaltPair. Salt missing (Salt
+    and ``commands``) or not starting fails the test; the daemons stop on leaving."""
+    fail_unless_salt(*commands)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with SaltPair(workdir, stop_timeout=stop_timeout, **pair) as salt_pair:
+        try:
+            salt_pair.start_synced()
+        except SaltError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield salt_pair

@@ -27,8 +27,11 @@ from tests.helpers.salt import (
     local_minion_config,
     salt_bin,
     salt_call,
-    salt_version,
+    show_sls,
+    state_args,
 )
+
+pytestmark = pytest.mark.usefixtures("salt_installed")
 
 FORMULAS = ("nvidia_fabricmanager", "cuda_toolkit", "container_runtime")
 VERSIONS = yaml.safe_load((SALT_DIR / "sre_versions.yaml").read_text(encoding="utf-8"))
@@ -66,15 +69,6 @@ GRAINS = {
 CRI = "io.containerd.grpc.v1.cri"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _salt_installed() -> None:
-    try:
-        salt_version()
-        salt_bin("salt-call")
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
 def fake_sysfs(root: Path, devices: dict[str, tuple[str, str, str]], loaded: str = "") -> Path:
     """A sysfs tree with PCI devices {address: (vendor, device, class)} and a loaded driver."""
     for address, (vendor, device, pci_class) in devices.items():
@@ -95,21 +89,7 @@ NVSWITCH = ("0x10de", "0x22a3", "0x068000")
 def render(
     workdir: Path, family: str, pillar: dict[str, Any], sls: str = ",".join(FORMULAS)
 ) -> dict[str, Any]:
-    root = workdir / "pillar"
-    root.mkdir(parents=True)
-    (root / "top.sls").write_text("base:\n  '*':\n    - h1\n", encoding="utf-8")
-    (root / "h1.sls").write_text(json.dumps(pillar), encoding="utf-8")
-    conf = local_minion_config(workdir, grains=GRAINS[family], pillar_root=root)
-    return salt_call(conf, "state.show_sls", sls)
-
-
-def args(state: dict[str, Any], module: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in state[module]:
-        if isinstance(item, dict):
-            out.update(item)
-    out.pop("order", None)
-    return out
+    return show_sls(workdir, sls, pillar, grains=GRAINS[family])
 
 
 def fm_pillar(sysfs: Path, **extra: Any) -> dict[str, Any]:
@@ -192,7 +172,7 @@ def test_fabricmanager_follows_the_shared_driver_branch(rendered: dict[str, Any]
     high = rendered["defaults"]
     branch = VERSIONS["nvidia_driver"]["branch"]
     version = VERSIONS["nvidia_driver"]["version"]
-    pkg = args(high["nvidia_fabricmanager-package-install-pkg-installed"], "pkg")
+    pkg = state_args(high["nvidia_fabricmanager-package-install-pkg-installed"], "pkg")
     expected = (
         "nvidia-fabricmanager"
         if int(branch) >= int(VERSIONS["nvidia_fabricmanager"]["rename_branch"])
@@ -202,10 +182,10 @@ def test_fabricmanager_follows_the_shared_driver_branch(rendered: dict[str, Any]
     assert pkg["hold"] is True and pkg["update_holds"] is True
     if version:
         assert pkg["version"] == f"{version}-*"
-    pin = args(high["nvidia_fabricmanager-package-repo-file-managed-pin"], "file")["context"]
+    pin = state_args(high["nvidia_fabricmanager-package-repo-file-managed-pin"], "file")["context"]
     assert pin["package"] == expected
     assert pin["pin_version"] == (f"{version}-*" if version else f"{branch}.*")
-    service = args(high["nvidia_fabricmanager-service-running-service-running"], "service")
+    service = state_args(high["nvidia_fabricmanager-service-running-service-running"], "service")
     assert service["name"] == "nvidia-fabricmanager.service" and service["enable"] is True
     assert service["watch"] == [
         {"sls": "nvidia_fabricmanager.package.install"},
@@ -217,12 +197,12 @@ def test_fabricmanager_follows_the_shared_driver_branch(rendered: dict[str, Any]
 
 def test_fabricmanager_key_is_checked_before_it_is_trusted(rendered: dict[str, Any]) -> None:
     high = rendered["defaults"]
-    check = args(high["nvidia_fabricmanager-package-repo-cmd-run-key-fingerprint"], "cmd")
+    check = state_args(high["nvidia_fabricmanager-package-repo-cmd-run-key-fingerprint"], "cmd")
     assert "fpr:::::::::EB693B3035CD5710E231E123A4B469963BF863CC:" in check["unless"]
-    key = args(high["nvidia_fabricmanager-package-repo-file-managed-key"], "file")
+    key = state_args(high["nvidia_fabricmanager-package-repo-file-managed-key"], "file")
     assert key["name"] == "/etc/apt/keyrings/nvidia-cuda.asc"
     assert key["require"] == [{"cmd": "nvidia_fabricmanager-package-repo-cmd-run-key-fingerprint"}]
-    sources = args(high["nvidia_fabricmanager-package-repo-file-managed-cuda"], "file")
+    sources = state_args(high["nvidia_fabricmanager-package-repo-file-managed-cuda"], "file")
     assert sources["context"]["base"] == (
         "https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64"
     )
@@ -230,15 +210,15 @@ def test_fabricmanager_key_is_checked_before_it_is_trusted(rendered: dict[str, A
 
 def test_fabricmanager_580_renamed_follows_the_loaded_driver(rendered: dict[str, Any]) -> None:
     high = rendered["overrides"]
-    pkg = args(high["nvidia_fabricmanager-package-install-pkg-installed"], "pkg")
+    pkg = state_args(high["nvidia_fabricmanager-package-install-pkg-installed"], "pkg")
     assert pkg["name"] == "nvidia-fabricmanager"
     assert pkg["version"] == "580.95.05-*"  # the loaded driver's (fake sysfs)
     assert pkg["hold"] is False
-    keyvalue = args(high["nvidia_fabricmanager-config-file-file-keyvalue"], "file")
+    keyvalue = state_args(high["nvidia_fabricmanager-config-file-file-keyvalue"], "file")
     assert keyvalue["name"] == "/usr/share/nvidia/nvswitch/fabricmanager.cfg"
     assert keyvalue["key_values"] == {"FABRIC_MODE": "1", "LOG_LEVEL": "3"}
     assert keyvalue["separator"] == "="
-    dead = args(high["nvidia_fabricmanager-service-running-service-dead"], "service")
+    dead = state_args(high["nvidia_fabricmanager-service-running-service-dead"], "service")
     assert dead["enable"] is False
 
 
@@ -249,9 +229,9 @@ def test_fabricmanager_only_where_there_is_an_nvswitch(rendered: dict[str, Any])
 
 def test_fabricmanager_takes_the_driver_pillar_on_ubuntu(rendered: dict[str, Any]) -> None:
     high = rendered["ubuntu"]
-    pkg = args(high["nvidia_fabricmanager-package-install-pkg-installed"], "pkg")
+    pkg = state_args(high["nvidia_fabricmanager-package-install-pkg-installed"], "pkg")
     assert pkg == {**pkg, "name": "nvidia-fabricmanager-570", "version": "570.195.03-*"}
-    sources = args(high["nvidia_fabricmanager-package-repo-file-managed-cuda"], "file")
+    sources = state_args(high["nvidia_fabricmanager-package-repo-file-managed-cuda"], "file")
     assert sources["context"]["base"].endswith("/ubuntu2204/x86_64")
 
 
@@ -261,18 +241,18 @@ def test_fabricmanager_takes_the_driver_pillar_on_ubuntu(rendered: dict[str, Any
 def test_cuda_toolkit_defaults_from_versions_file(rendered: dict[str, Any]) -> None:
     high = rendered["defaults"]
     versions = VERSIONS["cuda_toolkit"]["versions"]
-    pkgs = args(high["cuda_toolkit-package-install-pkg-installed"], "pkg")["pkgs"]
+    pkgs = state_args(high["cuda_toolkit-package-install-pkg-installed"], "pkg")["pkgs"]
     assert pkgs == ["cuda-toolkit-" + v.replace(".", "-") for v in versions]
     # update-alternatives --set (Salt 3008 has no alternatives state module any more).
-    alternatives = args(high["cuda_toolkit-config-file-cmd-run-alternatives"], "cmd")
+    alternatives = state_args(high["cuda_toolkit-config-file-cmd-run-alternatives"], "cmd")
     major = versions[0].split(".")[0]
     assert [next(iter(n)) for n in alternatives["names"]] == [
         f"update-alternatives --set cuda /usr/local/cuda-{versions[0]}",
         f"update-alternatives --set cuda-{major} /usr/local/cuda-{versions[0]}",
     ]
     # The same sources file and keyring as nvidia_fabricmanager, with the same content.
-    ours = args(high["cuda_toolkit-package-repo-file-managed-cuda"], "file")
-    theirs = args(high["nvidia_fabricmanager-package-repo-file-managed-cuda"], "file")
+    ours = state_args(high["cuda_toolkit-package-repo-file-managed-cuda"], "file")
+    theirs = state_args(high["nvidia_fabricmanager-package-repo-file-managed-cuda"], "file")
     assert ours["name"] == theirs["name"] and ours["context"] == theirs["context"]
     source_text = (SALT_DIR / "cuda_toolkit/files/default/cuda.sources.jinja").read_text()
     assert (
@@ -283,9 +263,9 @@ def test_cuda_toolkit_defaults_from_versions_file(rendered: dict[str, Any]) -> N
 
 def test_cuda_toolkit_several_versions_and_a_default(rendered: dict[str, Any]) -> None:
     high = rendered["overrides"]
-    pkgs = args(high["cuda_toolkit-package-install-pkg-installed"], "pkg")["pkgs"]
+    pkgs = state_args(high["cuda_toolkit-package-install-pkg-installed"], "pkg")["pkgs"]
     assert pkgs == ["cuda-toolkit-12-6", "cuda-toolkit-12-8"]
-    profile = args(high["cuda_toolkit-config-file-file-managed"], "file")
+    profile = state_args(high["cuda_toolkit-config-file-file-managed"], "file")
     assert profile["name"] == "/etc/profile.d/cuda.sh"
     assert profile["context"]["default"] == "12.8"
 
@@ -293,19 +273,19 @@ def test_cuda_toolkit_several_versions_and_a_default(rendered: dict[str, Any]) -
 def test_cuda_toolkit_distro_source(rendered: dict[str, Any]) -> None:
     high = rendered["no_nvswitch"]
     assert "cuda_toolkit-package-install-pkg-installed" not in high  # install_packages: false
-    debian = args(high["cuda_toolkit-package-repo-file-managed-debian"], "file")
+    debian = state_args(high["cuda_toolkit-package-repo-file-managed-debian"], "file")
     assert debian["context"]["components"] == ["contrib", "non-free", "non-free-firmware"]
     assert debian["context"]["codename"] == "bookworm"
     assert "cuda_toolkit-package-repo-file-managed-cuda" not in high
     assert "cuda_toolkit-config-file-cmd-run-alternatives" not in high
     assert (
-        args(high["cuda_toolkit-config-file-file-absent"], "file")["name"]
+        state_args(high["cuda_toolkit-config-file-file-absent"], "file")["name"]
         == "/etc/profile.d/cuda.sh"
     )
     # Ubuntu: multiverse is already a source; only the package.
     ubuntu = rendered["ubuntu"]
     assert "cuda_toolkit-package-repo-file-managed-debian" not in ubuntu
-    assert args(ubuntu["cuda_toolkit-package-install-pkg-installed"], "pkg")["pkgs"] == [
+    assert state_args(ubuntu["cuda_toolkit-package-install-pkg-installed"], "pkg")["pkgs"] == [
         "nvidia-cuda-toolkit"
     ]
 
@@ -316,7 +296,7 @@ def test_cuda_toolkit_distro_source(rendered: dict[str, Any]) -> None:
 def test_container_runtime_defaults(rendered: dict[str, Any]) -> None:
     high = rendered["defaults"]
     version = VERSIONS["container_runtime"]["nvidia_container_toolkit_version"]
-    pkg = args(high["container_runtime-package-install-pkg-installed"], "pkg")
+    pkg = state_args(high["container_runtime-package-install-pkg-installed"], "pkg")
     assert pkg["pkgs"] == [
         {name: f"{version}-*"}
         for name in (
@@ -327,32 +307,32 @@ def test_container_runtime_defaults(rendered: dict[str, Any]) -> None:
         )
     ]
     assert pkg["hold"] is True
-    check = args(high["container_runtime-package-repo-cmd-run-key-fingerprint"], "cmd")
+    check = state_args(high["container_runtime-package-repo-cmd-run-key-fingerprint"], "cmd")
     assert "fpr:::::::::C95B321B61E88C1809C4F759DDCAE044F796ECB0:" in check["unless"]
-    sources = args(high["container_runtime-package-repo-file-managed-sources"], "file")
+    sources = state_args(high["container_runtime-package-repo-file-managed-sources"], "file")
     assert (
         sources["context"]["base"]
         == "https://nvidia.github.io/libnvidia-container/stable/deb/amd64"
     )
-    main = args(high["container_runtime-config-file-file-managed-containerd"], "file")
+    main = state_args(high["container_runtime-config-file-file-managed-containerd"], "file")
     assert main["check_cmd"] == (
         """sh -c 'containerd --config "$1" config dump >/dev/null' containerd-config-check"""
     )
-    cdi = args(high["container_runtime-config-file-cmd-run-cdi"], "cmd")
+    cdi = state_args(high["container_runtime-config-file-cmd-run-cdi"], "cmd")
     assert cdi["unless"] == "/usr/bin/nvidia-ctk cdi generate | cmp -s - /etc/cdi/nvidia.yaml"
-    service = args(high["container_runtime-service-running-service-running"], "service")
+    service = state_args(high["container_runtime-service-running-service-running"], "service")
     assert service["name"] == "containerd.service"
     assert {"sls": "container_runtime.config.file"} in service["watch"]
 
 
 def test_container_runtime_overrides(rendered: dict[str, Any]) -> None:
     high = rendered["overrides"]
-    pkg = args(high["container_runtime-package-install-pkg-installed"], "pkg")
+    pkg = state_args(high["container_runtime-package-install-pkg-installed"], "pkg")
     assert pkg["hold"] is False and pkg["pkgs"][0] == {"nvidia-container-toolkit": "1.17.7-*"}
-    assert args(high["container_runtime-config-file-file-absent-cdi"], "file")["name"] == (
+    assert state_args(high["container_runtime-config-file-file-absent-cdi"], "file")["name"] == (
         "/etc/cdi/nvidia.yaml"
     )
-    dropin = args(high["container_runtime-config-file-file-managed-nvidia"], "file")
+    dropin = state_args(high["container_runtime-config-file-file-managed-nvidia"], "file")
     assert dropin["context"]["default_runtime"] == "nvidia"
 
 
@@ -377,7 +357,7 @@ def containerd_files(
     def one(name: str, template: str, state: dict[str, Any]) -> dict[str, Any]:
         conf = local_minion_config(tmp / name, grains=GRAINS["Debian"])
         dest = tmp / f"{name}.toml"
-        context = [f"{k}={json.dumps(v)}" for k, v in args(state, "file")["context"].items()]
+        context = [f"{k}={json.dumps(v)}" for k, v in state_args(state, "file")["context"].items()]
         salt_call(
             conf,
             "cp.get_template",
@@ -413,7 +393,7 @@ def test_containerd_configuration_is_valid_toml_with_systemd_cgroup(
 
 
 def test_cuda_profile_in_a_real_shell(rendered: dict[str, Any], tmp_path: Path) -> None:
-    state = args(rendered["overrides"]["cuda_toolkit-config-file-file-managed"], "file")
+    state = state_args(rendered["overrides"]["cuda_toolkit-config-file-file-managed"], "file")
     conf = local_minion_config(tmp_path, grains=GRAINS["Debian"])
     dest = tmp_path / "cuda.sh"
     context = [f"{k}={json.dumps(v)}" for k, v in state["context"].items()]
@@ -439,12 +419,12 @@ def test_cuda_profile_in_a_real_shell(rendered: dict[str, Any], tmp_path: Path) 
 
 def test_clean_renders(rendered: dict[str, Any]) -> None:
     high = rendered["clean"]
-    assert args(high["nvidia_fabricmanager-package-clean-pkg-removed"], "pkg")["require"] == [
+    assert state_args(high["nvidia_fabricmanager-package-clean-pkg-removed"], "pkg")["require"] == [
         {"sls": "nvidia_fabricmanager.config.clean"}
     ]
     assert "container_runtime-config-clean-cmd-run" in high
     assert (
-        args(high["cuda_toolkit-config-clean-file-absent"], "file")["name"]
+        state_args(high["cuda_toolkit-config-clean-file-absent"], "file")["name"]
         == "/etc/profile.d/cuda.sh"
     )
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.helpers.salt import (
     GPU_BEACON,
@@ -31,7 +30,8 @@ from tests.helpers.salt import (
     local_minion_config,
     salt_bin,
     salt_call,
-    salt_version,
+    show_sls,
+    state_args,
 )
 
 GRAINS = {
@@ -62,14 +62,7 @@ CLEAN_IDS = {
 # <formula>-<dir>-<file>-<module>-<function>[-<qualifier>]
 STATE_ID = re.compile(r"^sre_agent-(?P<dir>[a-z]+)-(?P<file>[a-z]+)-(?P<mod>[a-z]+)-[a-z_-]+$")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _salt_installed() -> None:
-    try:
-        salt_version()
-        salt_bin("salt-call")
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
+pytestmark = pytest.mark.usefixtures("salt_installed")
 
 
 TOP_FORMULAS = [
@@ -85,23 +78,17 @@ TOP_FORMULAS = [
 ]
 
 
-def _highstate(tmp_path: Path, family: str, **kwargs: Any) -> dict[str, Any]:
+def _highstate(tmp_path: Path, family: str) -> dict[str, Any]:
     """The sre_agent formula's states as the highstate would have them."""
-    conf = local_minion_config(tmp_path / family, grains=GRAINS[family], **kwargs)
+    conf = local_minion_config(tmp_path / family, grains=GRAINS[family])
     data = salt_call(conf, "state.show_sls", "sre_agent")
     assert isinstance(data, dict), data
     return data
 
 
-def _args(state: dict[str, Any], module: str) -> dict[str, Any]:
-    """A state's arguments as one dict (Salt's high data keeps them as a list of one-key maps),
-    without the ``order`` Salt adds."""
-    out: dict[str, Any] = {}
-    for item in state[module]:
-        if isinstance(item, dict):
-            out.update(item)
-    out.pop("order", None)
-    return out
+def _with_pillar(tmp_path: Path, sre_agent: dict[str, Any]) -> dict[str, Any]:
+    """The sre_agent formula's states on Debian, with pillar ``sre_agent`` only."""
+    return show_sls(tmp_path, "sre_agent", {"sre_agent": sre_agent}, grains=GRAINS["Debian"])
 
 
 @pytest.fixture(scope="module")
@@ -142,29 +129,29 @@ def test_os_family_parameters(
     highstates: dict[str, dict[str, Any]], family: str, deps: list[str], python: str
 ) -> None:
     high = highstates[family]
-    assert _args(high["sre_agent-package-install-pkg-installed"], "pkg")["pkgs"] == deps
-    venv = _args(high["sre_agent-package-install-cmd-run"], "cmd")
+    assert state_args(high["sre_agent-package-install-pkg-installed"], "pkg")["pkgs"] == deps
+    venv = state_args(high["sre_agent-package-install-cmd-run"], "cmd")
     assert venv["name"] == f"{python} -m venv /opt/sre-tools/venv"
 
 
 def test_pillar_reaches_the_states(highstates: dict[str, dict[str, Any]]) -> None:
     high = highstates["Debian"]
-    pip = _args(high["sre_agent-package-install-pip-installed"], "pip")
+    pip = state_args(high["sre_agent-package-install-pip-installed"], "pip")
     assert pip == {
         "name": "sre-tools==0.1.0",
         "bin_env": "/opt/sre-tools/venv",
         "require": [{"cmd": "sre_agent-package-install-cmd-run"}],
         "onlyif": "test -x /opt/sre-tools/venv/bin/python",
     }
-    policy = _args(high["sre_agent-config-file-file-managed"], "file")["context"]["policy"]
+    policy = state_args(high["sre_agent-config-file-file-managed"], "file")["context"]["policy"]
     assert policy["profile"] == "h100-sxm-8"
 
 
 def test_requisites_point_at_whole_sls_files(highstates: dict[str, dict[str, Any]]) -> None:
     high = highstates["Debian"]
-    config = _args(high["sre_agent-config-file-file-managed"], "file")
+    config = state_args(high["sre_agent-config-file-file-managed"], "file")
     assert config["require"] == [{"sls": "sre_agent.package.install"}]
-    service = _args(high["sre_agent-service-running-service-running"], "service")
+    service = state_args(high["sre_agent-service-running-service-running"], "service")
     assert service["watch"] == [{"sls": "sre_agent.config.file"}]
     assert service["name"] == "sre-health.timer" and service["enable"] is True
 
@@ -173,7 +160,7 @@ def test_the_policy_check_cmd_validates_with_sre_tools(
     highstates: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     """file.managed's check_cmd, run here against this venv's Python, as Salt would run it."""
-    config = _args(highstates["Debian"]["sre_agent-config-file-file-managed"], "file")
+    config = state_args(highstates["Debian"]["sre_agent-config-file-file-managed"], "file")
     argv = shlex.split(config["check_cmd"])
     assert argv[0] == "/opt/sre-tools/venv/bin/python"
     argv[0] = sys.executable
@@ -189,7 +176,7 @@ def test_clean_renders(tmp_path: Path) -> None:
     conf = local_minion_config(tmp_path, grains=GRAINS["Debian"])
     data = salt_call(conf, "state.show_sls", "sre_agent.clean")
     assert set(data) == CLEAN_IDS
-    absent = _args(data["sre_agent-package-clean-file-absent"], "file")
+    absent = state_args(data["sre_agent-package-clean-file-absent"], "file")
     assert absent["require"] == [{"sls": "sre_agent.config.clean"}]
 
 
@@ -209,16 +196,8 @@ def test_pillar_does_not_match_other_minions(tmp_path: Path) -> None:
     assert salt_call(conf, "state.show_top") == {}
 
 
-def _pillar_root(tmp_path: Path, sre_agent: dict[str, Any]) -> Path:
-    root = tmp_path / "pillar"
-    root.mkdir()
-    (root / "top.sls").write_text("base:\n  '*':\n    - agent\n", encoding="utf-8")
-    (root / "agent.sls").write_text(yaml.safe_dump({"sre_agent": sre_agent}), encoding="utf-8")
-    return root
-
-
 def test_lookup_then_pillar_override_the_parameters(tmp_path: Path) -> None:
-    root = _pillar_root(
+    high = _with_pillar(
         tmp_path,
         {
             "lookup": {
@@ -233,11 +212,10 @@ def test_lookup_then_pillar_override_the_parameters(tmp_path: Path) -> None:
             },
         },
     )
-    high = _highstate(tmp_path, "Debian", pillar_root=root)
-    assert _args(high["sre_agent-package-install-cmd-run"], "cmd")["name"] == (
+    assert state_args(high["sre_agent-package-install-cmd-run"], "cmd")["name"] == (
         "/opt/py311/bin/python3 -m venv /srv/sre/venv"
     )
-    pip = _args(high["sre_agent-package-install-pip-installed"], "pip")
+    pip = state_args(high["sre_agent-package-install-pip-installed"], "pip")
     assert pip == {
         "name": "sre-tools==0.2.0",
         "bin_env": "/srv/sre/venv",
@@ -247,34 +225,32 @@ def test_lookup_then_pillar_override_the_parameters(tmp_path: Path) -> None:
     }
     assert "dead" in high["sre_agent-service-running-service-running"]["service"]
     # A list from pillar replaces the OS family's, it is not appended to it.
-    deps = _args(high["sre_agent-package-install-pkg-installed"], "pkg")["pkgs"]
+    deps = state_args(high["sre_agent-package-install-pkg-installed"], "pkg")["pkgs"]
     assert deps == ["python3.12-venv"]
 
 
 def test_wheel_source_from_the_master(tmp_path: Path) -> None:
-    root = _pillar_root(
+    high = _with_pillar(
         tmp_path,
         {
             "source": {"wheel": "salt://sre_agent/files/wheels/sre_tools-0.1.0-py3-none-any.whl"},
             "install_into_salt": True,
         },
     )
-    high = _highstate(tmp_path, "Debian", pillar_root=root)
     wheel = "/opt/sre-tools/wheels/sre_tools-0.1.0-py3-none-any.whl"
-    copied = _args(high["sre_agent-package-install-file-managed"], "file")
+    copied = state_args(high["sre_agent-package-install-file-managed"], "file")
     assert copied["name"] == wheel and "source_hash" not in copied
-    assert _args(high["sre_agent-package-install-pip-installed"], "pip")["name"] == wheel
-    into_salt = _args(high["sre_agent-package-install-pip-installed-salt"], "pip")
+    assert state_args(high["sre_agent-package-install-pip-installed"], "pip")["name"] == wheel
+    into_salt = state_args(high["sre_agent-package-install-pip-installed-salt"], "pip")
     assert into_salt == {"name": wheel}
 
 
 def test_wheel_url_needs_a_hash(tmp_path: Path) -> None:
-    root = _pillar_root(
-        tmp_path, {"source": {"wheel": "https://files.example/sre_tools-0.1.0-py3-none-any.whl"}}
-    )
-    conf = local_minion_config(tmp_path / "c", grains=GRAINS["Debian"], pillar_root=root)
     with pytest.raises(SaltError, match="wheel_hash is required"):
-        salt_call(conf, "state.show_sls", "sre_agent")
+        _with_pillar(
+            tmp_path,
+            {"source": {"wheel": "https://files.example/sre_tools-0.1.0-py3-none-any.whl"}},
+        )
 
 
 # --- templates ---------------------------------------------------------------------------------
@@ -287,8 +263,8 @@ def rendered(
     """The unit files and the policy, rendered with the context the highstate passes them."""
     tmp = tmp_path_factory.mktemp("templates")
     high = highstates["Debian"]
-    units = _args(high["sre_agent-service-running-file-managed"], "file")
-    policy = _args(high["sre_agent-config-file-file-managed"], "file")
+    units = state_args(high["sre_agent-service-running-file-managed"], "file")
+    policy = state_args(high["sre_agent-config-file-file-managed"], "file")
     jobs = [
         ("service", "sre-health.service.jinja", "sre_agent", units["context"]["sre_agent"]),
         ("timer", "sre-health.timer.jinja", "sre_agent", units["context"]["sre_agent"]),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers.salt import SALT_DIR, SaltMissingError, local_minion_config, salt_bin, salt_call
+from tests.helpers.salt import SALT_DIR, local_minion_config, salt_bin, salt_call, state_args
 
 GRAINS = {
     "os_family": "Debian",
@@ -42,12 +42,7 @@ FORMULAS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _salt_installed() -> None:
-    try:
-        salt_bin("salt-call")
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
+pytestmark = pytest.mark.usefixtures("salt_call_installed")
 
 
 def _top_formulas() -> list[str]:
@@ -100,16 +95,6 @@ def _show_highstate(workdir: Path, minion_id: str) -> dict[str, Any]:
     return data
 
 
-def _args(state: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for module, items in state.items():
-        if not module.startswith("__"):
-            for item in items:
-                if isinstance(item, dict):
-                    out.update(item)
-    return out
-
-
 @pytest.mark.parametrize(
     ("minion_id", "profile", "verify"),
     [("gpu-h100-01", "h100-sxm-8", "nvml"), ("gpu-a100-01", "a100-sxm-8", "nvidia_smi")],
@@ -118,13 +103,13 @@ def test_show_highstate_per_sku(tmp_path: Path, minion_id: str, profile: str, ve
     high = _show_highstate(tmp_path, minion_id)
     formulas = {state["__sls__"].split(".")[0] for state in high.values()}
     assert formulas == set(FORMULAS), f"formulas without states: {set(FORMULAS) - formulas}"
-    policy = _args(high["sre_agent-config-file-file-managed"])["context"]["policy"]
+    policy = state_args(high["sre_agent-config-file-file-managed"])["context"]["policy"]
     assert policy["profile"] == profile
-    check = _args(high["nvidia_driver-service-verify-cmd-run"])["name"].split()
+    check = state_args(high["nvidia_driver-service-verify-cmd-run"])["name"].split()
     assert check[check.index("--method") + 1] == verify
     assert check[check.index("--count") + 1] == "8"
     blacklist = high["gpu_base-config-file-file-managed-blacklist"]
-    assert _args(blacklist)["name"] == "/etc/modprobe.d/blacklist-nouveau.conf"
+    assert state_args(blacklist)["name"] == "/etc/modprobe.d/blacklist-nouveau.conf"
 
 
 def test_pillar_per_sku(tmp_path: Path) -> None:

@@ -20,17 +20,17 @@ from typing import Any
 
 import jinja2
 import pytest
-import yaml
 
 from tests.helpers.salt import (
     SALT_DIR,
     SaltError,
-    SaltMissingError,
     local_minion_config,
-    salt_bin,
     salt_call,
-    salt_version,
+    show_sls,
+    state_args,
 )
+
+pytestmark = pytest.mark.usefixtures("salt_installed")
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "gpu"
@@ -67,36 +67,8 @@ HASH = "sha256=" + "a" * 64
 BASE_PILLAR: dict[str, Any] = {"nvidia_mig": {"manager": {"deb_hash": HASH}}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _salt_installed() -> None:
-    try:
-        salt_version()
-        salt_bin("salt-call")
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-def _conf(tmp: Path, family: str, pillar: dict[str, Any]) -> Path:
-    root = tmp / "pillar"
-    root.mkdir(parents=True)
-    (root / "top.sls").write_text("base:\n  '*':\n    - site\n", encoding="utf-8")
-    (root / "site.sls").write_text(yaml.safe_dump(pillar), encoding="utf-8")
-    return local_minion_config(tmp, grains=GRAINS[family], pillar_root=root)
-
-
 def _show(tmp: Path, family: str, pillar: dict[str, Any], sls: str = FORMULAS) -> dict[str, Any]:
-    data = salt_call(_conf(tmp, family, pillar), "state.show_sls", sls)
-    assert isinstance(data, dict), data
-    return data
-
-
-def _args(state: dict[str, Any], module: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in state[module]:
-        if isinstance(item, dict):
-            out.update(item)
-    out.pop("order", None)
-    return out
+    return show_sls(tmp, sls, pillar, grains=GRAINS[family])
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -177,13 +149,13 @@ def test_nvidia_mig_defaults(rendered: dict[str, dict[str, Any]]) -> None:
         "nvidia_mig-service-running-cmd-run-daemon-reload",
         "nvidia_mig-service-running-service-enabled",
     }
-    deb = _args(high["nvidia_mig-package-install-file-managed"], "file")
+    deb = state_args(high["nvidia_mig-package-install-file-managed"], "file")
     assert deb["source"] == (
         "https://github.com/NVIDIA/mig-parted/releases/download/v0.12.1/"
         "nvidia-mig-manager_0.12.1-1_amd64.deb"
     )
     assert deb["source_hash"] == HASH
-    pkg = _args(high["nvidia_mig-package-install-pkg-installed"], "pkg")
+    pkg = state_args(high["nvidia_mig-package-install-pkg-installed"], "pkg")
     assert pkg["hold"] is True
 
 
@@ -191,7 +163,7 @@ def test_nvidia_mig_layout_check_cmd_validates_with_sre_tools(
     rendered: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     """file.managed's check_cmd, run here with this venv's Python, as Salt would run it."""
-    config = _args(rendered["debian-defaults"]["nvidia_mig-config-file-file-managed"], "file")
+    config = state_args(rendered["debian-defaults"]["nvidia_mig-config-file-file-managed"], "file")
     argv = shlex.split(config["check_cmd"])
     assert argv[0] == "/opt/sre-tools/venv/bin/python"
     argv[0] = sys.executable
@@ -212,7 +184,9 @@ def test_nvidia_mig_layout_check_cmd_validates_with_sre_tools(
 
 
 def test_nvidia_mig_apply_only_when_assert_fails(rendered: dict[str, dict[str, Any]]) -> None:
-    apply = _args(rendered["ubuntu-doca-binary"]["nvidia_mig-service-running-cmd-run-apply"], "cmd")
+    apply = state_args(
+        rendered["ubuntu-doca-binary"]["nvidia_mig-service-running-cmd-run-apply"], "cmd"
+    )
     assert apply["name"] == "/etc/nvidia-mig-manager/sre-apply-if-drained.sh"
     assert apply["unless"] == (
         "/usr/bin/nvidia-mig-parted assert"
@@ -222,7 +196,9 @@ def test_nvidia_mig_apply_only_when_assert_fails(rendered: dict[str, dict[str, A
 
 
 def test_infiniband_inbox_and_doca(rendered: dict[str, dict[str, Any]]) -> None:
-    inbox = _args(rendered["debian-defaults"]["infiniband-package-install-pkg-installed"], "pkg")
+    inbox = state_args(
+        rendered["debian-defaults"]["infiniband-package-install-pkg-installed"], "pkg"
+    )
     assert inbox["pkgs"] == [
         "rdma-core",
         "ibverbs-providers",
@@ -231,16 +207,16 @@ def test_infiniband_inbox_and_doca(rendered: dict[str, dict[str, Any]]) -> None:
         "perftest",
     ]
     doca = rendered["ubuntu-doca-binary"]
-    pkg = _args(doca["infiniband-package-install-pkg-installed"], "pkg")
+    pkg = state_args(doca["infiniband-package-install-pkg-installed"], "pkg")
     assert pkg["pkgs"] == [{"doca-ofed": "2.10.0-*"}] and pkg["hold"] is True
-    sources = _args(doca["infiniband-package-install-file-managed-sources"], "file")
+    sources = state_args(doca["infiniband-package-install-file-managed-sources"], "file")
     base = sources["context"]["infiniband"]["derived"]["doca_repo_base"]
     assert base == "https://linux.mellanox.com/public/repo/doca/2.10.0/ubuntu24.04/x86_64"
-    fingerprint = _args(doca["infiniband-package-install-cmd-run-key-fingerprint"], "cmd")
+    fingerprint = state_args(doca["infiniband-package-install-cmd-run-key-fingerprint"], "cmd")
     assert f"fpr:::::::::{FINGERPRINT}:" in fingerprint["unless"]
-    ipoib = _args(doca["infiniband-config-file-file-managed-ipoib"], "file")
+    ipoib = state_args(doca["infiniband-config-file-file-managed-ipoib"], "file")
     assert list(ipoib["names"][0]) == ["/etc/network/interfaces.d/ib0"]
-    assert _args(doca["infiniband-package-install-pkg-installed-ifupdown"], "pkg") == {
+    assert state_args(doca["infiniband-package-install-pkg-installed-ifupdown"], "pkg") == {
         "name": "ifupdown"
     }
     assert "infiniband-service-running-service-enabled-peermem" in doca
@@ -248,31 +224,33 @@ def test_infiniband_inbox_and_doca(rendered: dict[str, dict[str, Any]]) -> None:
 
 def test_gpu_monitoring_defaults(rendered: dict[str, dict[str, Any]]) -> None:
     high = rendered["debian-defaults"]
-    pkg = _args(high["gpu_monitoring-package-install-pkg-installed"], "pkg")
+    pkg = state_args(high["gpu_monitoring-package-install-pkg-installed"], "pkg")
     assert pkg["pkgs"] == [
         {"datacenter-gpu-manager-4-core": "4.2.3-*"},
         {"datacenter-gpu-manager-4-cuda12": "4.2.3-*"},
         {"datacenter-gpu-manager-exporter": "4.2.3-4.1.3-*"},
     ]
-    sources = _args(high["gpu_monitoring-package-install-file-managed-sources"], "file")
+    sources = state_args(high["gpu_monitoring-package-install-file-managed-sources"], "file")
     derived = sources["context"]["gpu_monitoring"]["derived"]
     assert derived["cuda_repo_base"] == (
         "https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64"
     )
     # The distribution's node_exporter: at versions.yml's version, any revision, pinned and held.
-    node_exporter = _args(high["gpu_monitoring-package-install-pkg-installed-node-exporter"], "pkg")
+    node_exporter = state_args(
+        high["gpu_monitoring-package-install-pkg-installed-node-exporter"], "pkg"
+    )
     assert node_exporter["pkgs"] == [{"prometheus-node-exporter": "1.5.0-*"}]
     assert node_exporter["hold"] is True and node_exporter["update_holds"] is True
     pin_state = high["gpu_monitoring-package-install-file-managed-node-exporter-pin"]
     assert "managed" in pin_state["file"]
-    pin = _args(pin_state, "file")
+    pin = state_args(pin_state, "file")
     assert pin["name"] == "/etc/apt/preferences.d/gpu-monitoring-node-exporter.pref"
     template = SALT_DIR / "gpu_monitoring" / "files" / "default" / "node_exporter.pref.jinja"
     text = jinja2.Template(template.read_text(encoding="utf-8")).render(pin["context"])
     assert "Package: prometheus-node-exporter\nPin: version 1.5.0-*\nPin-Priority: 1001" in text, (
         text
     )
-    fsd = _args(high["gpu_monitoring-config-file-file-serialize"], "file")
+    fsd = state_args(high["gpu_monitoring-config-file-file-serialize"], "file")
     names = {next(iter(n)): n[next(iter(n))] for n in fsd["names"]}
     node = names["/etc/prometheus/file_sd/node-gpu-node-01.json"][0]["dataset"]
     assert node == [
@@ -287,7 +265,7 @@ def test_gpu_monitoring_binary_secrets_and_shared_cuda_source(
     rendered: dict[str, dict[str, Any]],
 ) -> None:
     high = rendered["ubuntu-doca-binary"]
-    archive = _args(high["gpu_monitoring-package-install-archive-extracted"], "archive")
+    archive = state_args(high["gpu_monitoring-package-install-archive-extracted"], "archive")
     assert archive["source"].endswith("/v1.9.1/node_exporter-1.9.1.linux-amd64.tar.gz")
     assert archive["source_hash"] == "sha256=" + "b" * 64
     # The binary source leaves no pin on the distribution's package behind.
@@ -295,9 +273,9 @@ def test_gpu_monitoring_binary_secrets_and_shared_cuda_source(
     assert "absent" in high["gpu_monitoring-package-install-file-managed-node-exporter-pin"]["file"]
     # nvidia_driver adds the CUDA repository itself (pillar source: cuda_repo): not twice.
     assert "gpu_monitoring-package-install-file-managed-sources" not in high
-    secrets = _args(high["gpu_monitoring-config-file-file-managed-secrets"], "file")
+    secrets = state_args(high["gpu_monitoring-config-file-file-managed-secrets"], "file")
     assert secrets["show_changes"] is False and secrets["mode"] == "0600"
-    fsd = _args(high["gpu_monitoring-config-file-file-serialize"], "file")
+    fsd = state_args(high["gpu_monitoring-config-file-file-serialize"], "file")
     datasets = [n[next(iter(n))][0]["dataset"][0] for n in fsd["names"]]
     assert {d["targets"][0] for d in datasets} == {"n1.example:9100", "n1.example:9835"}
     assert all(d["labels"]["cluster"] == "c1" for d in datasets)

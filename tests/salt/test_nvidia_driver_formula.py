@@ -24,10 +24,10 @@ from tests.helpers.salt import (
     REPO,
     SALT_DIR,
     SaltError,
-    SaltMissingError,
-    local_minion_config,
-    salt_bin,
+    pillar_minion_config,
     salt_call,
+    show_sls,
+    state_args,
 )
 
 VERSIONS = yaml.safe_load((REPO / "sre_tools" / "data" / "versions.yml").read_text())
@@ -79,39 +79,17 @@ STATE_ID = re.compile(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _salt_installed() -> None:
-    try:
-        salt_bin("salt-call")
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
+pytestmark = pytest.mark.usefixtures("salt_call_installed")
 
 
 def _conf(tmp: Path, os_name: str, pillar: dict[str, Any]) -> Path:
-    root = tmp / "pillar"
-    root.mkdir(parents=True)
-    (root / "top.sls").write_text("base:\n  '*':\n    - node\n", encoding="utf-8")
-    (root / "node.sls").write_text(json.dumps(pillar), encoding="utf-8")
-    return local_minion_config(tmp, grains={**GRAINS[os_name], **COMMON}, pillar_root=root)
+    return pillar_minion_config(tmp, pillar, grains={**GRAINS[os_name], **COMMON})
 
 
-def _render(tmp: Path, os_name: str, pillar: dict[str, Any], sls: str = "nvidia_driver") -> Any:
-    return salt_call(_conf(tmp, os_name, pillar), "state.show_sls", sls)
-
-
-def _args(state: dict[str, Any]) -> dict[str, Any]:
-    """A state's arguments as one dict, with ``fun`` (``pkg.installed``) added."""
-    out: dict[str, Any] = {}
-    for module, items in state.items():
-        if module.startswith("__"):
-            continue
-        for item in items:
-            if isinstance(item, dict):
-                out.update(item)
-            else:
-                out["fun"] = f"{module}.{item}"
-    out.pop("order", None)
-    return out
+def _render(
+    tmp: Path, os_name: str, pillar: dict[str, Any], sls: str = "nvidia_driver"
+) -> dict[str, Any]:
+    return show_sls(tmp, sls, pillar, grains={**GRAINS[os_name], **COMMON})
 
 
 def _pkgs(args: dict[str, Any]) -> dict[str, str | None]:
@@ -185,7 +163,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, di
             for case, (os_name, pillar) in CASES.items()
         }
         raw = {case: future.result() for case, future in futures.items()}
-    return {case: {sid: _args(state) for sid, state in high.items()} for case, high in raw.items()}
+    return {
+        case: {sid: state_args(state) for sid, state in high.items()} for case, high in raw.items()
+    }
 
 
 def test_state_ids_follow_the_convention(rendered: dict[str, dict[str, dict[str, Any]]]) -> None:
@@ -494,7 +474,8 @@ def test_module_options_template(templates: dict[str, str]) -> None:
 
 def test_clean_renders(tmp_path: Path) -> None:
     high = {
-        sid: _args(s) for sid, s in _render(tmp_path, "debian12", {}, "nvidia_driver.clean").items()
+        sid: state_args(s)
+        for sid, s in _render(tmp_path, "debian12", {}, "nvidia_driver.clean").items()
     }
     assert set(high) == {
         "nvidia_driver-service-clean-service-dead",
@@ -548,7 +529,7 @@ def test_gpu_base_renders(
     tmp_path: Path, os_name: str, pillar: dict[str, Any], packages: list[str], rebuild: str | None
 ) -> None:
     raw = _render(tmp_path, os_name, {"gpu_base": pillar}, "gpu_base")
-    high = {sid: _args(s) for sid, s in raw.items()}
+    high = {sid: state_args(s) for sid, s in raw.items()}
     for sid in high:
         assert STATE_ID.match(sid), sid
     assert high["gpu_base-package-install-pkg-installed"]["pkgs"] == packages

@@ -9,16 +9,9 @@ import time
 
 import pytest
 
-from tests.helpers.salt import (
-    FIXTURES,
-    SALT_DIR,
-    SaltError,
-    SaltMissingError,
-    SaltPair,
-    salt_bin,
-    salt_version,
-)
+from tests.helpers.salt import FIXTURES, SALT_DIR, remediation_master
 from tests.helpers.slurm import SlurmCluster
+from tests.salt.conftest import started_pair
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +23,12 @@ DRAIN_TIMEOUT_SECONDS = 60.0
 def test_beacon_event_drains_the_node_through_reactor_and_guardrails(
     cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    try:
-        salt_version()
-        for name in ("salt-master", "salt-minion", "salt-key", "salt"):
-            salt_bin(name)
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
     work = tmp_path_factory.mktemp("reactor")
     remediation_conf = work / "remediation.yaml"
     remediation_conf.write_text("max_drained_nodes: 2\nmax_drained_percent: 50\nnode_exec: local\n")
     audit = work / "audit.jsonl"
     master_extra = {
-        "runner_dirs": [str(SALT_DIR / "_runners")],
+        **remediation_master(work, config=remediation_conf, slurm_conf=cluster.conf, execute=True),
         "reactor": [
             {
                 "salt/beacon/*/gpu_health/sre/gpu/health/*": [
@@ -49,25 +36,9 @@ def test_beacon_event_drains_the_node_through_reactor_and_guardrails(
                 ]
             }
         ],
-        "sre_remediation": {
-            "config": str(remediation_conf),
-            "state": str(work / "remediation.db"),
-            "audit": str(audit),
-            "execute": True,
-            "slurm_conf": str(cluster.conf),
-        },
     }
     beacons = {"gpu_health": [{"interval": 1}, {"replay": str(LOST)}, {"node": NODE}]}
-    pair = SaltPair(
-        work, minion_id=NODE, beacons=beacons, master_extra=master_extra, stop_timeout=5
-    )
-    with pair:
-        try:
-            pair.start_master()
-            pair.start_minion()
-            pair.salt("saltutil.sync_all", timeout=60)
-        except SaltError as exc:
-            pytest.fail(f"{exc}\n{pair.logs()[-4000:]}", pytrace=False)
+    with started_pair(work, minion_id=NODE, beacons=beacons, master_extra=master_extra) as pair:
         started = time.monotonic()
         deadline = started + DRAIN_TIMEOUT_SECONDS
         state = ""

@@ -32,16 +32,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers.salt import (
-    FIXTURES,
-    SALT_DIR,
-    SaltError,
-    SaltMissingError,
-    SaltPair,
-    salt_bin,
-    salt_version,
-)
+from tests.helpers.salt import FIXTURES, PAIR_COMMANDS, SALT_DIR, SaltError, SaltPair
 from tests.helpers.slurm import SERVED_NODES, SIMULATED_NODES, SlurmCluster
+from tests.salt.conftest import fail_unless_salt
 
 NODE = "gpu01"
 SERVED = SERVED_NODES[:4]  # the served nodes these scenarios use
@@ -136,12 +129,7 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig(slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    try:
-        salt_version()
-        for name in ("salt-master", "salt-minion", "salt-key", "salt"):
-            salt_bin(name)
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    fail_unless_salt(*PAIR_COMMANDS)
     cluster = slurm_cluster
     cluster.reset()  # the session's cluster: idle before this module's scenarios, and after
     work = tmp_path_factory.mktemp("scenarios")

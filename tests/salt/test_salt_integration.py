@@ -17,14 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.salt import (
-    FIXTURES,
-    SaltError,
-    SaltMissingError,
-    SaltPair,
-    salt_bin,
-    salt_version,
-)
+from tests.helpers.salt import FIXTURES, PAIR_COMMANDS, SaltError, SaltPair
+from tests.salt.conftest import fail_unless_salt
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +30,7 @@ EVENT_TIMEOUT_SECONDS = 30.0
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaltPair]:
-    try:
-        salt_version()
-        for name in ("salt-master", "salt-minion", "salt-key", "salt"):
-            salt_bin(name)
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    fail_unless_salt(*PAIR_COMMANDS)
     workdir = tmp_path_factory.mktemp("salt-pair")
     salt_pair = SaltPair(
         workdir,

@@ -25,16 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers.salt import (
-    FIXTURES,
-    SALT_DIR,
-    SaltError,
-    SaltMissingError,
-    SaltPair,
-    salt_bin,
-    salt_version,
-)
+from tests.helpers.salt import FIXTURES, PAIR_COMMANDS, SaltPair, remediation_master, state_args
 from tests.helpers.slurm import SlurmCluster
+from tests.salt.conftest import started_pair
 
 pytestmark = pytest.mark.integration
 
@@ -54,25 +47,12 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pair(
     slurm_cluster: SlurmCluster, work: Path, monkeypatch_module: pytest.MonkeyPatch
 ) -> Iterator[SaltPair]:
-    try:
-        salt_version()
-        for name in ("salt-master", "salt-minion", "salt-key", "salt", "salt-run"):
-            salt_bin(name)
-    except SaltMissingError as exc:
-        pytest.fail(str(exc), pytrace=False)
     config = work / "remediation.yaml"
     settings = {"max_drained_nodes": 2, "max_drained_percent": 50, "cooldown_seconds": 0}
     config.write_text(yaml.safe_dump({"remediation": settings}), encoding="utf-8")
-    master_extra = {
-        "runner_dirs": [str(SALT_DIR / "_runners")],
-        "sre_remediation": {
-            "config": str(config),
-            "state": str(work / "remediation.db"),
-            "audit": str(work / "audit.jsonl"),
-            "slurm_conf": str(slurm_cluster.conf),
-            "fresh_check_timeout": 60,
-        },
-    }
+    master_extra = remediation_master(
+        work, config=config, slurm_conf=slurm_cluster.conf, fresh_check_timeout=60
+    )
     # The minion inherits this environment: the fake nvidia-smi first on PATH, apt's private
     # configuration.
     fake_bin = work / "bin"
@@ -93,15 +73,12 @@ def pair(
     )
     monkeypatch_module.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
     monkeypatch_module.setenv("APT_CONFIG", str(apt / "apt.conf"))
-    salt_pair = SaltPair(work / "salt", minion_id=MINION, master_extra=master_extra, stop_timeout=5)
-    (work / "salt").mkdir()
-    with salt_pair:
-        try:
-            salt_pair.start_master()
-            salt_pair.start_minion()
-            salt_pair.salt("saltutil.sync_all", timeout=60)
-        except SaltError as exc:
-            pytest.fail(f"{exc}\n{salt_pair.logs()[-4000:]}", pytrace=False)
+    with started_pair(
+        work / "salt",
+        commands=(*PAIR_COMMANDS, "salt-run"),
+        minion_id=MINION,
+        master_extra=master_extra,
+    ) as salt_pair:
         yield salt_pair
 
 
@@ -247,11 +224,7 @@ def test_batches_requisites_and_reboot_render(pair: SaltPair) -> None:
     [high] = out.values()
 
     def args(state_id: str, module: str) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for item in high[state_id][module]:
-            if isinstance(item, dict):
-                found.update(item)
-        return found
+        return state_args(high[state_id], module)
 
     def gates(required: list[dict[str, str]]) -> list[str]:
         return sorted(r["salt"] for r in required)
@@ -293,10 +266,7 @@ def test_slo_gate_renders_first_and_holds_every_first_drain(pair: SaltPair) -> N
     assert code == 0, out
     [high] = out.values()
     step = "sre-orch-rolling-upgrade-slo-gate-cmd-run"
-    found: dict[str, Any] = {}
-    for item in high[step]["cmd"]:
-        if isinstance(item, dict):
-            found.update(item)
+    found = state_args(high[step], "cmd")
     assert found["name"] == (
         "sre slo gate '/srv/slo/a b.yaml' --store /var/lib/sre/store.db --min-budget 25"
     )
