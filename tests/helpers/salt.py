@@ -49,6 +49,18 @@ SALT_DIR = REPO / "salt"
 GPU_MODULE = SALT_DIR / "_modules" / "gpu.py"
 GPU_BEACON = SALT_DIR / "_beacons" / "gpu_health.py"
 FIXTURES = REPO / "tests" / "fixtures" / "gpu"
+# The formulas salt/top.sls gives a GPU node, in order.
+TOP_FORMULAS = [
+    "gpu_base",
+    "infiniband",
+    "nvidia_driver",
+    "nvidia_fabricmanager",
+    "cuda_toolkit",
+    "container_runtime",
+    "nvidia_mig",
+    "gpu_monitoring",
+    "sre_agent",
+]
 
 START_TIMEOUT_SECONDS = 45.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -183,6 +195,14 @@ def salt_call(conf: Path, *args: str, timeout: float = COMMAND_TIMEOUT_SECONDS) 
         return json.loads(proc.stdout)["local"]
     except (ValueError, KeyError) as exc:
         raise SaltError(f"{' '.join(argv)}: unparsable output ({exc}):\n{proc.stdout}") from None
+
+
+def get_template(conf: Path, source: str, dest: Path, **context: Any) -> str:
+    """``cp.get_template SOURCE DEST`` with ``context`` (each value passed as JSON); returns the
+    rendered text."""
+    pairs = [f"{key}={json.dumps(value)}" for key, value in context.items()]
+    salt_call(conf, "cp.get_template", source, str(dest), *pairs)
+    return dest.read_text(encoding="utf-8")
 
 
 def pillar_minion_config(workdir: Path, pillar: Mapping[str, Any], **config: Any) -> Path:

@@ -9,7 +9,6 @@ containerd's TOML by tomllib, the CUDA profile by a real shell. Salt missing fai
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tomllib
@@ -24,9 +23,9 @@ from tests.helpers.salt import (
     SALT_DIR,
     SaltError,
     SaltMissingError,
+    get_template,
     local_minion_config,
     salt_bin,
-    salt_call,
     show_sls,
     state_args,
 )
@@ -356,16 +355,9 @@ def containerd_files(
 
     def one(name: str, template: str, state: dict[str, Any]) -> dict[str, Any]:
         conf = local_minion_config(tmp / name, grains=GRAINS["Debian"])
-        dest = tmp / f"{name}.toml"
-        context = [f"{k}={json.dumps(v)}" for k, v in state_args(state, "file")["context"].items()]
-        salt_call(
-            conf,
-            "cp.get_template",
-            f"salt://container_runtime/files/default/{template}",
-            str(dest),
-            *context,
-        )
-        return tomllib.loads(dest.read_text(encoding="utf-8"))
+        source = f"salt://container_runtime/files/default/{template}"
+        context = state_args(state, "file")["context"]
+        return tomllib.loads(get_template(conf, source, tmp / f"{name}.toml", **context))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(one, name, *job) for name, job in jobs.items()}
@@ -396,14 +388,7 @@ def test_cuda_profile_in_a_real_shell(rendered: dict[str, Any], tmp_path: Path) 
     state = state_args(rendered["overrides"]["cuda_toolkit-config-file-file-managed"], "file")
     conf = local_minion_config(tmp_path, grains=GRAINS["Debian"])
     dest = tmp_path / "cuda.sh"
-    context = [f"{k}={json.dumps(v)}" for k, v in state["context"].items()]
-    salt_call(
-        conf,
-        "cp.get_template",
-        "salt://cuda_toolkit/files/default/cuda.sh.jinja",
-        str(dest),
-        *context,
-    )
+    get_template(conf, "salt://cuda_toolkit/files/default/cuda.sh.jinja", dest, **state["context"])
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     out = subprocess.run(
         ["sh", "-c", f'. "{dest}"; . "{dest}"; echo "$PATH|$LD_LIBRARY_PATH|$CUDA_HOME"'],

@@ -10,7 +10,6 @@ block in that configuration, so nothing on this machine is changed. Salt missing
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -24,8 +23,10 @@ import pytest
 from tests.helpers.salt import (
     GPU_BEACON,
     SALT_DIR,
+    TOP_FORMULAS,
     SaltError,
     SaltMissingError,
+    get_template,
     load_salt_file,
     local_minion_config,
     salt_bin,
@@ -63,19 +64,6 @@ CLEAN_IDS = {
 STATE_ID = re.compile(r"^sre_agent-(?P<dir>[a-z]+)-(?P<file>[a-z]+)-(?P<mod>[a-z]+)-[a-z_-]+$")
 
 pytestmark = pytest.mark.usefixtures("salt_installed")
-
-
-TOP_FORMULAS = [
-    "gpu_base",
-    "infiniband",
-    "nvidia_driver",
-    "nvidia_fabricmanager",
-    "cuda_toolkit",
-    "container_runtime",
-    "nvidia_mig",
-    "gpu_monitoring",
-    "sre_agent",
-]
 
 
 def _highstate(tmp_path: Path, family: str) -> dict[str, Any]:
@@ -273,15 +261,8 @@ def rendered(
 
     def render(name: str, template: str, key: str, context: Any) -> str:
         conf = local_minion_config(tmp / name, grains=GRAINS["Debian"])
-        dest = tmp / f"{name}.out"
-        salt_call(
-            conf,
-            "cp.get_template",
-            f"salt://sre_agent/files/default/{template}",
-            str(dest),
-            f"{key}={json.dumps(context)}",
-        )
-        return dest.read_text(encoding="utf-8")
+        source = f"salt://sre_agent/files/default/{template}"
+        return get_template(conf, source, tmp / f"{name}.out", **{key: context})
 
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {job[0]: pool.submit(render, *job) for job in jobs}

@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers.salt import SALT_DIR, local_minion_config, salt_bin, salt_call, state_args
+from tests.helpers.salt import (
+    SALT_DIR,
+    TOP_FORMULAS,
+    local_minion_config,
+    salt_bin,
+    salt_call,
+    state_args,
+)
 
 GRAINS = {
     "os_family": "Debian",
@@ -29,17 +36,6 @@ GRAINS = {
     "kernelrelease": "6.1.0-28-amd64",
     "cpuarch": "x86_64",
 }
-FORMULAS = [
-    "gpu_base",
-    "infiniband",
-    "nvidia_driver",
-    "nvidia_fabricmanager",
-    "cuda_toolkit",
-    "container_runtime",
-    "nvidia_mig",
-    "gpu_monitoring",
-    "sre_agent",
-]
 
 
 pytestmark = pytest.mark.usefixtures("salt_call_installed")
@@ -51,8 +47,8 @@ def _top_formulas() -> list[str]:
 
 
 def test_top_file_names_every_formula_and_they_exist() -> None:
-    assert _top_formulas() == FORMULAS
-    missing = [f for f in FORMULAS if not (SALT_DIR / f / "init.sls").is_file()]
+    assert _top_formulas() == TOP_FORMULAS
+    missing = [f for f in TOP_FORMULAS if not (SALT_DIR / f / "init.sls").is_file()]
     assert not missing, f"formulas in salt/top.sls without salt/<name>/init.sls: {missing}"
 
 
@@ -102,7 +98,7 @@ def _show_highstate(workdir: Path, minion_id: str) -> dict[str, Any]:
 def test_show_highstate_per_sku(tmp_path: Path, minion_id: str, profile: str, verify: str) -> None:
     high = _show_highstate(tmp_path, minion_id)
     formulas = {state["__sls__"].split(".")[0] for state in high.values()}
-    assert formulas == set(FORMULAS), f"formulas without states: {set(FORMULAS) - formulas}"
+    assert formulas == set(TOP_FORMULAS), f"formulas without states: {set(TOP_FORMULAS) - formulas}"
     policy = state_args(high["sre_agent-config-file-file-managed"])["context"]["policy"]
     assert policy["profile"] == profile
     check = state_args(high["nvidia_driver-service-verify-cmd-run"])["name"].split()

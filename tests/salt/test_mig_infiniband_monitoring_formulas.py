@@ -24,8 +24,8 @@ import pytest
 from tests.helpers.salt import (
     SALT_DIR,
     SaltError,
+    get_template,
     local_minion_config,
-    salt_call,
     show_sls,
     state_args,
 )
@@ -345,8 +345,7 @@ def test_bad_pillar_fails_with_one_line(
 def _template(tmp: Path, source: str, **context: Any) -> Path:
     conf = local_minion_config(tmp, grains=GRAINS["Debian"])
     dest = tmp / Path(source).name.replace(".jinja", "")
-    args = [f"{key}={json.dumps(value)}" for key, value in context.items()]
-    salt_call(conf, "cp.get_template", source, str(dest), *args)
+    get_template(conf, source, dest, **context)
     dest.chmod(dest.stat().st_mode | stat.S_IXUSR)
     return dest
 

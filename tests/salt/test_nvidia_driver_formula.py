@@ -8,7 +8,6 @@ and the context the states pass them; the GPU check script runs against a fake n
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -24,8 +23,8 @@ from tests.helpers.salt import (
     REPO,
     SALT_DIR,
     SaltError,
+    get_template,
     pillar_minion_config,
-    salt_call,
     show_sls,
     state_args,
 )
@@ -430,15 +429,8 @@ def templates(
 
     def render(name: str, template: str) -> str:
         conf = _conf(tmp / name, "debian12", {})
-        dest = tmp / f"{name}.out"
-        salt_call(
-            conf,
-            "cp.get_template",
-            f"salt://nvidia_driver/files/default/{template}",
-            str(dest),
-            f"nvidia_driver={json.dumps(context)}",
-        )
-        return dest.read_text(encoding="utf-8")
+        source = f"salt://nvidia_driver/files/default/{template}"
+        return get_template(conf, source, tmp / f"{name}.out", nvidia_driver=context)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {name: pool.submit(render, name, tpl) for name, tpl in jobs.items()}
