@@ -58,6 +58,12 @@ OPTIONS = (
         "file",
         "Read kernel-log lines from this file instead of the system.",
     ),
+    Opt(
+        "--systemctl",
+        "systemctl",
+        "file",
+        "systemctl that reads unit states (default: systemctl on PATH; none with --replay).",
+    ),
     Opt("--timeout", "timeout", "seconds", "Collection watchdog (seconds, finite and above 0)."),
     Opt("--all", "show_all", "flag", "Show OK and skipped findings too."),
 )
@@ -144,6 +150,7 @@ def execute(opts: dict[str, Any]) -> int:
             opts["sysfs"],
             opts["kernel_log"],
             opts["timeout"],
+            opts["systemctl"],
         )
     except SreError as exc:
         # Bad input or a runtime failure: for a Nagios-style check both mean UNKNOWN, never a
@@ -253,6 +260,7 @@ def _run(
     sysfs: Path | None,
     kernel_log: Path | None,
     timeout: float | None,
+    systemctl: Path | None = None,
 ) -> Any:
     from sre_tools.health.policy import load_policy_file
     from sre_tools.health.runner import counter_state, run_replay_or_live
@@ -269,6 +277,7 @@ def _run(
         state=counter_state(replay, state_path),
         sysfs=sysfs,
         kernel_log_lines=lines,
+        systemctl=str(systemctl) if systemctl is not None else None,
         timeout=timeout,
     )
 

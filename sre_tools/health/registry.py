@@ -33,6 +33,9 @@ class Context:
     lost: set[int] = field(default_factory=set)
     discovery_failed: bool = False  # the GPU list is not known (count or discovery failed)
     kernel_log_lines: list[str] | None = None  # injected in tests and replays
+    # The systemctl that reads unit states (the fabric manager's); None: units are not read
+    # (a replay: the host's services are not part of a recording).
+    systemctl: str | None = None
     expensive: bool = False  # InfoROM validation may run this cycle
     cache: dict[str, Any] = field(default_factory=dict)
     # This cycle's findings so far, in registry order (the runner fills it as checks run), so an

@@ -180,6 +180,7 @@ def run_health(
     host: str | None = None,
     sysfs: Path = Path("/sys"),
     kernel_log_lines: list[str] | None = None,
+    systemctl: str | None = None,
     source: str = "nvml",
     timeout: float | None = None,
     cache: dict[str, Any] | None = None,
@@ -203,6 +204,7 @@ def run_health(
         host=host if host is not None else os.uname().nodename,  # socket.gethostname()'s answer
         sysfs=sysfs,
         kernel_log_lines=kernel_log_lines,
+        systemctl=systemctl,
         expensive=when - last_validation >= interval,
         cache=cache if cache is not None else {},
     )
@@ -260,13 +262,15 @@ def run_replay_or_live(
     state: CounterState,
     sysfs: Path | None = None,
     kernel_log_lines: list[str] | None = None,
+    systemctl: str | None = None,
     timeout: float | None = None,
 ) -> HealthReport:
     """One run the way ``sre health [--replay FILE]`` does it (the CLI, Salt's ``gpu.health``,
     Ansible's ``gpu_health``); ``state`` is usually :func:`counter_state`'s.
 
     A replay uses the recording's own kernel log (``"kernel_log"``) unless lines are given, and
-    no sysfs unless one is given; a live run reads NVML, the kernel log and ``/sys``.
+    no sysfs and no unit states unless a sysfs or a systemctl is given; a live run reads NVML,
+    the kernel log, ``/sys`` and unit states through ``systemctl`` on PATH.
     """
     from sre_tools.gpu.backend import RealBackend, RecordedBackend
 
@@ -277,6 +281,7 @@ def run_replay_or_live(
             state=state,
             sysfs=sysfs or Path("/sys"),
             kernel_log_lines=kernel_log_lines,
+            systemctl=systemctl or "systemctl",
             timeout=timeout,
         )
     backend = RecordedBackend.load(replay)
@@ -290,6 +295,7 @@ def run_replay_or_live(
         host=str(backend.data.get("host") or "replay"),
         sysfs=sysfs or REPLAY_SYSFS,
         kernel_log_lines=kernel_log_lines,
+        systemctl=systemctl,
         source=f"replay:{replay}",
         timeout=timeout,
     )

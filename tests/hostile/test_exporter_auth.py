@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import select
 import socket
-import statistics
 import threading
 import time
 import urllib.error
@@ -28,21 +27,29 @@ def _auth(rounds: int = 8) -> BasicAuth:
     return BasicAuth.from_text(f"prometheus:{hashed}\n")
 
 
-def _median_seconds(auth: BasicAuth, user: str, password: str, n: int = 5) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        assert not auth.verify(user, password)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def test_unknown_users_cost_a_bcrypt_round_at_the_same_cost() -> None:
+    """No user enumeration by timing: a wrong password for an unknown user runs the same bcrypt
+    check (one round, a hash of the same cost) as for a known user. Asserted on the calls, not on
+    wall time (a timing ratio is a benchmark's business, and flaky on a loaded machine)."""
+    auth = _auth(rounds=8)
+    real = auth._bcrypt
+    assert real is not None
+    calls: list[str] = []
 
+    def counting(password: str, hashed: str) -> bool:
+        calls.append(hashed)
+        return real(password, hashed)
 
-def test_unknown_users_take_as_long_as_known_ones() -> None:
-    auth = _auth()
-    known = _median_seconds(auth, "prometheus", "wrong")
-    unknown = _median_seconds(auth, "nobody", "wrong")
-    assert known > 0.002  # a real bcrypt round, not a shortcut
-    assert 0.5 < unknown / known < 2.0, (known, unknown)
+    auth._bcrypt = counting
+    assert not auth.verify("prometheus", "wrong")
+    assert not auth.verify("nobody", "wrong")
+    assert len(calls) == 2
+    known, unknown = calls
+    assert known.startswith("$2b$08$") and unknown[:7] == known[:7]  # same scheme and cost
+    assert unknown != known
+    start = time.perf_counter()
+    assert not real("wrong", unknown)  # the dummy is a hash bcrypt really works through
+    assert time.perf_counter() - start > 0.002  # a real round at cost 8 (~15 ms), not a shortcut
 
 
 @pytest.mark.parametrize("length", [72, 73, 100, 4096])

@@ -66,6 +66,7 @@ def run(sysfs: Path, state_path: Path) -> Runner:
         now: float = T0,
         kernel_log_lines: list[str] | None = None,
         timeout: float | None = None,
+        systemctl: str | None = None,
     ) -> HealthReport:
         backend = (
             RecordedBackend.load(source)
@@ -81,6 +82,7 @@ def run(sysfs: Path, state_path: Path) -> Runner:
             kernel_log_lines=[] if kernel_log_lines is None else kernel_log_lines,
             host="node1",
             timeout=timeout,
+            systemctl=systemctl,
         )
 
     return go
