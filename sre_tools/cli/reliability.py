@@ -120,7 +120,8 @@ def report_cmd(
     until_at = parse_when(until, "--until")
     with open_store(store_path, create=False) as store:
         result = build_report(store, since=since_at, until=until_at, gpus=gpus, nodes=nodes)
-        runs = load_runs(store, since=result.since, until=result.until)
+        # No --until: up to now, including a drill that started in this very second.
+        runs = load_runs(store, since=result.since, until=until_at)
     data = report_json(result)
     data["drills"] = measured_times(runs)
     emit(data, as_json, _render_report)
