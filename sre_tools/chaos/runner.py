@@ -392,9 +392,11 @@ class Runner:
                 else:
                     item.next_at = now + item.check.poll
             if pending:
+                # Until the next probe is due; the abort flag and stop conditions are checked
+                # before each round of probes, as often as the shortest poll.
                 wait = min(p.next_at for p in pending) - self.clock()
                 if wait > 0:
-                    self.sleep(min(wait, self.poll_interval))
+                    self.sleep(wait)
         return met
 
     def _expect_once(self, item: _Pending) -> bool:

@@ -6,13 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sre_tools.chaos.journal import read_events
 from sre_tools.chaos.model import parse_experiment
 from sre_tools.chaos.runner import Runner
 from sre_tools.chaos.safety import Safety, Targets
-from sre_tools.transport import ConnectError, LocalTransport, Result, Transport
+from sre_tools.transport import ConnectError, HostKeyError, LocalTransport, Result, Transport
 from tests.chaos.conftest import DrillEnv, experiment
 
 Sre = Any
@@ -23,7 +26,13 @@ def ssh_inventory(env: DrillEnv, **n2: Any) -> Path:
     known = env.root / "known_hosts"
     known.write_text("")
     key = env.root / "id_ed25519"
-    key.write_text("not a key\n")
+    private = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    key.write_bytes(private)
+    key.chmod(0o600)
     data = {
         "all": {
             "vars": {"ansible_user": "root", "ansible_ssh_private_key_file": str(key)},
@@ -120,7 +129,8 @@ def test_unreachable_node_is_one_line_exit_1_and_nothing_is_done(
         "--inventory", str(inventory), "--execute",
     )  # fmt: skip
     assert code == 1, out
-    assert err.count("\n") == 1 and err.startswith("sre: error: root@127.0.0.1:1: ")
+    assert err.count("\n") == 1
+    assert err.startswith("sre: error: root@127.0.0.1:1: cannot connect: ")
     assert "Traceback" not in err
     assert not drill_env.kernel_log.exists()  # n1 was reachable, and still untouched
     assert not list(drill_env.journals.glob("*.jsonl"))
@@ -194,3 +204,30 @@ def test_node_lost_after_the_fault_is_an_error_and_rollbacks_are_tried(
     assert rollback and rollback[0]["status"] == "failed"
     assert "ConnectError" in rollback[0]["error"]
     assert node.calls[0] == ["true"]  # reached before anything was done
+
+
+class UnknownHostKey(GoesAway):
+    def run(self, argv: Any, timeout: float, input: bytes | None = None) -> Result:
+        raise HostKeyError(
+            "host key for [127.0.0.1]:2222 is not in /etc/sre/known_hosts", target=self.target
+        )
+
+
+def test_unknown_host_key_refuses_before_anything_is_written(drill_env: DrillEnv) -> None:
+    safety = Safety(drill_env.store)
+    runner = Runner(
+        parse_experiment(experiment(drill_env.kernel_log)),
+        Targets(("n1",), ("n1",)),
+        safety=safety,
+        journal_dir=drill_env.journals,
+        execute=True,
+        transport_factory=lambda name: UnknownHostKey(),
+        install_signals=False,
+    )
+    try:
+        with pytest.raises(HostKeyError, match=r"^root@n1:22: host key for \[127.0.0.1\]:2222"):
+            runner.run()
+        assert safety.holder() is None
+    finally:
+        safety.close()
+    assert not drill_env.journals.exists()
