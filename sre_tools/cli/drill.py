@@ -621,6 +621,7 @@ def report(
 ) -> int:
     """Per drill: runs, pass/fail per expectation, median and max time to detect, alert, drain
     and recover (recorded by 'sre drill run --execute' and 'recover')."""
+    from sre_tools.chaos.model import MEASURES
     from sre_tools.chaos.results import drill_report, load_runs
     from sre_tools.cli.common import open_store
 
@@ -633,7 +634,7 @@ def report(
     if not rows:
         click.echo("no drill runs recorded" + (f" since {since}" if since else ""))
         return EXIT_OK
-    kinds = ("detect", "alert", "drain", "recover")
+    kinds = MEASURES
     console().print(
         table(
             "Drills",

@@ -14,7 +14,7 @@ from sre_tools.chaos.model import parse_experiment
 from sre_tools.chaos.results import drill_report, load_runs, record_run
 from sre_tools.chaos.runner import Runner, RunResult
 from sre_tools.chaos.safety import Safety, Targets
-from sre_tools.exceptions import ValidationError
+from sre_tools.exceptions import StoreError, ValidationError
 from sre_tools.store import Store
 from sre_tools.transport import Result
 from tests.chaos.conftest import DrillEnv, experiment
@@ -279,3 +279,13 @@ def test_recover_records_the_run(drill_env: DrillEnv, sre: Sre) -> None:
     [row] = json.loads(sre("drill", "report", "--json")[1])
     assert row["statuses"] == {"recovered": 1}
     assert row["times"]["recover"]["count"] == 1
+
+
+def test_a_store_that_cannot_take_the_rows_is_a_store_error(drill_env: DrillEnv) -> None:
+    result = timed_run(drill_env)
+    with Store(drill_env.root / "odd.db") as store:
+        store.conn.executescript(
+            "DROP TABLE drill_expectations; DROP TABLE drill_runs; CREATE TABLE drill_runs (x);"
+        )
+        with pytest.raises(StoreError, match="cannot record drill run drill-"):
+            record_run(store, read_events(result.journal))
