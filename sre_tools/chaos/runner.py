@@ -625,6 +625,10 @@ def recover(
         install_signals=False,
     )
     runner.journal_file = path
+    if runner.execute:
+        # Every node must answer before the lock is taken over: an unreachable one is a one-line
+        # error, the journal is left as it was, and the stale lock keeps refusing new drills.
+        runner._reach()
     safety.acquire(run_id, operator, takeover=True)
     result = RunResult(run_id, "recovered", path, nodes)
     try:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sre_tools.chaos.journal import read_events
 from sre_tools.chaos.model import parse_experiment
-from sre_tools.chaos.runner import Runner
+from sre_tools.chaos.runner import Runner, recover
 from sre_tools.chaos.safety import Safety, Targets
 from sre_tools.transport import ConnectError, HostKeyError, LocalTransport, Result, Transport
 from tests.chaos.conftest import DrillEnv, experiment
@@ -231,3 +231,44 @@ def test_unknown_host_key_refuses_before_anything_is_written(drill_env: DrillEnv
     finally:
         safety.close()
     assert not drill_env.journals.exists()
+
+
+def test_recover_with_an_unreachable_node_leaves_the_journal_and_the_lock(
+    drill_env: DrillEnv,
+) -> None:
+    safety = Safety(drill_env.store)
+    try:
+        done = Runner(
+            parse_experiment(experiment(drill_env.kernel_log)),
+            Targets(("n1",), ("n1",)),
+            safety=safety,
+            journal_dir=drill_env.journals,
+            execute=True,
+            install_signals=False,
+        ).run()
+        # As if killed after the fault: the journal stops before the rollbacks, the lock held.
+        lines = done.journal.read_text().splitlines(keepends=True)
+        cut = next(i for i, line in enumerate(lines) if '"rollback-start"' in line)
+        done.journal.write_text("".join(lines[:cut]))
+        drill_env.kernel_log.write_text("NVRM: Xid (PCI:0000:00:00.0): 79 [sre-drill run=x]\n")
+        safety.store.conn.execute(
+            "INSERT INTO drill_lock VALUES ('fleet', ?, 999999999, ?, 'tester', 0)",
+            (done.run_id, safety.host),
+        )
+        before = done.journal.read_text()
+        with pytest.raises(ConnectError, match=r"^root@n1:22: no answer"):
+            recover(done.journal, safety=safety, transport_factory=lambda name: gone())
+        assert done.journal.read_text() == before
+        holder = safety.holder()
+        assert holder is not None and holder.run_id == done.run_id and holder.stale
+        again = recover(done.journal, safety=safety)
+        assert again.status == "recovered" and again.rollbacks_ok
+        assert "[sre-drill " not in drill_env.kernel_log.read_text()
+    finally:
+        safety.close()
+
+
+def gone() -> GoesAway:
+    node = GoesAway()
+    node.down = True
+    return node
