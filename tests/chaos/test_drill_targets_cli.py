@@ -272,3 +272,24 @@ def gone() -> GoesAway:
     node = GoesAway()
     node.down = True
     return node
+
+
+def test_recover_refuses_an_inventory_that_moved_a_node(drill_env: DrillEnv, sre: Sre) -> None:
+    code, out, err = sre(
+        "drill", "run", str(drill_file(drill_env)), "--inventory", str(drill_env.inventory),
+        "--targets", "n1", "--execute", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    moved = ssh_inventory(drill_env, ansible_connection="local")
+    data = yaml.safe_load(moved.read_text())
+    data["all"]["children"]["chaos_targets"]["hosts"]["n1"] = {"ansible_host": "10.0.0.9"}
+    moved.write_text(yaml.safe_dump(data))
+    code, _, err = sre("drill", "recover", run_id, "--inventory", str(moved))
+    assert code == 2 and err.count("\n") == 1
+    assert (
+        f"{moved}: --inventory: n1 was reached as local; the inventory now says root@10.0.0.9:22"
+        in err
+    )
+    code, out, _ = sre("drill", "recover", run_id)  # the journaled inventory
+    assert code == 0 and "nothing-to-recover" in out
