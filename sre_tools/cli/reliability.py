@@ -56,8 +56,8 @@ def _render_report(data: dict[str, Any]) -> None:
     columns = ["Component", "Failures", "Open", "MTBF", "MTTR", "MTTD", "Availability"]
     columns += ["/GPU-day", "/node-day", "Planned", "Planned down"]
     console().print(table(title, columns, rows))
-    drills = data["drills"]
-    if drills["runs"]:
+    drills = data.get("drills")  # absent in 'sre report', which shows incidents only
+    if drills and drills["runs"]:
         console().print(
             table(
                 f"Measured by {drills['runs']} chaos drill run(s) (not incidents)",
