@@ -148,7 +148,12 @@ class RunResult:
 
 
 class Runner:
-    """One drill run. Everything from outside (transports, store, clock, sleep) is injected."""
+    """One drill run. Everything from outside (transports, store, clock, sleep) is injected.
+
+    ``inventory`` (a path) and ``transports`` (node -> ``local`` or ``user@host:port``, from
+    :meth:`sre_tools.chaos.inventory.InventoryTransports.check`) are journaled in ``run-start``
+    so that ``sre drill recover`` reaches the same nodes the same way; a run with a custom
+    ``transport_factory`` and no ``transports`` needs ``--inventory`` to be recovered."""
 
     def __init__(
         self,
