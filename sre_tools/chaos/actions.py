@@ -344,13 +344,22 @@ def wait_alert_resolved(
     within: float = 300.0,
     poll: float = 5.0,
     timeout: float = 10.0,
+    unit: str = "",
+    systemctl: str = "systemctl",
+    transport: Transport | None = None,
     node: str = "",
 ) -> str:
     """Wait until ``alert`` no longer fires (see :func:`~sre_tools.chaos.probes.alert_firing`;
     this queries Prometheus from the controller, not through the node's transport);
-    :class:`DrillActionError` after ``within`` seconds."""
-    from sre_tools.chaos.probes import alert_firing
+    :class:`DrillActionError` after ``within`` seconds. With ``unit`` (the service whose absence
+    fires the alert), it waits only while that unit is active on the node: a unit the drill did
+    not start cannot resolve the alert, and the steady state says so without a long wait."""
+    from sre_tools.chaos.probes import alert_firing, unit_state
 
+    if unit:
+        state = unit_state(unit, systemctl=systemctl, transport=local_or(transport))
+        if state != "active":
+            return f"{unit} is {state}: not waiting for {alert} to resolve"
     poll_until(
         lambda: alert_firing(
             prometheus_url, alert, labels=labels, node_label=node_label, timeout=timeout, node=node
