@@ -101,6 +101,16 @@ def test_stop_then_start_only_what_the_drill_stopped(node: StubNode) -> None:
     assert node.log("systemctl").count("start slurmd.service") == 1
 
 
+def test_start_leaves_a_unit_that_was_not_active_before_the_drill(node: StubNode) -> None:
+    state_dir = str(node.root / "run")
+    node.set_unit("slurmd.service", "failed")
+    assert actions.stop_service("slurmd.service", state_dir=state_dir, transport=T) == "failed"
+    done = actions.start_service("slurmd.service", state_dir=state_dir, transport=T)
+    assert done == "was failed before the drill: left as is"
+    assert "start slurmd.service" not in node.log("systemctl")
+    assert not (node.root / "run/slurmd.service.stopped").exists()
+
+
 def test_start_waits_until_active(node: StubNode) -> None:
     state_dir = str(node.root / "run")
     actions.stop_service("slurmd.service", state_dir=state_dir, transport=T)
