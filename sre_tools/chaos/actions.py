@@ -345,7 +345,7 @@ def start_service(
 def wait_alert_resolved(
     prometheus_url: str,
     alert: str,
-    labels: Mapping[str, str] | None = None,
+    labels: Mapping[str, Any] | None = None,
     node_label: str = "",
     within: float = 300.0,
     poll: float = 5.0,

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 HANDWRITTEN = REPO / "tests/fixtures/chaos/ctk-handwritten.json"
 CHAOS = Path(sys.executable).parent / "chaos"
 
-Sre = object
+Sre = Callable[..., tuple[int, str, str]]
 
 
 def chaos(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -42,7 +43,7 @@ def chaos(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("name", catalog.names())
 def test_chaos_validate_accepts_the_exported_drill(name: str, sre: Sre, tmp_path: Path) -> None:
-    code, out, _ = sre("drill", "show", name, "--json")  # type: ignore[operator]
+    code, out, _ = sre("drill", "show", name, "--json")
     assert code == 0
     path = tmp_path / f"{name}.json"
     path.write_text(out)
@@ -64,7 +65,7 @@ def test_handwritten_experiment_runs_under_sre_drill_with_its_rollback(
     allowlist.write_text("chaos_targets: [n1]\n")
     workdir = drill_env.root / "work"
     workdir.mkdir()
-    code, out, err = sre(  # type: ignore[operator]
+    code, out, err = sre(
         "drill",
         "run",
         str(HANDWRITTEN),
