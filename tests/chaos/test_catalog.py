@@ -16,9 +16,10 @@ import pytest
 
 from sre_tools.chaos import catalog
 from sre_tools.chaos.model import Experiment
-from sre_tools.chaos.runner import Runner, RunResult, local_factory
+from sre_tools.chaos.runner import Runner, RunResult, call_activity, local_factory
 from sre_tools.chaos.safety import Safety, Targets
 from sre_tools.cli.drill import exit_code
+from sre_tools.transport import LocalTransport
 from tests.chaos.catalog_stubs import (
     GPU0_PCI,
     FakeMonitoring,
@@ -290,3 +291,24 @@ def test_node_drain_without_an_slo_skips_that_expectation(
         e["value"] for e in events if e.get("name") == "gpu-availability-sli-dip" and "value" in e
     ]
     assert sli == ["not-configured"] and monitoring.queries == []
+
+
+@pytest.mark.parametrize("name", DRILLS)
+def test_rollbacks_are_safe_on_a_node_never_faulted_and_twice(
+    name: str, node: StubNode, monitoring: FakeMonitoring
+) -> None:
+    """Every rollback of every drill, twice, on a healthy node the fault never reached: nothing
+    is stopped, started, drained or resumed, and the node is as it was."""
+    exp = drill(name)
+    config = {**exp.configuration, **variables(node, monitoring)}
+    outputs = []
+    for _ in range(2):
+        for activity in exp.rollbacks:
+            outputs.append(call_activity(activity, "n1", LocalTransport(), "r", config))
+    assert node.node() == ("idle", "none")
+    for unit in ("sre-exporter.service", "nvidia-fabricmanager.service", "slurmd.service"):
+        assert node.unit(unit) == "active"
+    assert not [line for line in node.log("systemctl") if line.startswith(("start", "stop"))]
+    assert node.log("scontrol") == []
+    assert node.kernel_log.read_text() == ""
+    assert outputs[: len(outputs) // 2] == outputs[len(outputs) // 2 :]
