@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sre_tools.chaos import catalog
 from sre_tools.chaos.journal import Journal, journal_path, of_type, read_events
 from sre_tools.chaos.model import Activity, Check, Experiment, parse_experiment
 from sre_tools.chaos.safety import DrillRefused, Precondition, Safety, Targets, check_preconditions
@@ -522,6 +523,17 @@ class Runner:
     def _run_phases(self, result: RunResult) -> None:
         try:
             self._check_stop()
+            if self.execute:
+                # A drill whose requirement (a command such as dcgmi) is missing on a target does
+                # not apply there: skipped with the reason, nothing injected.
+                skip = catalog.skip_reason(
+                    self.experiment, self.targets.selected, self.transport, self.run_id,
+                    self.variables,
+                )  # fmt: skip
+                if skip:
+                    result.status = "skipped"
+                    result.details.append(skip)
+                    return
             before = self.hypothesis("before")
             if before is False:
                 result.status = "failed"
@@ -544,7 +556,7 @@ class Runner:
 
     def _finish(self, result: RunResult, done: set[tuple[int, str]]) -> None:
         result.rollbacks_ok = self.rollbacks(done)
-        if self.experiment.hypothesis:
+        if self.experiment.hypothesis and result.status != "skipped":
             result.restored = self.hypothesis("after-rollback")
         recover_seconds = None
         if result.restored and self._rollback_at is not None:

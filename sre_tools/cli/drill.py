@@ -29,6 +29,7 @@ EXIT_STOPPED = 4
 _STATUS_EXIT = {
     "passed": EXIT_OK,
     "dry-run": EXIT_OK,
+    "skipped": EXIT_OK,
     "recovered": EXIT_OK,
     "nothing-to-recover": EXIT_OK,
     "failed": EXIT_DRILL_FAILED,
