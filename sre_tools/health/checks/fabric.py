@@ -14,7 +14,8 @@ whose fabric info is NotSupported or "not supported" is CRIT, not skipped.
 manager's systemd unit (``fabric_manager.unit``) must be active. NVML's fabric info is the
 registration the GPU last got, and whether it leaves COMPLETED when the daemon stops depends on the
 NVSwitch generation and driver; with ``ABORT_CUDA_JOBS_ON_FM_EXIT=1`` (the default) the daemon's
-exit also aborted the running CUDA jobs: the unit itself is what tells. A replay reads no unit states unless a systemctl is given.
+exit also aborted the running CUDA jobs: the unit itself is what tells. A replay reads no unit
+states unless a systemctl is given.
 """
 
 from __future__ import annotations

@@ -142,6 +142,7 @@ def _event_evidence(decision: GpuDecision) -> list[dict[str, Any]]:
                     "name",
                     "recovery_action",
                     "line",
+                    "drill_run",
                 )
             }
         )
@@ -156,9 +157,49 @@ def _summary(decision: GpuDecision) -> str:
     return f"{head} -> {decision.action.value}: {decision.reason}"
 
 
+MAX_DRILL_ACKS_BYTES = 64 * 1024
+
+
+def acknowledged_drill_runs(path: str) -> tuple[set[str], str | None]:
+    """Run ids in the drill acknowledgment file (``xid.drill_acks_file``) and the reason it could
+    not be read, if so. A missing file acknowledges nothing."""
+    from sre_tools.health.xid.model import DRILL_RUN_ID_RE
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_DRILL_ACKS_BYTES + 1)
+    except FileNotFoundError:
+        return set(), None
+    except OSError as exc:
+        return set(), f"{path}: {exc.strerror or exc}"
+    if len(data) > MAX_DRILL_ACKS_BYTES:
+        return set(), f"{path}: larger than {MAX_DRILL_ACKS_BYTES} bytes"
+    words = data.decode("utf-8", "replace").split()
+    return {w for w in words if DRILL_RUN_ID_RE.fullmatch(w)}, None
+
+
+def _drop_acknowledged(
+    ctx: Context, events: list[XidEvent]
+) -> tuple[list[XidEvent], dict[str, Any]]:
+    """Events minus those of acknowledged drill runs, and what to say about it in evidence."""
+    drills = {e.drill_run for e in events} - {None}
+    if not drills:
+        return events, {}
+    path = str(ctx.policy.get("xid.drill_acks_file") or "")
+    acked, error = acknowledged_drill_runs(path) if path else (set(), None)
+    kept = [e for e in events if e.drill_run is None or e.drill_run not in acked]
+    evidence: dict[str, Any] = {"drill_runs": sorted(str(d) for d in drills)}
+    if len(kept) < len(events):
+        evidence["acknowledged_drill_events"] = len(events) - len(kept)
+    if error is not None:
+        # Unreadable: nothing is acknowledged, so a drill's XID keeps counting (never the reverse).
+        evidence["drill_acks_error"] = error
+    return kept, evidence
+
+
 def xid_findings(ctx: Context, *, reader: KernelLogReader | None = None) -> list[Finding]:
     """The ``xid`` findings (the registered check with production defaults)."""
-    events = collect_events(ctx, reader=reader)
+    events, drill_evidence = _drop_acknowledged(ctx, collect_events(ctx, reader=reader))
     status: LogStatus = ctx.cache.get(_LOG, LogStatus("injected"))
     by_bus = {bus: g for g in ctx.gpus if (bus := normalize_bus_id(g.pci_bus_id)) is not None}
     recovery: dict[str, int] = {}
@@ -189,7 +230,7 @@ def xid_findings(ctx: Context, *, reader: KernelLogReader | None = None) -> list
             events, recovery_actions=recovery, gpu_missing=missing, fabric_manager=fabric_manager
         ).gpus
     findings: list[Finding] = []
-    log_evidence: dict[str, Any] = {"kernel_log": status.source}
+    log_evidence: dict[str, Any] = {"kernel_log": status.source, **drill_evidence}
     if status.window_seconds is not None:
         log_evidence["window_seconds"] = status.window_seconds
     if status.errors:

@@ -103,6 +103,7 @@ class Classification:
             "recovery_action": ev.recovery_action,
             "message": ev.message,
             "line": ev.line,
+            "drill_run": ev.drill_run,
         }
 
 

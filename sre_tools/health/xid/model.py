@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +24,27 @@ EQUIVALENT_XID = {
     KIND_RECOVERY_ACTION: 154,
 }
 FALLEN_OFF_BUS = "FALLEN_OFF_BUS"
+
+# Chaos drills tag every kernel-log line they write with this marker (sre_tools.chaos), so that
+# the health engine knows the event is a drill's and which run's; an acknowledged run's events stop
+# counting (checks/xid.py).
+DRILL_TAG = "sre-drill"
+DRILL_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_DRILL_MARKER_RE = re.compile(r"\[" + DRILL_TAG + r" run=(" + DRILL_RUN_ID_RE.pattern + r")\]")
+
+
+def drill_marker(run_id: str) -> str:
+    """``[sre-drill run=ID]``, the tag a drill puts in each kernel-log line it writes."""
+    if not DRILL_RUN_ID_RE.fullmatch(run_id):
+        raise ValueError(f"not a drill run id: {run_id!r}")
+    return f"[{DRILL_TAG} run={run_id}]"
+
+
+def drill_run_of(text: str) -> str | None:
+    """The drill run a kernel-log line was written by, or None for the driver's own lines."""
+    m = _DRILL_MARKER_RE.search(text)
+    return m.group(1) if m else None
+
 
 # Where an event was read; when sources report the same event, the first here is kept.
 SOURCES = ("kmsg", "dmesg", "syslog", "journal", "text", "nvml")
@@ -85,6 +107,11 @@ class XidEvent:
         return EQUIVALENT_XID.get(self.kind)
 
     @property
+    def drill_run(self) -> str | None:
+        """The chaos drill run that wrote this event's line (None: a real event)."""
+        return drill_run_of(self.line or self.message)
+
+    @property
     def gpu_key(self) -> tuple[str, str]:
         """Which GPU (and MIG instance): the unit events are correlated on."""
         bus = self.pci_bus_id or (f"index:{self.gpu_index}" if self.gpu_index is not None else "")
@@ -108,6 +135,7 @@ class XidEvent:
             "recovery_action": self.recovery_action,
             "message": self.message,
             "line": self.line,
+            "drill_run": self.drill_run,
         }
 
 
