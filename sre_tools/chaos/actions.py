@@ -2,13 +2,39 @@
 
 The runner passes ``node``, ``transport`` and ``run_id`` to a function whose signature names them;
 every other argument comes from the experiment (after ``${name}`` substitution from its
-``configuration``). Rollback actions are idempotent: running one twice, or on a node the fault
-never reached, changes nothing. Drills never reset, reboot or power-cycle a GPU or node.
+``configuration``). Those three have defaults (the local machine, its short host name, ``manual``)
+so that Chaos Toolkit's own ``chaos validate`` and ``chaos run`` accept the catalog: run by
+``chaos``, an activity acts on the machine it runs on.
+
+Rollback actions are idempotent: running one twice, or on a node the fault never reached, changes
+nothing. Drills never reset, reboot or power-cycle a GPU or node. Commands are argv lists, never
+shell strings; unit names, command names and label names are checked against strict patterns.
 """
 
 from __future__ import annotations
 
-from sre_tools.transport import Transport, TransportError
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sre_tools.exceptions import SreError, ValidationError
+from sre_tools.transport import LocalTransport, Transport, TransportError
+
+
+class DrillActionError(SreError):
+    """An action could not bring the node to the state it promises (within its wait)."""
+
+
+def local_or(transport: Transport | None) -> Transport:
+    """``transport``, or the local machine when an activity runs outside the runner (``chaos``)."""
+    return transport if transport is not None else LocalTransport()
+
+
+def node_or_host(node: str) -> str:
+    """``node``, or this machine's short host name (Slurm's usual NodeName) when none is given."""
+    return node or socket.gethostname().split(".")[0]
 
 
 def command(
@@ -18,10 +44,11 @@ def command(
     *,
     ok: tuple[int, ...] = (0,),
     what: str = "",
+    input: bytes | None = None,
 ) -> tuple[int, str]:
     """Run ``argv`` on the node; return ``(rc, stdout)`` when ``rc`` is in ``ok``, else raise
     :class:`TransportError` with the command's stderr."""
-    result = transport.run(argv, timeout)
+    result = transport.run(argv, timeout, input=input)
     if result.rc not in ok:
         err = result.stderr.decode(errors="replace").strip()
         raise TransportError(
@@ -30,10 +57,59 @@ def command(
     return result.rc, result.stdout.decode(errors="replace")
 
 
+def poll_until(
+    probe: Callable[[], Any],
+    done: Callable[[Any], bool],
+    within: float,
+    poll: float,
+    what: str,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Call ``probe`` every ``poll`` seconds until ``done(value)``; return that value, or raise
+    :class:`DrillActionError` naming ``what`` and the last value after ``within`` seconds."""
+    deadline = clock() + float(within)
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        left = deadline - clock()
+        if left <= 0:
+            raise DrillActionError(
+                f"{what}: not reached within {float(within):g}s (last: {value!r})"
+            )
+        sleep(min(float(poll), left))
+
+
 # Every line or reason a drill writes carries this tag, so the toolkit (and a person reading a
 # kernel log or ``sinfo -R``) knows it came from a drill and which run.
 DRILL_TAG = "sre-drill"
 DRILL_REASON_PREFIX = "sre:drill"
+# What the site's remediation (sre_tools.remediation, reason_prefix) and the drills put in front of
+# a Slurm reason: a node drained with it was drained by this toolkit.
+SRE_REASON_PREFIX = "sre:"
+# Where stop_service notes which units a drill stopped (tmpfs: gone after a reboot, with the fault).
+DEFAULT_STATE_DIR = "/run/sre-drill"
+
+_UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,200}\.service$")
+_COMMAND_RE = re.compile(r"^(/[A-Za-z0-9_.+/-]+|[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127})$")
+
+
+def validate_unit(unit: str) -> str:
+    """A systemd service name (``name.service``, ``name@inst.service``); anything else refused."""
+    if not isinstance(unit, str) or not _UNIT_RE.match(unit):
+        raise ValidationError(
+            f"not a systemd service name: {unit!r} (expected NAME.service)", field="unit"
+        )
+    return unit
+
+
+def validate_command(name: str, field: str = "command") -> str:
+    """A command name or absolute path without spaces or shell characters."""
+    if not isinstance(name, str) or not _COMMAND_RE.match(name) or ".." in name.split("/"):
+        raise ValidationError(f"not a command name or absolute path: {name!r}", field=field)
+    return name
 
 
 def drill_marker(run_id: str) -> str:
@@ -48,16 +124,20 @@ def xid_line(xid: int, pci: str, run_id: str) -> str:
     )
 
 
+# --- XID lines in the kernel log -------------------------------------------------------------
+
+
 def inject_xid(
-    transport: Transport,
-    run_id: str,
     kernel_log: str,
     xid: int = 79,
     pci: str = "0000:00:00.0",
     timeout: float = 30.0,
+    transport: Transport | None = None,
+    run_id: str = "manual",
 ) -> str:
     """Append a tagged NVRM Xid line to ``kernel_log`` (a file the node's kernel-log source reads;
     tests and container nodes point it at a file, never at the host's ``/dev/kmsg``)."""
+    transport = local_or(transport)
     line = xid_line(xid, pci, run_id)
     # Appended by `tee -a` with the line on stdin (no shell): a kernel-log file keeps its inode
     # for a reader that follows it, and /dev/kmsg takes one record per write.
@@ -68,8 +148,9 @@ def inject_xid(
     return line
 
 
-def clear_xid(transport: Transport, kernel_log: str, timeout: float = 30.0) -> int:
+def clear_xid(kernel_log: str, timeout: float = 30.0, transport: Transport | None = None) -> int:
     """Remove every drill-tagged line from ``kernel_log``; a missing file is already clear."""
+    transport = local_or(transport)
     rc, out = command(
         transport, ["grep", "-c", "-F", f"[{DRILL_TAG} ", kernel_log], timeout, ok=(0, 1, 2)
     )
@@ -84,28 +165,275 @@ def clear_xid(transport: Transport, kernel_log: str, timeout: float = 30.0) -> i
     return int(out.strip() or 0)
 
 
+# --- Slurm -----------------------------------------------------------------------------------
+
+
 def drain_node(
-    transport: Transport, node: str, run_id: str, scontrol: str = "scontrol", timeout: float = 30.0
+    scontrol: str = "scontrol",
+    timeout: float = 30.0,
+    transport: Transport | None = None,
+    node: str = "",
+    run_id: str = "manual",
 ) -> str:
     """Drain ``node`` in Slurm with an ``sre:drill`` reason naming the run."""
+    transport, node = local_or(transport), node_or_host(node)
     reason = f"{DRILL_REASON_PREFIX} run={run_id}"
     argv = [scontrol, "update", f"NodeName={node}", "State=DRAIN", f"Reason={reason}"]
     command(transport, argv, timeout, what=f"scontrol drain {node}")
     return reason
 
 
+def _resume(transport: Transport, node: str, scontrol: str, timeout: float) -> None:
+    argv = [scontrol, "update", f"NodeName={node}", "State=RESUME"]
+    command(transport, argv, timeout, what=f"scontrol resume {node}")
+
+
 def resume_node(
-    transport: Transport,
-    node: str,
     sinfo: str = "sinfo",
     scontrol: str = "scontrol",
     timeout: float = 30.0,
+    transport: Transport | None = None,
+    node: str = "",
 ) -> bool:
     """Resume ``node`` if a drill drained it (its reason starts ``sre:drill``); otherwise leave it
     as it is. Returns whether it resumed the node."""
-    _, reason = command(transport, [sinfo, "-h", "-N", "-n", node, "-o", "%E"], timeout)
-    if not reason.strip().startswith(DRILL_REASON_PREFIX):
+    from sre_tools.chaos.probes import node_reason
+
+    transport, node = local_or(transport), node_or_host(node)
+    if not node_reason(sinfo=sinfo, timeout=timeout, transport=transport, node=node).startswith(
+        DRILL_REASON_PREFIX
+    ):
         return False
-    argv = [scontrol, "update", f"NodeName={node}", "State=RESUME"]
-    command(transport, argv, timeout, what=f"scontrol resume {node}")
+    _resume(transport, node, scontrol, timeout)
     return True
+
+
+def resume_if_healthy(
+    sre: str = "sre",
+    kernel_log: str = "",
+    profile: str = "",
+    replay: str = "",
+    config: str = "",
+    healthy: Sequence[str] = ("ok",),
+    sinfo: str = "sinfo",
+    scontrol: str = "scontrol",
+    timeout: float = 120.0,
+    transport: Transport | None = None,
+    node: str = "",
+) -> str:
+    """Undo a drain that this toolkit made (reason ``sre:...``: the drill's, or the site's
+    remediation reacting to the drill's fault), and only on a fresh healthy report: ``sre health``
+    runs on the node now, and its status must be in ``healthy``. A node drained for another
+    reason, or still unhealthy, is left as it is (the steady state after the rollbacks then says
+    the node is out of service). Returns what it did."""
+    from sre_tools.chaos.probes import health_report, node_reason
+
+    transport, node = local_or(transport), node_or_host(node)
+    reason = node_reason(sinfo=sinfo, timeout=timeout, transport=transport, node=node)
+    if not reason.startswith(SRE_REASON_PREFIX):
+        return f"left as is (reason {reason!r} is not the toolkit's)"
+    report = health_report(
+        sre=sre,
+        kernel_log=kernel_log,
+        profile=profile,
+        replay=replay,
+        config=config,
+        timeout=timeout,
+        transport=transport,
+    )
+    status = str(report.get("status"))
+    if status not in healthy:
+        return f"left drained: health is {status} (action {report.get('action')})"
+    _resume(transport, node, scontrol, timeout)
+    return f"resumed (reason was {reason!r}, health {status})"
+
+
+def wait_node_responding(
+    within: float = 120.0,
+    poll: float = 2.0,
+    sinfo: str = "sinfo",
+    timeout: float = 30.0,
+    transport: Transport | None = None,
+    node: str = "",
+) -> str:
+    """Wait until Slurm no longer marks ``node`` not responding (no ``*`` after its state);
+    :class:`DrillActionError` after ``within`` seconds. Returns the state."""
+    from sre_tools.chaos.probes import node_state
+
+    transport, node = local_or(transport), node_or_host(node)
+    state: str = poll_until(
+        lambda: node_state(sinfo=sinfo, timeout=timeout, transport=transport, node=node),
+        lambda s: bool(s) and not s.endswith("*"),
+        within,
+        poll,
+        f"slurm node {node} responding",
+    )
+    return state
+
+
+# --- systemd ---------------------------------------------------------------------------------
+
+
+def _marker(state_dir: str, unit: str) -> str:
+    return f"{state_dir.rstrip('/')}/{unit}.stopped"
+
+
+def stop_service(
+    unit: str,
+    systemctl: str = "systemctl",
+    state_dir: str = DEFAULT_STATE_DIR,
+    timeout: float = 90.0,
+    transport: Transport | None = None,
+    run_id: str = "manual",
+) -> str:
+    """Stop ``unit`` and note on the node (``STATE_DIR/UNIT.stopped``, written before the stop)
+    that a drill stopped it, so that :func:`start_service` starts only what a drill stopped.
+    Returns the unit's state before the stop."""
+    from sre_tools.chaos.probes import unit_state
+
+    transport = local_or(transport)
+    validate_unit(unit)
+    before = unit_state(unit, systemctl=systemctl, timeout=timeout, transport=transport)
+    command(transport, ["mkdir", "-p", state_dir], timeout, what=f"creating {state_dir}")
+    transport.write_file(_marker(state_dir, unit), f"{run_id} {before}\n".encode())
+    command(transport, [systemctl, "stop", unit], timeout, what=f"systemctl stop {unit}")
+    return before
+
+
+def start_service(
+    unit: str,
+    systemctl: str = "systemctl",
+    state_dir: str = DEFAULT_STATE_DIR,
+    within: float = 60.0,
+    poll: float = 1.0,
+    timeout: float = 90.0,
+    transport: Transport | None = None,
+) -> str:
+    """Rollback of :func:`stop_service`: when a drill's note says it stopped ``unit``, start it,
+    wait until systemd reports it ``active`` (:class:`DrillActionError` after ``within``
+    seconds) and remove the note. Without a note (never faulted, or already rolled back) the unit
+    is left as it is: a unit an operator stopped is not started by a drill. Returns what it did."""
+    from sre_tools.chaos.probes import unit_state
+
+    transport = local_or(transport)
+    validate_unit(unit)
+    marker = _marker(state_dir, unit)
+    if command(transport, ["test", "-e", marker], timeout, ok=(0, 1))[0] == 1:
+        state = unit_state(unit, systemctl=systemctl, timeout=timeout, transport=transport)
+        return f"not stopped by a drill: left {state}"
+    command(transport, [systemctl, "start", unit], timeout, what=f"systemctl start {unit}")
+    poll_until(
+        lambda: unit_state(unit, systemctl=systemctl, timeout=timeout, transport=transport),
+        lambda s: s == "active",
+        within,
+        poll,
+        f"{unit} active",
+    )
+    command(transport, ["rm", "-f", marker], timeout, what=f"removing {marker}")
+    return "started"
+
+
+# --- Prometheus (from the controller) --------------------------------------------------------
+
+
+def wait_alert_resolved(
+    prometheus_url: str,
+    alert: str,
+    labels: Mapping[str, str] | None = None,
+    node_label: str = "",
+    within: float = 300.0,
+    poll: float = 5.0,
+    timeout: float = 10.0,
+    node: str = "",
+) -> str:
+    """Wait until ``alert`` no longer fires (see :func:`~sre_tools.chaos.probes.alert_firing`;
+    this queries Prometheus from the controller, not through the node's transport);
+    :class:`DrillActionError` after ``within`` seconds."""
+    from sre_tools.chaos.probes import alert_firing
+
+    poll_until(
+        lambda: alert_firing(
+            prometheus_url, alert, labels=labels, node_label=node_label, timeout=timeout, node=node
+        ),
+        lambda firing: firing is False,
+        within,
+        poll,
+        f"alert {alert} resolved",
+    )
+    return "resolved"
+
+
+# --- DCGM ------------------------------------------------------------------------------------
+
+
+def dcgm_inject(
+    gpu: int,
+    field: int,
+    value: int | float,
+    dcgmi: str = "dcgmi",
+    timeout: float = 30.0,
+    transport: Transport | None = None,
+) -> str:
+    """Inject ``value`` into DCGM field ``field`` of GPU ``gpu`` in the host engine's cache:
+    ``dcgmi test --inject --gpuid N -f FIELD -v VALUE`` (NVIDIA DCGM, "Error Injection" and the
+    ``dcgmi test`` reference: docs.nvidia.com/datacenter/dcgm/latest/user-guide/
+    dcgm-error-injection.html). Only DCGM's view changes; the GPU itself is not touched."""
+    transport = local_or(transport)
+    validate_command(dcgmi, "dcgmi")
+    argv = [dcgmi, "test", "--inject", "--gpuid", str(int(gpu))]
+    argv += ["-f", str(int(field)), "-v", str(value)]
+    _, out = command(transport, argv, timeout, what="dcgmi test --inject")
+    return out.strip()
+
+
+def dcgm_restore(
+    gpu: int,
+    field: int,
+    value: int | float = 0,
+    dcgmi: str = "dcgmi",
+    timeout: float = 30.0,
+    transport: Transport | None = None,
+) -> str:
+    """Rollback of :func:`dcgm_inject`: inject the healthy ``value`` back. Where ``dcgmi`` is not
+    installed there is nothing to undo (the drill was skipped): nothing is run."""
+    from sre_tools.chaos.probes import command_available
+
+    transport = local_or(transport)
+    if not command_available(dcgmi, timeout=timeout, transport=transport):
+        return f"{dcgmi} not installed: nothing to undo"
+    return dcgm_inject(gpu, field, value, dcgmi=dcgmi, timeout=timeout, transport=transport)
+
+
+# --- sre health ------------------------------------------------------------------------------
+
+
+def wait_health_finding(
+    check: str,
+    expect: Sequence[str] = ("ok:none", "absent"),
+    sre: str = "sre",
+    kernel_log: str = "",
+    profile: str = "",
+    replay: str = "",
+    config: str = "",
+    within: float = 300.0,
+    poll: float = 10.0,
+    timeout: float = 120.0,
+    transport: Transport | None = None,
+) -> str:
+    """Wait until ``sre health`` on the node reports ``check`` as one of ``expect``
+    (``SEVERITY:ACTION``, see :func:`~sre_tools.chaos.probes.health_finding`), e.g. the fabric
+    registered again after the fabric manager restarts; :class:`DrillActionError` after
+    ``within`` seconds."""
+    from sre_tools.chaos.probes import health_finding
+
+    transport = local_or(transport)
+    value: str = poll_until(
+        lambda: health_finding(
+            check, sre, kernel_log, profile, replay, config, timeout, transport=transport
+        ),
+        lambda v: v in tuple(expect),
+        within,
+        poll,
+        f"health {check} in {list(expect)}",
+    )
+    return value

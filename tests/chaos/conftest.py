@@ -73,8 +73,17 @@ def catalog_doc(name: str) -> dict[str, Any]:
 
 
 def experiment(kernel_log: Path, *, pause_after: float = 0, within: float = 2) -> dict[str, Any]:
-    """The catalog's xid-inject drill pointed at ``kernel_log``, with a short expectation."""
+    """The kernel-log part of the catalog's xid-inject drill (its line, expectation and
+    rollback; not the health, exporter, Prometheus and Slurm parts) pointed at ``kernel_log``,
+    with a short expectation."""
     doc = copy.deepcopy(catalog_doc("xid-inject"))
+    doc["steady-state-hypothesis"]["probes"] = [
+        p for p in doc["steady-state-hypothesis"]["probes"] if p["name"] == "no-drill-xid-lines"
+    ]
+    doc["rollbacks"] = [a for a in doc["rollbacks"] if a["name"] == "clear-drill-xid-lines"]
+    doc["x-sre"]["expect"] = [
+        c for c in doc["x-sre"]["expect"] if c["name"] == "xid-line-in-kernel-log"
+    ]
     doc["configuration"]["kernel_log"] = str(kernel_log)
     doc["x-sre"]["expect"][0]["within"] = within
     doc["x-sre"]["expect"][0]["poll"] = 0.05
