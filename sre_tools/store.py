@@ -1,8 +1,9 @@
 """The embedded default store: one SQLite file in WAL mode.
 
-It holds SLI good/total counts per time bucket and the incident log. Every write runs in one
-``BEGIN IMMEDIATE`` transaction, so a second writer waits (``busy_timeout``) instead of failing,
-and a process killed mid-import leaves every committed row intact and no partial batch.
+It holds SLI good/total counts per time bucket, the incident log and chaos drill results. Every
+write runs in one ``BEGIN IMMEDIATE`` transaction, so a second writer waits (``busy_timeout``)
+instead of failing, and a process killed mid-import leaves every committed row intact and no
+partial batch.
 
 Users who outgrow it point the same commands at Prometheus (``--prometheus URL``).
 """
@@ -58,6 +59,28 @@ CREATE TABLE IF NOT EXISTS incidents (
     CHECK (detected IS NULL OR detected >= started)
 );
 CREATE INDEX IF NOT EXISTS incidents_started ON incidents (started);
+-- Chaos drill results (sre drill run / recover): one row per run, one per expectation and node.
+-- Added to version 1 without a bump: a store without these tables gains them when opened, and
+-- an older sre_tools still reads the file (it never looks at them).
+CREATE TABLE IF NOT EXISTS drill_runs (
+    run_id          TEXT PRIMARY KEY,
+    drill           TEXT NOT NULL,
+    nodes           TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    started         REAL NOT NULL,
+    ended           REAL,
+    recover_seconds REAL
+);
+CREATE INDEX IF NOT EXISTS drill_runs_started ON drill_runs (started);
+CREATE TABLE IF NOT EXISTS drill_expectations (
+    run_id   TEXT NOT NULL REFERENCES drill_runs (run_id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    node     TEXT NOT NULL,
+    met      INTEGER NOT NULL CHECK (met IN (0, 1)),
+    measures TEXT,
+    seconds  REAL,
+    PRIMARY KEY (run_id, name, node)
+) WITHOUT ROWID;
 """
 
 

@@ -8,7 +8,8 @@ has no word for lives under one top-level key, :data:`EXTENSION_KEY`::
     x-sre:
       blast_radius: {mode: COUNT, value: 1, max_nodes: 1}   # ALL | COUNT n | PERCENT p
       stop_conditions: [{name: ..., probe: {...}, tolerance: ...}]
-      expect: [{name: ..., probe: {...}, tolerance: ..., within: 60, poll: 5}]
+      expect: [{name: ..., probe: {...}, tolerance: ..., within: 60, poll: 5,
+                measures: detect}]                        # optional: detect|alert|drain|recover
 
 Activities are ``python`` providers whose module is under ``sre_tools.chaos`` (nothing else is
 imported from a drill file), or ``process`` providers (an argv run on the target through its
@@ -33,6 +34,9 @@ PROVIDER_MODULE_PREFIX = "sre_tools.chaos."
 MAX_DEADLINE_SECONDS = 86_400.0
 DEFAULT_TIMEOUT_SECONDS = 60.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# What an expectation's time measures (``sre drill report``): from the fault to its first
+# satisfied probe.
+MEASURES = ("detect", "alert", "drain", "recover")
 
 
 class BlastMode(enum.Enum):
@@ -298,13 +302,15 @@ class BlastRadius:
 @dataclass(frozen=True)
 class Check:
     """A probe judged by a tolerance: a stop condition (stop when it does *not* hold) or an
-    expectation (must hold within ``within`` seconds, probed every ``poll`` seconds)."""
+    expectation (must hold within ``within`` seconds, probed every ``poll`` seconds; ``measures``
+    names the time it measures, one of :data:`MEASURES`)."""
 
     name: str
     probe: Activity
     tolerance: Tolerance
     within: float = 0.0
     poll: float = 1.0
+    measures: str | None = None
 
     def to_dict(self, *, deadline: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "probe": self.probe.to_ctk()}
@@ -312,6 +318,8 @@ class Check:
         if deadline:
             out["within"] = _plain_number(self.within)
             out["poll"] = _plain_number(self.poll)
+        if self.measures is not None:
+            out["measures"] = self.measures
         return out
 
 
@@ -363,7 +371,13 @@ def parse_check(data: Any, field_name: str, *, deadline: bool) -> Check:
         poll = _number(data.get("poll", 1.0), f"{field_name}.poll")
         if not 0 < poll <= within:
             raise ValidationError("must be in (0, within]", field=f"{field_name}.poll")
-    return Check(name, probe, tolerance, within, poll)
+    measures = data.get("measures")
+    if measures is not None and (not deadline or measures not in MEASURES):
+        raise ValidationError(
+            f"must be one of {', '.join(MEASURES)} (expectations only), got {measures!r}",
+            field=f"{field_name}.measures",
+        )
+    return Check(name, probe, tolerance, within, poll, measures)
 
 
 # --- the experiment -------------------------------------------------------------------------

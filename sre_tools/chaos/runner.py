@@ -8,8 +8,15 @@ action, no transport. A run killed with SIGKILL leaves its journal; :func:`recov
 runs the rollbacks that never finished.
 
 Run statuses (``run-end``): ``passed``, ``dry-run``, ``failed`` (hypothesis or expectation not
-met), ``error`` (an action failed), ``aborted`` (abort flag or stop condition), ``interrupted``
-(SIGINT / SIGTERM). Orthogonal: ``rollbacks_ok`` and ``restored`` (steady state after rollbacks).
+met), ``error`` (an action failed, or a node could not be reached), ``aborted`` (abort flag or
+stop condition), ``interrupted`` (SIGINT / SIGTERM). Orthogonal: ``rollbacks_ok`` and
+``restored`` (steady state after rollbacks).
+
+Times measured (journaled, then stored by :mod:`sre_tools.chaos.results`): each expectation's
+``elapsed`` is from the end of the method's last action on its node (the fault in place) to its
+first satisfied probe; ``run-end``'s ``recover_seconds`` is from the first rollback's start to
+the steady state found restored. Expectations are polled side by side, so one waiting for its
+deadline does not delay the first probe of another.
 """
 
 from __future__ import annotations
@@ -34,11 +41,15 @@ from sre_tools.chaos.model import Activity, Check, Experiment, parse_experiment
 from sre_tools.chaos.safety import DrillRefused, Precondition, Safety, Targets, check_preconditions
 from sre_tools.chaos.tolerance import within_tolerance
 from sre_tools.exceptions import SreError, ValidationError
-from sre_tools.transport import LocalTransport, Transport, TransportError
+from sre_tools.transport import ConnectError, LocalTransport, Transport, TransportError
 
 # How the runner reaches a node by its name: local (the default: drills run on the node itself,
 # and the tests) or a transport built from the inventory entry (SSH).
 TransportFactory = Callable[[str], Transport]
+# The command a run sends to every target before it acts, to find an unreachable node or a host
+# key that does not match while nothing is done yet.
+REACH_ARGV = ("true",)
+REACH_TIMEOUT_SECONDS = 30.0
 
 
 def local_factory(node: str) -> Transport:
@@ -160,6 +171,8 @@ class Runner:
         poll_interval: float = 0.2,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         install_signals: bool = True,
+        inventory: str | None = None,
+        transports: Mapping[str, str] | None = None,
     ):
         self.experiment = experiment
         self.targets = targets
@@ -178,8 +191,13 @@ class Runner:
         self.poll_interval = poll_interval
         self.on_event = on_event
         self.install_signals = install_signals
+        self.inventory = inventory
+        self.transports = dict(transports or {})
         self.journal_file = journal_path(journal_dir, self.run_id)
         self._journal: Journal | None = None
+        self._unreachable: list[str] = []
+        self._fault_at: dict[str, float] = {}
+        self._rollback_at: float | None = None
         self._transports: dict[str, Transport] = {}
         self._deferred: list[int] = []
         self._old_handlers: dict[int, Any] = {}
@@ -258,12 +276,19 @@ class Runner:
                 return
             self.sleep(min(self.poll_interval, left))
 
+    def _note_unreachable(self, exc: BaseException) -> None:
+        """A node that could not be reached (or whose host key did not match) makes the run an
+        ``error`` whatever else happens: the drill proved nothing about that node."""
+        if isinstance(exc, ConnectError) and str(exc) not in self._unreachable:
+            self._unreachable.append(str(exc))
+
     def _probe(
         self, probe: Activity, tolerance: Any, node: str, phase: str
     ) -> tuple[bool, Any, str | None]:
         try:
             value = call_activity(probe, node, self.transport(node), self.run_id, self.variables)
         except (SreError, OSError, ValueError, TypeError) as exc:
+            self._note_unreachable(exc)
             return False, None, f"{type(exc).__name__}: {exc}"
         return within_tolerance(tolerance, value), value, None
 
@@ -315,6 +340,7 @@ class Runner:
                 activity, node, self.transport(node), self.run_id, self.variables
             )
         except (SreError, OSError, ValueError, TypeError) as exc:
+            self._note_unreachable(exc)
             error = f"{type(exc).__name__}: {exc}"
             self.log(error_event, **fields, status="failed", error=error)
             return "failed", None, error
@@ -335,57 +361,76 @@ class Runner:
                 )
                 if error is not None:
                     raise ActionFailed(f"{activity.name} on {node}: {error}")
+                self._fault_at[node] = self.clock()
                 if activity.pause_after and status != "skipped":
                     self._wait(activity.pause_after)
 
     def expectations(self) -> bool | None:
-        met: bool | None = True
-        for check in self.experiment.expect:
-            for node in self.targets.selected:
-                if not self.execute:
+        """Poll every expectation on every node side by side, each at its own ``poll`` interval
+        until it holds or its ``within`` deadline passes."""
+        if not self.execute:
+            for check in self.experiment.expect:
+                for node in self.targets.selected:
                     self.log("expectation", name=check.name, node=node, status="skipped")
-                    met = None
-                    continue
-                ok, seconds = self._expect(check, node)
-                self.log(
-                    "expectation",
-                    name=check.name,
-                    node=node,
-                    met=ok,
-                    within=check.within,
-                    seconds=seconds,
-                    status="succeeded" if ok else "failed",
-                )
-                if met is not None:
+            return None if self.experiment.expect else True
+        started = self.clock()
+        pending = [
+            _Pending(check, node, started, started + check.within)
+            for check in self.experiment.expect
+            for node in self.targets.selected
+        ]
+        met = True
+        while pending:
+            self._check_stop()
+            for item in [p for p in pending if p.next_at <= self.clock()]:
+                ok = self._expect_once(item)
+                now = self.clock()
+                if ok or now >= item.deadline:
+                    pending.remove(item)
+                    self._log_expectation(item, ok, started, now)
                     met = met and ok
+                else:
+                    item.next_at = now + item.check.poll
+            if pending:
+                wait = min(p.next_at for p in pending) - self.clock()
+                if wait > 0:
+                    self.sleep(min(wait, self.poll_interval))
         return met
 
-    def _expect(self, check: Check, node: str) -> tuple[bool, float | None]:
-        started = self.clock()
-        deadline = started + check.within
-        while True:
-            self._check_stop()
-            ok, value, error = self._probe(check.probe, check.tolerance, node, "expect")
-            self.log(
-                "probe-result",
-                phase="expect",
-                name=check.name,
-                node=node,
-                value=value,
-                tolerance_met=ok,
-                error=error,
-            )
-            if ok:
-                return True, round(self.clock() - started, 3)
-            left = deadline - self.clock()
-            if left <= 0:
-                return False, None
-            self.sleep(min(check.poll, left))
+    def _expect_once(self, item: _Pending) -> bool:
+        check, node = item.check, item.node
+        ok, value, error = self._probe(check.probe, check.tolerance, node, "expect")
+        self.log(
+            "probe-result",
+            phase="expect",
+            name=check.name,
+            node=node,
+            value=value,
+            tolerance_met=ok,
+            error=error,
+        )
+        return ok
+
+    def _log_expectation(self, item: _Pending, ok: bool, started: float, now: float) -> None:
+        check, node = item.check, item.node
+        fault_at = self._fault_at.get(node, started)
+        self.log(
+            "expectation",
+            name=check.name,
+            node=node,
+            met=ok,
+            within=check.within,
+            seconds=round(now - started, 3) if ok else None,
+            elapsed=round(now - fault_at, 3) if ok else None,
+            measures=check.measures,
+            status="succeeded" if ok else "failed",
+        )
 
     def rollbacks(self, done: set[tuple[int, str]] = frozenset()) -> bool:  # type: ignore[assignment]
         """Run every rollback on every target not in ``done``; a failure is journaled and the
         others still run. Returns whether all succeeded (or were skipped in a dry run)."""
         ok = True
+        self._rollback_at = self.clock()
         for index, activity in enumerate(self.experiment.rollbacks):
             for node in self.targets.selected:
                 if (index, node) in done:
@@ -406,7 +451,23 @@ class Runner:
                 "clear it with 'sre drill abort --clear' before a new drill"
             )
         check_preconditions(self.preconditions)
+        if self.execute:
+            self._reach()
         return self.safety.acquire(self.run_id, self.operator, break_stale=self.break_stale_lock)
+
+    def _reach(self) -> None:
+        """Open every target's transport (``true``) before anything is done: an unreachable node
+        or a host key that does not match is a one-line error, and the run writes nothing."""
+        try:
+            for node in self.targets.selected:
+                result = self.transport(node).run(list(REACH_ARGV), REACH_TIMEOUT_SECONDS)
+                if result.rc != 0:
+                    raise TransportError(
+                        f"{node}: 'true' exited {result.rc}", target=self.transport(node).target
+                    )
+        except TransportError:
+            self.close_transports()
+            raise
 
     def run(self) -> RunResult:
         replaced = self._start_checks()
@@ -424,6 +485,8 @@ class Runner:
                 config=dict(self.variables),
                 experiment=self.experiment.to_ctk(),
                 broke_stale_lock=replaced.run_id if replaced else None,
+                inventory=self.inventory,
+                transports=self.transports or None,
             )
             self.log(
                 "targets-resolved",
@@ -476,6 +539,13 @@ class Runner:
         result.rollbacks_ok = self.rollbacks(done)
         if self.experiment.hypothesis:
             result.restored = self.hypothesis("after-rollback")
+        recover_seconds = None
+        if result.restored and self._rollback_at is not None:
+            recover_seconds = round(self.clock() - self._rollback_at, 3)
+        if self._unreachable:
+            if result.status in ("passed", "failed"):
+                result.status = "error"
+            result.details.append(f"unreachable: {self._unreachable[0]}")
         if result.restored is False:
             result.deviated = True
             result.details.append("steady state not restored after the rollbacks")
@@ -489,7 +559,18 @@ class Runner:
             rollbacks_ok=result.rollbacks_ok,
             restored=result.restored,
             details=result.details,
+            recover_seconds=recover_seconds,
         )
+
+
+@dataclass
+class _Pending:
+    """An expectation on one node still being polled."""
+
+    check: Check
+    node: str
+    next_at: float
+    deadline: float
 
 
 def outstanding_rollbacks(events: list[dict[str, Any]]) -> tuple[set[tuple[int, str]], bool]:

@@ -271,7 +271,17 @@ Precondition = Callable[[], str | None]  # returns a reason to refuse, or None
 
 
 def check_preconditions(preconditions: Iterable[Precondition]) -> None:
+    """Refuse on the first precondition that gives a reason, or that cannot be evaluated (a
+    source that cannot be read fails closed: nothing may run)."""
     for check in preconditions:
-        reason = check()
+        try:
+            reason = check()
+        except ValidationError:
+            raise  # a bad spec file or option: invalid input (exit 2), not a refusal
+        except (SreError, OSError) as exc:
+            message = str(exc) if isinstance(exc, SreError) else f"{type(exc).__name__}: {exc}"
+            raise DrillRefused(
+                f"precondition could not be evaluated (fails closed): {message}"
+            ) from None
         if reason:
             raise DrillRefused(f"precondition failed: {reason}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import store_option
+from sre_tools.cli.common import Seconds, store_option
 from sre_tools.cli.output import console, emit_json, printable, table
 
 EXIT_OK = 0
@@ -160,16 +160,88 @@ def _vars(values: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+inventory_option = click.option(
+    "--inventory",
+    envvar="SRE_DRILL_INVENTORY",
+    default=None,
+    help="Ansible YAML inventory: its chaos_targets group is the allowlist and each node's "
+    "variables say how to reach it (ansible_connection local, else SSH); or a config file "
+    "with 'chaos_targets: [...]' (nodes reached locally) ($SRE_DRILL_INVENTORY).",
+)
+known_hosts_option = click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="known_hosts file for every SSH node (default: each host's sre_known_hosts_file or "
+    "UserKnownHostsFile in ansible_ssh_common_args).",
+)
+
+
+def _preconditions(
+    exp: Any,
+    selected: tuple[str, ...],
+    *,
+    slo_specs: tuple[str, ...],
+    prometheus_url: str | None,
+    store_path: Path | None,
+    min_budget: float,
+    slo_period: str,
+    timeout: float,
+    remediation_state: Path | None,
+    remediation_config: Path | None,
+) -> list[Any]:
+    """The checks ``sre drill run`` makes before it acts (see docs/drills.md, Preconditions)."""
+    import time
+
+    from sre_tools.chaos import preconditions as pre
+    from sre_tools.slo.gate import validate_min_budget
+
+    validate_min_budget(min_budget)
+    checks: list[Any] = []
+    if slo_specs:
+        from sre_tools.cli import common
+        from sre_tools.cli.slo import build_reports
+
+        common.load_slos(slo_specs, slo_period)  # a bad spec is invalid input (exit 2), now
+
+        def reports() -> list[Any]:
+            return build_reports(
+                slo_specs,
+                prometheus_url,
+                None if prometheus_url else store_path,
+                (),
+                None,
+                slo_period,
+                None,
+                timeout,
+            )
+
+        checks.append(pre.error_budget(reports, min_budget))
+    if prometheus_url:
+        from sre_tools.sli.prometheus import PrometheusSource
+
+        checks.append(
+            pre.no_paging_alerts(PrometheusSource(prometheus_url, timeout=timeout), time.time)
+        )
+    if pre.drains(exp):
+        from sre_tools.remediation.config import default_state_path
+
+        state = remediation_state or default_state_path()
+        checks.append(pre.drain_budget(state, remediation_config, len(selected)))
+    return checks
+
+
 @drill.command()
 @click.argument("name")
 @click.option("--targets", default=None, help="Comma-separated nodes (each on the allowlist).")
 @click.option(
-    "--inventory",
-    envvar="SRE_DRILL_INVENTORY",
-    required=True,
-    help="YAML inventory with a chaos_targets group, or a config file with "
-    "'chaos_targets: [...]': the allowlist ($SRE_DRILL_INVENTORY).",
+    "--limit",
+    default=None,
+    help="Narrow the candidates like ansible --limit: names, groups, fnmatch globs, "
+    "!exclude, &intersect, separated by ',' or ':'.",
 )
+@inventory_option
+@known_hosts_option
 @click.option("--execute", is_flag=True, help="Act. Without it, a dry run: nothing is touched.")
 @click.option(
     "--var", "variables", multiple=True, help="Override a configuration value: KEY=VALUE."
@@ -180,29 +252,102 @@ def _vars(values: tuple[str, ...]) -> dict[str, Any]:
     is_flag=True,
     help="Take the fleet lock from a drill process that is no longer running.",
 )
+@click.option(
+    "--slo-spec",
+    "slo_specs",
+    multiple=True,
+    help="Refuse while an SLO of this spec pages or its budget is below --min-budget "
+    "(repeatable; SLIs from --prometheus or the store).",
+)
+@click.option(
+    "--min-budget",
+    type=float,
+    default=25.0,
+    show_default=True,
+    help="Percentage of error budget an SLO must have left for a drill to run.",
+)
+@click.option("--slo-period", default="30d", show_default=True, help="Period of Sloth specs.")
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    default=None,
+    help="Prometheus API base URL: refuse while a page or critical alert fires; also the SLI "
+    "source of --slo-spec.",
+)
+@click.option(
+    "--timeout",
+    type=Seconds(),
+    default=30.0,
+    show_default=True,
+    help="Per-query timeout of the preconditions (seconds).",
+)
+@click.option(
+    "--remediation-state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Remediation engine state, for its drain budget (default: $SRE_REMEDIATION_STATE or "
+    "$XDG_STATE_HOME/sre-tools/remediation.db).",
+)
+@click.option(
+    "--remediation-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Remediation configuration (default: $SRE_REMEDIATION_CONFIG, else built-in).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_option
 @journal_dir_option
 def run(
     name: str,
     targets: str | None,
-    inventory: str,
+    limit: str | None,
+    inventory: str | None,
+    known_hosts: str | None,
     execute: bool,
     variables: tuple[str, ...],
     reason: str,
     break_stale_lock: bool,
+    slo_specs: tuple[str, ...],
+    min_budget: float,
+    slo_period: str,
+    prometheus_url: str | None,
+    timeout: float,
+    remediation_state: Path | None,
+    remediation_config: Path | None,
     as_json: bool,
     store_path: Path | None,
     journal_dir: Path | None,
 ) -> int:
     """Run a drill (a catalog NAME or an experiment FILE) on allowlisted targets."""
     from sre_tools.chaos import catalog
+    from sre_tools.chaos.inventory import Inventory, inventory_transports, limit_hosts
     from sre_tools.chaos.runner import Runner
-    from sre_tools.chaos.safety import load_allowlist, resolve_targets
+    from sre_tools.chaos.safety import resolve_targets
 
+    if not inventory:
+        from sre_tools.exceptions import ValidationError
+
+        raise ValidationError("is required (or $SRE_DRILL_INVENTORY)", field="--inventory")
     source, exp = catalog.resolve(name)
+    allowlist, factory = inventory_transports(inventory, known_hosts=known_hosts)
     requested = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
-    resolved = resolve_targets(requested, load_allowlist(inventory), exp.blast_radius)
+    if limit is not None:
+        inv = factory.inventory or Inventory(inventory)
+        requested = list(limit_hosts(requested or allowlist, limit, inv))
+    resolved = resolve_targets(requested, allowlist, exp.blast_radius)
+    reached = factory.check(resolved.selected)
+    checks = _preconditions(
+        exp,
+        resolved.selected,
+        slo_specs=slo_specs,
+        prometheus_url=prometheus_url,
+        store_path=store_path,
+        min_budget=min_budget,
+        slo_period=slo_period,
+        timeout=timeout,
+        remediation_state=remediation_state,
+        remediation_config=remediation_config,
+    )
     mode = "EXECUTE" if execute else "dry run"
     click.echo(
         f"drill {printable(exp.title)} ({mode}) on: {', '.join(resolved.selected)}", err=as_json
@@ -227,11 +372,16 @@ def run(
             operator=_operator(),
             reason=reason,
             variables=_vars(variables),
+            transport_factory=factory,
+            preconditions=checks,
             break_stale_lock=break_stale_lock,
             source=source,
             on_event=show_event,
+            inventory=str(Path(inventory).resolve()),
+            transports=reached,
         )
         result = runner.run()
+        _record(safety.store, result.journal)
     finally:
         safety.close()
     data = {
@@ -254,6 +404,14 @@ def run(
         for line in result.details:
             click.echo(f"  {printable(line)}")
     return exit_code(result)
+
+
+def _record(store: Any, journal: Path) -> None:
+    """The run's results into the store (``sre drill report``); a dry run is not recorded."""
+    from sre_tools.chaos.journal import read_events
+    from sre_tools.chaos.results import record_run
+
+    record_run(store, read_events(journal))
 
 
 @drill.command()
@@ -368,17 +526,34 @@ def journal(run_id: str, ctk: bool, journal_dir: Path | None) -> int:
 
 @drill.command()
 @click.argument("run_id")
+@click.option(
+    "--inventory",
+    default=None,
+    help="The inventory to reach the run's nodes (default: the one its journal names).",
+)
+@known_hosts_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_option
 @journal_dir_option
-def recover(run_id: str, as_json: bool, store_path: Path | None, journal_dir: Path | None) -> int:
+def recover(
+    run_id: str,
+    inventory: str | None,
+    known_hosts: str | None,
+    as_json: bool,
+    store_path: Path | None,
+    journal_dir: Path | None,
+) -> int:
     """Finish the rollbacks of a run that was killed, from its journal."""
+    from sre_tools.chaos.inventory import recover_transports
+    from sre_tools.chaos.journal import read_events
     from sre_tools.chaos.runner import recover as recover_run
 
     path = _journal_file(run_id, journal_dir)
+    factory = recover_transports(read_events(path), inventory, known_hosts=known_hosts)
     safety = _safety(store_path)
     try:
-        result = recover_run(path, safety=safety, operator=_operator())
+        result = recover_run(path, safety=safety, operator=_operator(), transport_factory=factory)
+        _record(safety.store, path)
     finally:
         safety.close()
     if as_json:
@@ -399,3 +574,90 @@ def recover(run_id: str, as_json: bool, store_path: Path | None, journal_dir: Pa
         for line in result.details:
             click.echo(f"  {printable(line)}")
     return exit_code(result)
+
+
+def _since(value: str | None) -> float | None:
+    """``--since``: a duration back from now (``7d``) or a timestamp (ISO-8601, ``@unix``)."""
+    if value is None:
+        return None
+    import time
+
+    from sre_tools.durations import parse_duration
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.timeutil import parse_time
+
+    try:
+        return time.time() - parse_duration(value, field="--since")
+    except ValidationError:
+        pass
+    try:
+        return parse_time(value, field="--since").timestamp()
+    except ValidationError:
+        raise ValidationError(
+            f"expected a duration (7d, 12h) or a timestamp (2026-11-01T10:00:00Z), got {value!r}",
+            field="--since",
+        ) from None
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+@drill.command("report")
+@click.option(
+    "--since", default=None, help="Runs started since: a duration back (30d) or a timestamp."
+)
+@click.option("--drill", "drill_name", default=None, help="Only this drill.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@store_option
+def report(
+    since: str | None, drill_name: str | None, as_json: bool, store_path: Path | None
+) -> int:
+    """Per drill: runs, pass/fail per expectation, median and max time to detect, alert, drain
+    and recover (recorded by 'sre drill run --execute' and 'recover')."""
+    from sre_tools.chaos.results import drill_report, load_runs
+    from sre_tools.cli.common import open_store
+
+    since_at = _since(since)
+    with open_store(store_path, create=False) as store:
+        rows = drill_report(load_runs(store, since=since_at, drill=drill_name))
+    if as_json:
+        emit_json(rows)
+        return EXIT_OK
+    if not rows:
+        click.echo("no drill runs recorded" + (f" since {since}" if since else ""))
+        return EXIT_OK
+    kinds = ("detect", "alert", "drain", "recover")
+    console().print(
+        table(
+            "Drills",
+            ["drill", "runs", "statuses", *[f"{k} median/max" for k in kinds]],
+            [
+                [
+                    r["drill"],
+                    r["runs"],
+                    ", ".join(f"{s} {n}" for s, n in r["statuses"].items()),
+                    *[
+                        f"{_seconds(r['times'][k]['median_seconds'])} / "
+                        f"{_seconds(r['times'][k]['max_seconds'])}"
+                        if r["times"][k]["count"]
+                        else "-"
+                        for k in kinds
+                    ],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    console().print(
+        table(
+            "Expectations",
+            ["drill", "expectation", "measures", "passed", "failed"],
+            [
+                [r["drill"], e["name"], e["measures"] or "-", e["passed"], e["failed"]]
+                for r in rows
+                for e in r["expectations"]
+            ],
+        )
+    )
+    return EXIT_OK

@@ -24,6 +24,8 @@ all:
     gpu_nodes:
       children:
         chaos_targets:
+          vars:
+            ansible_connection: local
           hosts:
             n1:
             n2:
