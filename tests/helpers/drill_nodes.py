@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -164,6 +167,7 @@ class DrillSite:
         )
         self.nodes: PodmanNodes | None = None
         self.prometheus: PrometheusServer | None = None
+        self.remediation: RemediationLoop | None = None
         self.exporter_ports: dict[str, int] = {}
         self.inventory_path = workdir / "inventory.yml"
 
@@ -208,9 +212,18 @@ class DrillSite:
         )
         self.prometheus.start()
         self.wait_for(lambda: self.targets_up() == len(self.names), 30, "scrape targets up")
+        self.remediation = RemediationLoop(self)
+        self.remediation.start()
 
     def _configure(self, node: Node, port: int) -> None:
+        """The node's own slurmd name, exporter port and recording (the recorded host renamed
+        to the node, so reports and the exporter speak for the node Slurm knows)."""
         assert self.nodes is not None
+        recording = json.loads(RECORDING_SRC.read_text())
+        recording["host"] = node.host
+        local = self.workdir / f"recording-{node.host}.json"
+        local.write_text(json.dumps(recording))
+        run([*PODMAN, "cp", str(local), f"{node.name}:{RECORDING}"])
         conf = self.cluster.conf
         script = (
             f"printf 'SLURMD_OPTIONS=\"-N {node.host}\"\\n' > /etc/default/slurmd"
@@ -244,6 +257,8 @@ class DrillSite:
         return yaml.safe_dump(config, sort_keys=False)
 
     def stop(self) -> None:
+        if self.remediation is not None:
+            self.remediation.stop()
         if self.prometheus is not None:
             self.prometheus.stop()
         if self.nodes is not None:
@@ -314,3 +329,94 @@ def unit_active(site: DrillSite, host: str, unit: str) -> str:
 def journal(site: DrillSite, host: str, units: Sequence[str]) -> str:
     args = [a for u in units for a in ("-u", u)]
     return site.exec(host, "journalctl", "--no-pager", "-n", "40", *args, check=False)
+
+
+# The remediation engine's configuration for the site: the product's defaults (budget, 1 h
+# cooldown, the `sre:` reason prefix) except that it takes no node-side action after a drain
+# (max_actions_per_drain: 0, itself a guardrail): XID 79 asks for a reboot, and nothing in a test
+# reboots anything. The drain is what the drills expect of it.
+REMEDIATION_CONFIG = "remediation:\n  max_actions_per_drain: 0\n"
+
+
+class RemediationLoop:
+    """What the Salt reactor does on a site (salt/reactor/gpu_health.sls -> orch.gpu_remediate),
+    as a thread: every ``interval`` seconds, for each node, ``sre health --json`` on the node
+    through the product's SSH transport, then ``sre remediation decide --report - --execute`` on
+    the controller (this host, ``SLURM_CONF`` pointing at the site's cluster) for a report that
+    is not OK. It never resumes: a drill's own rollback does (xid-inject's resume_if_healthy).
+    ``events`` records each decision with its time, for the drills' time-to-drain."""
+
+    def __init__(self, site: DrillSite, interval: float = 2.0):
+        self.site = site
+        self.interval = interval
+        self.state = site.workdir / "remediation.db"
+        self.audit = site.workdir / "remediation-audit.jsonl"
+        self.config = site.workdir / "remediation.yml"
+        self.config.write_text(REMEDIATION_CONFIG)
+        self.events: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def health_argv(self) -> list[str]:
+        return [
+            f"{SRE_VENV}/bin/sre", "health", "--json", "--kernel-log", KERNEL_LOG,
+            "--replay", RECORDING, "--profile", PROFILE,
+        ]  # fmt: skip
+
+    def remediation_argv(self, *args: str) -> list[str]:
+        sre = str(Path(sys.executable).with_name("sre"))
+        return [
+            sre, "remediation", *args, "--config", str(self.config),
+            "--state", str(self.state), "--audit", str(self.audit),
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="remediation-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        transports = {host: self.site.transport(host) for host in self.site.names}
+        try:
+            while not self._stop.is_set():
+                for host, transport in transports.items():
+                    try:
+                        self.cycle(host, transport)
+                    except Exception as exc:  # keep reacting; the test reads the errors
+                        self.errors.append(f"{host}: {exc}")
+                self._stop.wait(self.interval)
+        finally:
+            for transport in transports.values():
+                transport.close()
+
+    def cycle(self, host: str, transport: Transport) -> None:
+        result = transport.run(self.health_argv(), 60)
+        if result.rc == 0:  # OK: nothing for the engine
+            return
+        proc = subprocess.run(
+            [*self.remediation_argv("decide", "--report", "-", "--node", host,
+                                    "--source", "drill-site-reactor", "--execute", "--json")],
+            input=result.stdout,
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, **self.site.cluster.env},
+            check=False,
+        )  # fmt: skip
+        try:
+            decision = json.loads(proc.stdout or b"{}")
+        except ValueError:
+            decision = {"error": proc.stderr.decode(errors="replace")[-500:]}
+        decision.update(at=time.time(), host=host, rc=proc.returncode)
+        self.events.append(decision)
+
+    def drained_at(self, host: str, since: float) -> float | None:
+        """When this loop drained ``host`` (the first ``acted`` drain after ``since``)."""
+        for event in self.events:
+            if event["host"] == host and event["at"] >= since and event.get("outcome") == "acted":
+                return float(event["at"])
+        return None
