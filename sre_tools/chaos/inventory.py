@@ -15,6 +15,7 @@ by the field's validation, never rendered).
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from sre_tools.transport import LocalTransport, Transport, ssh_target, transport
 MAX_GROUP_DEPTH = 16
 # Ansible's --limit syntax we do not take: a regex (~), a file (@), a slice (group[0:2]).
 _UNSUPPORTED_LIMIT = ("~", "@")
+# ',' always separates; ':' only outside brackets (inside, it is a slice: refused).
+_SEPARATOR = re.compile(r",|:(?![^\[]*\])")
 
 TransportFactory = Callable[[str], Transport]
 
@@ -99,10 +102,10 @@ def parse_inventory(data: Any, source: str) -> Inventory:
 def limit_hosts(candidates: Sequence[str], pattern: str, inventory: Inventory) -> tuple[str, ...]:
     """The ``candidates`` that Ansible's ``--limit PATTERN`` keeps, in the subset we support:
     items separated by ``,`` or ``:``; each a host name, a group name or an ``fnmatch`` glob on
-    host names (``gpu-*``, ``n[12]``); ``!item`` removes what it matches, ``&item`` keeps only
+    host names (``gpu-*``, ``n[1-3]``); ``!item`` removes what it matches, ``&item`` keeps only
     what it also matches. Regexes (``~``), files (``@``) and slices (``group[0:2]``) are refused.
     """
-    items = [p.strip() for p in pattern.replace(":", ",").split(",") if p.strip()]
+    items = [p.strip() for p in _SEPARATOR.split(pattern) if p.strip()]
     if not items:
         raise ValidationError("is empty", field="--limit")
     include: set[str] = set()
@@ -138,10 +141,8 @@ def limit_hosts(candidates: Sequence[str], pattern: str, inventory: Inventory) -
 
 
 def _is_slice(word: str) -> bool:
-    # `group[0:2]` / `group[1]`: a bracket with digits. `n[12]` as a glob is also digits, so a
-    # slice is told apart by its colon or dash; a bare index is taken as a glob, like fnmatch.
-    inside = word.rsplit("[", maxsplit=1)[-1]
-    return word.endswith("]") and "[" in word and any(c in inside for c in ":-")
+    # `group[0:2]` is a slice; `n[12]` and `n[1-3]` are fnmatch classes (as globs they match).
+    return word.endswith("]") and ":" in word.rsplit("[", maxsplit=1)[-1]
 
 
 def _match(word: str, candidates: Sequence[str], inventory: Inventory) -> set[str]:

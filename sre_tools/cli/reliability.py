@@ -56,6 +56,29 @@ def _render_report(data: dict[str, Any]) -> None:
     columns = ["Component", "Failures", "Open", "MTBF", "MTTR", "MTTD", "Availability"]
     columns += ["/GPU-day", "/node-day", "Planned", "Planned down"]
     console().print(table(title, columns, rows))
+    drills = data["drills"]
+    if drills["runs"]:
+        console().print(
+            table(
+                f"Measured by {drills['runs']} chaos drill run(s) (not incidents)",
+                ["Time", "Measurements", "Mean", "Median", "Max"],
+                [
+                    (
+                        name,
+                        drills[key]["count"],
+                        humanize(drills[key]["mean_seconds"]),
+                        humanize(drills[key]["median_seconds"]),
+                        humanize(drills[key]["max_seconds"]),
+                    )
+                    for name, key in (
+                        ("MTTD (to detect)", "detect"),
+                        ("to alert", "alert"),
+                        ("to drain", "drain"),
+                        ("MTTR (to recover)", "recover"),
+                    )
+                ],
+            )
+        )
 
 
 @click.group()
@@ -87,15 +110,20 @@ def report_cmd(
     """MTBF, MTTR, MTTD, availability and failure rates per component class and for the fleet.
 
     Failures are unplanned incidents that started in [--since, --until); planned ones are counted
-    apart.
+    apart. Times measured by chaos drills in the window (``sre drill report``) are shown apart
+    (JSON key ``drills``) and never enter the incident figures.
     """
+    from sre_tools.chaos.results import load_runs, measured_times
     from sre_tools.reliability.report import build_report, report_json
 
     since_at = parse_when(since, "--since")
     until_at = parse_when(until, "--until")
     with open_store(store_path, create=False) as store:
         result = build_report(store, since=since_at, until=until_at, gpus=gpus, nodes=nodes)
-    emit(report_json(result), as_json, _render_report)
+        runs = load_runs(store, since=result.since, until=result.until)
+    data = report_json(result)
+    data["drills"] = measured_times(runs)
+    emit(data, as_json, _render_report)
 
 
 def _duration(value: str | None, option: str, *, zero_ok: bool = False) -> float | None:
