@@ -37,6 +37,8 @@ from sre_tools.chaos import catalog
 from sre_tools.chaos.journal import read_events
 from sre_tools.transport import TransportError
 from tests.helpers.drill_nodes import (
+    HGX_PROFILE,
+    HGX_RECORDING,
     KERNEL_LOG,
     PROFILE,
     RECORDING,
@@ -199,11 +201,17 @@ def test_xid_inject_is_seen_alerted_drained_and_undone(site: DrillSite, home: Pa
         "drained-by-remediation",
     ):
         assert run.expectation(name)["met"] is True, (name, run)
-    # The drain came from the remediation loop (its audit), with the owned `sre:` reason.
+    # The drain came from the remediation engine (the site loop's decision, its audit), with
+    # the engine's own `sre:` reason, and the drill's rollback resumed exactly that drain.
     drained = site.remediation.drained_at(NODE, started)
     assert drained is not None, (site.remediation.events[-5:], site.remediation.errors[-5:])
     audit = [json.loads(x) for x in site.remediation.audit.read_text().splitlines()]
-    assert any(a.get("node") == NODE and a.get("outcome") == "acted" for a in audit), audit
+    ours = [a for a in audit if a.get("node") == NODE and a.get("source") == "drill-site-reactor"]
+    assert ours and "XID 79" in ours[0]["reason"], audit
+    resumed = [e for e in run.of("rollback-end") if e["name"] == "resume-if-healthy"]
+    assert resumed and "reason was 'sre: reboot" in resumed[0]["output"], resumed
+    # The reboot the engine asks for after the drain never reached a node (FAKE_SSH).
+    assert "systemctl reboot" in site.remediation.ssh_calls.read_text()
     # Rollback: the drill's lines gone, the node resumed, and the other node never touched.
     assert run.data["rollbacks_ok"] is True and run.data["restored"] is True, run
     healthy(site, NODE)
@@ -247,17 +255,32 @@ def test_slurmd_kill_makes_the_node_not_responding_and_rollback_restores_it(
 def test_fabricmanager_stop_on_a_stand_in_unit_finds_the_detection_gap(
     site: DrillSite, home: Path
 ) -> None:
-    """The unit is a stand-in and the recorded H100 has no NVSwitch fabric (fabric.state is
-    skipped), so the health engine cannot see a stopped fabric manager here: the drill's steady
-    state (fabric registered, ``ok:none``) is not met and nothing is injected. What this shows
-    end to end is the refusal to inject without a steady state, and that the unit is untouched;
-    the fault itself is shown with a real unit by exporter-down and slurmd-kill."""
+    """Half of this drill is a STAND-IN: the unit is ``sleep infinity`` under the real name (the
+    real fabric manager needs NVSwitches), and the health checks read a synthetic HGX H100
+    recording whose fabric is registered. Stopping the unit therefore changes nothing the health
+    engine reads, as on a node where the GPUs stay registered after the daemon exits: the drill
+    stops the unit for real, its health-fabric-finding expectation is not met (a detection gap,
+    exit 3), and the rollback starts the unit again. The expectation's ``within`` is cut from
+    120 s to 10 s for this test only (a copy of the catalog file): its outcome is known."""
     healthy(site, NODE)
-    run = run_drill(site, home, "fabricmanager-stop", execute=True)
+    drill = home / "fabricmanager-stop.yaml"
+    text = catalog.path_of("fabricmanager-stop").read_text()
+    cut = text.replace("within: 120\n      poll: 10", "within: 10\n      poll: 2")
+    assert cut != text
+    drill.write_text(cut)
+    argv = drill_argv(site, home, "fabricmanager-stop", NODE, execute=True)
+    argv[3] = str(drill)
+    replay = argv.index(f"health_replay={RECORDING}")
+    argv[replay] = f"health_replay={HGX_RECORDING}"
+    argv[argv.index(f"health_profile={PROFILE}")] = f"health_profile={HGX_PROFILE}"
+    start = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    run = Run(proc, time.monotonic() - start)
     assert run.rc == 3, run
     assert run.data["status"] == "failed", run
-    assert "steady state not met" in " ".join(run.data["details"])
-    assert run.of("action-start") == []
+    assert run.expectation("fabricmanager-stopped")["met"] is True
+    assert run.expectation("health-fabric-finding")["met"] is False
+    assert run.data["rollbacks_ok"] is True and run.data["restored"] is True, run
     healthy(site, NODE)
 
 
@@ -281,7 +304,9 @@ def test_dcgm_inject_does_not_apply_without_dcgmi(site: DrillSite, home: Path) -
     assert reason is not None and "dcgmi" in reason and "not installed" in reason
     before = node_snapshot(site, NODE)
     run = run_drill(site, home, "dcgm-inject", execute=True)
-    assert run.rc == 3, run
+    # Steady state not met, before and after the rollbacks (still no dcgmi): exit 1.
+    assert run.rc == 1, run
+    assert run.data["status"] == "failed" and run.data["restored"] is False, run
     assert run.of("action-start") == []
     assert node_snapshot(site, NODE) == before
 
@@ -386,7 +411,7 @@ def test_an_unknown_host_key_is_refused(site: DrillSite, home: Path) -> None:
     before = node_snapshot(site, NODE)
     run = run_drill(site, home, "node-drain", execute=True, extra=("--known-hosts", str(wrong)))
     assert run.rc == 1, run
-    assert run.data.get("status") == "error", run
+    assert "refusing to connect" in run.stderr, run
     assert node_snapshot(site, NODE) == before
 
 

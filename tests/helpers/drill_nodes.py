@@ -69,6 +69,11 @@ DRILL_PACKAGES = ["slurmd", "slurm-client", "munge"]
 KERNEL_LOG = "/var/log/sre-drill-kern.log"
 RECORDING = "/opt/sre-drill/h100-capture.json"
 RECORDING_SRC = ROOT / "tests" / "fixtures" / "gpu" / "h100-capture.json"
+# A synthetic HGX H100 8-GPU board (NVSwitch fabric registered), for the health checks of
+# fabricmanager-stop: the single passthrough H100 above has no fabric to read.
+HGX_RECORDING = "/opt/sre-drill/hgx-h100-8.json"
+HGX_RECORDING_SRC = ROOT / "tests" / "fixtures" / "gpu" / "hgx-h100-8-synthetic.json"
+HGX_PROFILE = "h100-sxm-8"
 PROFILE = "h100"
 # The recorded H100's bus id in the kernel log's spelling (its NVML bus id is 00000000:00:06.0).
 RECORDING_PCI = "0000:00:06"
@@ -114,7 +119,8 @@ DRILL_STEPS = [
     ["install", "-D", "-m", "644", "/root/exporter.service", f"{UNITS}/sre-exporter.service"],
     ["install", "-D", "-m", "644", "/root/fm.service", f"{UNITS}/nvidia-fabricmanager.service"],
     ["install", "-D", "-m", "644", "/root/recording.json", RECORDING],
-    ["sh", "-c", f"rm -f /root/*.service /root/recording.json && touch {KERNEL_LOG}"],
+    ["install", "-D", "-m", "644", "/root/hgx.json", HGX_RECORDING],
+    ["sh", "-c", f"rm -f /root/*.service /root/*.json && touch {KERNEL_LOG}"],
     ["apt-get", "clean"],
     ["sh", "-c", "rm -rf /var/lib/apt/lists/*"],
 ]  # fmt: skip
@@ -126,7 +132,7 @@ def drill_image(workdir: Path) -> str:
     the source hash, like :func:`tests.helpers.podman_nodes.sre_node_image`). The packages sit
     below the wheel so that a code change rebuilds only the wheel's layer."""
     base = node_image()
-    recording = RECORDING_SRC.read_bytes()
+    recording = RECORDING_SRC.read_bytes() + HGX_RECORDING_SRC.read_bytes()
     recipe = repr([base, DRILL_STEPS, EXPORTER_UNIT, FABRICMANAGER_STANDIN_UNIT])
     digest = hashlib.sha256(recipe.encode() + recording).hexdigest()[:12]
     tag = f"{DRILL_IMAGE_REPO}-base:{digest}"
@@ -139,6 +145,7 @@ def drill_image(workdir: Path) -> str:
                 str(files / "exporter.service"): "/root/exporter.service",
                 str(files / "fm.service"): "/root/fm.service",
                 str(RECORDING_SRC): "/root/recording.json",
+                str(HGX_RECORDING_SRC): "/root/hgx.json",
             }
             _build_layer(base, tag, DRILL_STEPS, copies)
             shutil.rmtree(files, ignore_errors=True)
@@ -332,10 +339,18 @@ def journal(site: DrillSite, host: str, units: Sequence[str]) -> str:
 
 
 # The remediation engine's configuration for the site: the product's defaults (budget, 1 h
-# cooldown, the `sre:` reason prefix) except that it takes no node-side action after a drain
-# (max_actions_per_drain: 0, itself a guardrail): XID 79 asks for a reboot, and nothing in a test
-# reboots anything. The drain is what the drills expect of it.
+# cooldown, the `sre:` reason prefix) except max_actions_per_drain: 0, so that after the drain the
+# node stays drained for a person. XID 79 asks for a reboot, and nothing in a test reboots
+# anything. The engine (2026-12-07) still tries one node-side action before that limit applies:
+# its `ssh NODE systemctl reboot` reaches FAKE_SSH (first on the engine's PATH), which records
+# the command and fails, never a node. The drain is what the drills expect of the engine.
 REMEDIATION_CONFIG = "remediation:\n  max_actions_per_drain: 0\n"
+FAKE_SSH = """#!/bin/sh
+# Test stand-in for the remediation engine's node-side channel: record, refuse.
+printf '%s\\n' "$*" >> "$(dirname "$0")/ssh-calls.log"
+echo "node-side actions are refused in drill tests" >&2
+exit 255
+"""
 
 
 class RemediationLoop:
@@ -353,6 +368,12 @@ class RemediationLoop:
         self.audit = site.workdir / "remediation-audit.jsonl"
         self.config = site.workdir / "remediation.yml"
         self.config.write_text(REMEDIATION_CONFIG)
+        self.bin = site.workdir / "remediation-bin"
+        self.bin.mkdir(exist_ok=True)
+        (self.bin / "ssh").write_text(FAKE_SSH)
+        (self.bin / "ssh").chmod(0o755)
+        self.ssh_calls = self.bin / "ssh-calls.log"
+        self.drains: dict[str, list[float]] = {}
         self.events: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -404,19 +425,25 @@ class RemediationLoop:
             input=result.stdout,
             capture_output=True,
             timeout=60,
-            env={**os.environ, **self.site.cluster.env},
+            env={
+                **os.environ,
+                **self.site.cluster.env,
+                "PATH": f"{self.bin}:{os.environ.get('PATH', '')}",
+            },
             check=False,
         )  # fmt: skip
         try:
             decision = json.loads(proc.stdout or b"{}")
         except ValueError:
             decision = {"error": proc.stderr.decode(errors="replace")[-500:]}
-        decision.update(at=time.time(), host=host, rc=proc.returncode)
+        at = time.time()
+        decision.update(at=at, host=host, rc=proc.returncode)
         self.events.append(decision)
+        reason = self.site.cluster.drain_reasons().get(host, "")
+        if reason.startswith("sre:") and not reason.startswith("sre:drill"):
+            self.drains.setdefault(host, []).append(at)
 
     def drained_at(self, host: str, since: float) -> float | None:
-        """When this loop drained ``host`` (the first ``acted`` drain after ``since``)."""
-        for event in self.events:
-            if event["host"] == host and event["at"] >= since and event.get("outcome") == "acted":
-                return float(event["at"])
-        return None
+        """When this loop first saw ``host`` drained by the engine (an ``sre:`` reason that is
+        not a drill's) after one of its decisions, at or after ``since``."""
+        return next((t for t in self.drains.get(host, []) if t >= since), None)
