@@ -69,8 +69,9 @@ else
   step "pytest $*" run_pytest "$@"
 fi
 # Then the provisioning scenarios in podman containers with systemd: molecule per role
-# (converge, idempotence, check mode, testinfra), Salt states applied masterless, and the SSH
-# transport against a real sshd (seconds). Minutes each; SRE_SKIP_CONTAINERS=1 leaves them out
+# (converge, idempotence, check mode, testinfra), Salt states applied masterless, the SSH
+# transport against a real sshd (seconds), and the drill catalog end to end on container nodes
+# with real Slurm and Prometheus (tests/chaos_e2e, about 3 minutes). Minutes each; SRE_SKIP_CONTAINERS=1 leaves them out
 # of a local run (CI never sets it). Scenarios too slow for CI are marked `slow` and run with
 # `pytest -m "molecule and slow"` (docs/testing.md).
 if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
@@ -79,6 +80,11 @@ if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
   step "podman image" bash "$ROOT/scripts/podman-image.sh"
   # Three workers on two cores: much of a scenario is waiting (apt, systemd, podman), and the
   # longest ones start first (tests/conftest.py).
-  step "pytest containers (molecule, Salt, SSH; -n 3)" run_pytest -m "molecule and not slow" \
-    -n 3 --dist load --maxschedchunk 1 tests/ansible tests/salt tests/transport
+  # --dist loadgroup: tests marked xdist_group (tests/chaos_e2e: one drill site, a Slurm
+  # cluster, two container nodes and a Prometheus, per module) stay on one worker; every other
+  # test is its own unit, one running and one queued per worker as with --maxschedchunk 1.
+  # --no-loadscope-reorder keeps tests/conftest.py's longest-first order (xdist would otherwise
+  # put the largest group first).
+  step "pytest containers (molecule, Salt, SSH, drills; -n 3)" run_pytest -m "molecule and not slow" \
+    -n 3 --dist loadgroup --no-loadscope-reorder tests/ansible tests/salt tests/transport tests/chaos_e2e
 fi

@@ -43,13 +43,14 @@ from tests.helpers.drill_nodes import (
     PROFILE,
     RECORDING,
     RECORDING_PCI,
-    SRE_VENV,
     DrillSite,
     journal,
     unit_active,
 )
+from tests.helpers.podman_nodes import SRE_VENV
 
-pytestmark = pytest.mark.molecule
+# One worker runs the whole module (scripts/test.sh: --dist loadgroup): one site, started once.
+pytestmark = [pytest.mark.molecule, pytest.mark.xdist_group("chaos_e2e")]
 
 SRE = str(Path(sys.executable).with_name("sre"))
 NODE = "drill1"
@@ -397,9 +398,7 @@ def test_an_unknown_host_key_is_refused(site: DrillSite, home: Path) -> None:
     the connection, and a drill run through it acts on nothing."""
     assert site.nodes is not None
     stranger = home / "stranger"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True
-    )
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
     port = site.node(NODE).port
     wrong = home / "known_hosts"
     pub = " ".join(stranger.with_name("stranger.pub").read_text().split()[:2])
