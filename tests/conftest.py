@@ -78,8 +78,7 @@ def sre(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 
 
 # Container tests that take longest, longest first (measured: docs/benchmarks.md). Under
-# pytest-xdist (scripts/test.sh's container step: ``-n 3 --dist loadgroup
-# --no-loadscope-reorder``) each
+# pytest-xdist (scripts/test.sh's container step: ``-n 3 --dist load --maxschedchunk 1``) each
 # worker holds one running test and one queued; the first chunk of two each worker gets pairs a
 # long test with a short one, so that no worker starts with two long ones queued back to back,
 # and the remaining long ones start early while short ones fill in around them.
@@ -88,9 +87,6 @@ LONGEST_FIRST = (
     "test_molecule_site",
     "test_nvidia_driver_dkms",
     "test_molecule_scenario[gpu_monitoring-default]",
-    # The first test of tests/chaos_e2e: its xdist_group (the whole module, about 3 minutes)
-    # is scheduled where this test ranks, on one worker.
-    "test_dry_run_touches_nothing_on_the_node[dcgm-inject]",
     "test_molecule_scenario[container_runtime-default]",
     "test_molecule_scenario[nvidia_fabricmanager-default]",
     "test_molecule_scenario[nvidia_mig-default]",
