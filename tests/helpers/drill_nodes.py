@@ -215,7 +215,7 @@ class DrillSite:
         # known_hosts the product's transport verifies host keys against.
         self.nodes.inventory(self.inventory_path, group="chaos_targets")
         self.prometheus = PrometheusServer(
-            self.workdir / "tsdb", workdir=self.workdir, config=self._prometheus_config()
+            self.workdir / "tsdb", workdir=self.workdir, config_text=self._prometheus_config()
         )
         self.prometheus.start()
         self.wait_for(lambda: self.targets_up() == len(self.names), 30, "scrape targets up")
