@@ -309,10 +309,11 @@ def start_service(
     timeout: float = 90.0,
     transport: Transport | None = None,
 ) -> str:
-    """Rollback of :func:`stop_service`: when a drill's note says it stopped ``unit``, start it,
-    wait until systemd reports it ``active`` (:class:`DrillActionError` after ``within``
-    seconds) and remove the note. Without a note (never faulted, or already rolled back) the unit
-    is left as it is: a unit an operator stopped is not started by a drill. Returns what it did."""
+    """Rollback of :func:`stop_service`: when a drill's note says it stopped ``unit`` while it
+    was active, start it, wait until systemd reports it ``active`` (:class:`DrillActionError`
+    after ``within`` seconds) and remove the note. Without a note (never faulted, or already
+    rolled back), or when the unit was not active before the drill, it is left as it is: a unit
+    an operator stopped is not started by a drill. Returns what it did."""
     from sre_tools.chaos.probes import unit_state
 
     transport = local_or(transport)
@@ -321,6 +322,11 @@ def start_service(
     if command(transport, ["test", "-e", marker], timeout, ok=(0, 1))[0] == 1:
         state = unit_state(unit, systemctl=systemctl, timeout=timeout, transport=transport)
         return f"not stopped by a drill: left {state}"
+    note = transport.read_file(marker, max_bytes=4096).decode(errors="replace").split()
+    before = note[1] if len(note) > 1 else "active"
+    if before != "active":
+        command(transport, ["rm", "-f", marker], timeout, what=f"removing {marker}")
+        return f"was {before} before the drill: left as is"
     command(transport, [systemctl, "start", unit], timeout, what=f"systemctl start {unit}")
     poll_until(
         lambda: unit_state(unit, systemctl=systemctl, timeout=timeout, transport=transport),
@@ -339,18 +345,27 @@ def start_service(
 def wait_alert_resolved(
     prometheus_url: str,
     alert: str,
-    labels: Mapping[str, str] | None = None,
+    labels: Mapping[str, Any] | None = None,
     node_label: str = "",
     within: float = 300.0,
     poll: float = 5.0,
     timeout: float = 10.0,
+    unit: str = "",
+    systemctl: str = "systemctl",
+    transport: Transport | None = None,
     node: str = "",
 ) -> str:
     """Wait until ``alert`` no longer fires (see :func:`~sre_tools.chaos.probes.alert_firing`;
     this queries Prometheus from the controller, not through the node's transport);
-    :class:`DrillActionError` after ``within`` seconds."""
-    from sre_tools.chaos.probes import alert_firing
+    :class:`DrillActionError` after ``within`` seconds. With ``unit`` (the service whose absence
+    fires the alert), it waits only while that unit is active on the node: a unit the drill did
+    not start cannot resolve the alert, and the steady state says so without a long wait."""
+    from sre_tools.chaos.probes import alert_firing, unit_state
 
+    if unit:
+        state = unit_state(unit, systemctl=systemctl, transport=local_or(transport))
+        if state != "active":
+            return f"{unit} is {state}: not waiting for {alert} to resolve"
     poll_until(
         lambda: alert_firing(
             prometheus_url, alert, labels=labels, node_label=node_label, timeout=timeout, node=node

@@ -71,16 +71,17 @@ def skip_reason(
 ) -> str | None:
     """Why the drill does not apply to ``nodes`` (a required command missing on one), or
     ``None``. Runs only the requirement probes; a probe that errors is a reason too."""
-    from sre_tools.chaos.runner import call_activity
+    from sre_tools.chaos.runner import call_activity, substitute
     from sre_tools.chaos.tolerance import within_tolerance
 
     for probe in requirements(experiment):
         for node in nodes:
-            wanted = dict(probe.provider.arguments or {}).get("command_name", "?")
             try:
+                args = substitute(dict(probe.provider.arguments or {}), variables)
+                wanted = args.get("command_name", "?")
                 value = call_activity(probe, node, transport_for(node), run_id, variables)
             except (SreError, OSError, ValueError, TypeError) as exc:
-                return f"{node}: cannot tell whether {wanted!s} is installed: {exc}"
+                return f"{node}: {probe.name}: cannot tell whether it applies: {exc}"
             assert probe.tolerance is not None
             if not within_tolerance(probe.tolerance, value):
                 return (

@@ -259,7 +259,7 @@ def _promql_string(value: str) -> str:
 
 def alerts_selector(
     alert: str,
-    labels: Mapping[str, str] | None = None,
+    labels: Mapping[str, Any] | None = None,
     node_label: str = "",
     node: str = "",
 ) -> str:
@@ -290,7 +290,7 @@ def _source(prometheus_url: str, timeout: float) -> Any:
 def alert_firing(
     prometheus_url: str,
     alert: str,
-    labels: Mapping[str, str] | None = None,
+    labels: Mapping[str, Any] | None = None,
     node_label: str = "",
     timeout: float = 10.0,
     node: str = "",
@@ -338,7 +338,7 @@ def promql_threshold(
 def exporter_metric(
     url: str,
     name: str,
-    labels: Mapping[str, str] | None = None,
+    labels: Mapping[str, Any] | None = None,
     timeout: float = 10.0,
     node: str = "",
 ) -> float | None:
