@@ -235,6 +235,13 @@ def recover_transports(
     start = events[0]
     journaled: Mapping[str, str] = start.get("transports") or {}
     path = inventory or start.get("inventory")
+    if not path and "transports" in start and start["transports"] is None:
+        # Started through the API without saying how it reached its nodes (a journal from
+        # before transports were journaled has no key at all: those runs were all local).
+        raise ValidationError(
+            "the journal does not say how the run reached its nodes: give its inventory",
+            field="--inventory",
+        )
     if not path:
         remote = sorted(n for n, how in journaled.items() if how != "local")
         if remote:

@@ -12,6 +12,7 @@ from incidents.
 from __future__ import annotations
 
 import json
+import sqlite3
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sre_tools.chaos.model import MEASURES
+from sre_tools.exceptions import StoreError
 from sre_tools.store import Store
 from sre_tools.timeutil import iso, parse_time
 
@@ -55,6 +57,22 @@ def record_run(store: Store, events: Sequence[Mapping[str, Any]]) -> bool:
     for e in events:
         if e["event"] == "expectation" and e.get("status") != "skipped":
             expectations[(str(e["name"]), str(e["node"]))] = e
+    try:
+        _write(store, run_id, start, end, nodes, recover_seconds, expectations)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{store.path}: cannot record drill run {run_id}: {exc}") from None
+    return True
+
+
+def _write(
+    store: Store,
+    run_id: str,
+    start: Mapping[str, Any],
+    end: Mapping[str, Any],
+    nodes: list[Any],
+    recover_seconds: Any,
+    expectations: Mapping[tuple[str, str], Mapping[str, Any]],
+) -> None:
     with store.transaction() as cur:
         cur.execute("DELETE FROM drill_runs WHERE run_id = ?", (run_id,))
         cur.execute(
@@ -78,7 +96,6 @@ def record_run(store: Store, events: Sequence[Mapping[str, Any]]) -> bool:
                 for (name, node), e in expectations.items()
             ],
         )
-    return True
 
 
 def _has_tables(store: Store) -> bool:

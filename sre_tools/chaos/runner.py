@@ -148,7 +148,12 @@ class RunResult:
 
 
 class Runner:
-    """One drill run. Everything from outside (transports, store, clock, sleep) is injected."""
+    """One drill run. Everything from outside (transports, store, clock, sleep) is injected.
+
+    ``inventory`` (a path) and ``transports`` (node -> ``local`` or ``user@host:port``, from
+    :meth:`sre_tools.chaos.inventory.InventoryTransports.check`) are journaled in ``run-start``
+    so that ``sre drill recover`` reaches the same nodes the same way; a run with a custom
+    ``transport_factory`` and no ``transports`` needs ``--inventory`` to be recovered."""
 
     def __init__(
         self,
@@ -392,9 +397,11 @@ class Runner:
                 else:
                     item.next_at = now + item.check.poll
             if pending:
+                # Until the next probe is due; the abort flag and stop conditions are checked
+                # before each round of probes, as often as the shortest poll.
                 wait = min(p.next_at for p in pending) - self.clock()
                 if wait > 0:
-                    self.sleep(min(wait, self.poll_interval))
+                    self.sleep(wait)
         return met
 
     def _expect_once(self, item: _Pending) -> bool:
@@ -623,6 +630,10 @@ def recover(
         install_signals=False,
     )
     runner.journal_file = path
+    if runner.execute:
+        # Every node must answer before the lock is taken over: an unreachable one is a one-line
+        # error, the journal is left as it was, and the stale lock keeps refusing new drills.
+        runner._reach()
     safety.acquire(run_id, operator, takeover=True)
     result = RunResult(run_id, "recovered", path, nodes)
     try:

@@ -2,10 +2,11 @@
 
 Every run is a dry run unless ``--execute`` is given. Exit codes (also in the README):
 0 the drill passed (or a dry run completed), 1 runtime failure (an action or a rollback failed,
-the steady state was not restored, the lock is held, the abort switch is set, the store or a
-transport failed), 2 invalid input (a bad experiment file, a target outside the allowlist, the
-blast radius exceeded), 3 the drill failed (steady state not met, an expectation missed, a
-deviation), 4 the drill was stopped (``sre drill abort``, a stop condition, SIGINT or SIGTERM).
+a node could not be reached, the steady state was not restored, the lock is held, the abort
+switch is set, a precondition refused, the store or a transport failed), 2 invalid input (a bad
+experiment file or inventory field, a target outside the allowlist, the blast radius exceeded),
+3 the drill failed (steady state not met, an expectation missed, a deviation), 4 the drill was
+stopped (``sre drill abort``, a stop condition, SIGINT or SIGTERM).
 """
 
 from __future__ import annotations
@@ -407,11 +408,16 @@ def run(
 
 
 def _record(store: Any, journal: Path) -> None:
-    """The run's results into the store (``sre drill report``); a dry run is not recorded."""
+    """The run's results into the store (``sre drill report``); a dry run is not recorded. A
+    failure here is reported and does not change the run's exit code: the journal holds it all."""
     from sre_tools.chaos.journal import read_events
     from sre_tools.chaos.results import record_run
+    from sre_tools.exceptions import SreError
 
-    record_run(store, read_events(journal))
+    try:
+        record_run(store, read_events(journal))
+    except SreError as exc:
+        click.echo(f"sre: warning: results not stored: {printable(exc)}", err=True)
 
 
 @drill.command()
@@ -615,6 +621,7 @@ def report(
 ) -> int:
     """Per drill: runs, pass/fail per expectation, median and max time to detect, alert, drain
     and recover (recorded by 'sre drill run --execute' and 'recover')."""
+    from sre_tools.chaos.model import MEASURES
     from sre_tools.chaos.results import drill_report, load_runs
     from sre_tools.cli.common import open_store
 
@@ -627,7 +634,7 @@ def report(
     if not rows:
         click.echo("no drill runs recorded" + (f" since {since}" if since else ""))
         return EXIT_OK
-    kinds = ("detect", "alert", "drain", "recover")
+    kinds = MEASURES
     console().print(
         table(
             "Drills",

@@ -56,8 +56,8 @@ def _render_report(data: dict[str, Any]) -> None:
     columns = ["Component", "Failures", "Open", "MTBF", "MTTR", "MTTD", "Availability"]
     columns += ["/GPU-day", "/node-day", "Planned", "Planned down"]
     console().print(table(title, columns, rows))
-    drills = data["drills"]
-    if drills["runs"]:
+    drills = data.get("drills")  # absent in 'sre report', which shows incidents only
+    if drills and drills["runs"]:
         console().print(
             table(
                 f"Measured by {drills['runs']} chaos drill run(s) (not incidents)",
@@ -120,7 +120,8 @@ def report_cmd(
     until_at = parse_when(until, "--until")
     with open_store(store_path, create=False) as store:
         result = build_report(store, since=since_at, until=until_at, gpus=gpus, nodes=nodes)
-        runs = load_runs(store, since=result.since, until=result.until)
+        # No --until: up to now, including a drill that started in this very second.
+        runs = load_runs(store, since=result.since, until=until_at)
     data = report_json(result)
     data["drills"] = measured_times(runs)
     emit(data, as_json, _render_report)

@@ -6,13 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sre_tools.chaos.journal import read_events
 from sre_tools.chaos.model import parse_experiment
-from sre_tools.chaos.runner import Runner
+from sre_tools.chaos.runner import Runner, recover
 from sre_tools.chaos.safety import Safety, Targets
-from sre_tools.transport import ConnectError, LocalTransport, Result, Transport
+from sre_tools.transport import ConnectError, HostKeyError, LocalTransport, Result, Transport
 from tests.chaos.conftest import DrillEnv, experiment
 
 Sre = Any
@@ -23,7 +26,13 @@ def ssh_inventory(env: DrillEnv, **n2: Any) -> Path:
     known = env.root / "known_hosts"
     known.write_text("")
     key = env.root / "id_ed25519"
-    key.write_text("not a key\n")
+    private = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    key.write_bytes(private)
+    key.chmod(0o600)
     data = {
         "all": {
             "vars": {"ansible_user": "root", "ansible_ssh_private_key_file": str(key)},
@@ -120,7 +129,8 @@ def test_unreachable_node_is_one_line_exit_1_and_nothing_is_done(
         "--inventory", str(inventory), "--execute",
     )  # fmt: skip
     assert code == 1, out
-    assert err.count("\n") == 1 and err.startswith("sre: error: root@127.0.0.1:1: ")
+    assert err.count("\n") == 1
+    assert err.startswith("sre: error: root@127.0.0.1:1: cannot connect: ")
     assert "Traceback" not in err
     assert not drill_env.kernel_log.exists()  # n1 was reachable, and still untouched
     assert not list(drill_env.journals.glob("*.jsonl"))
@@ -194,3 +204,92 @@ def test_node_lost_after_the_fault_is_an_error_and_rollbacks_are_tried(
     assert rollback and rollback[0]["status"] == "failed"
     assert "ConnectError" in rollback[0]["error"]
     assert node.calls[0] == ["true"]  # reached before anything was done
+
+
+class UnknownHostKey(GoesAway):
+    def run(self, argv: Any, timeout: float, input: bytes | None = None) -> Result:
+        raise HostKeyError(
+            "host key for [127.0.0.1]:2222 is not in /etc/sre/known_hosts", target=self.target
+        )
+
+
+def test_unknown_host_key_refuses_before_anything_is_written(drill_env: DrillEnv) -> None:
+    safety = Safety(drill_env.store)
+    runner = Runner(
+        parse_experiment(experiment(drill_env.kernel_log)),
+        Targets(("n1",), ("n1",)),
+        safety=safety,
+        journal_dir=drill_env.journals,
+        execute=True,
+        transport_factory=lambda name: UnknownHostKey(),
+        install_signals=False,
+    )
+    try:
+        with pytest.raises(HostKeyError, match=r"^root@n1:22: host key for \[127.0.0.1\]:2222"):
+            runner.run()
+        assert safety.holder() is None
+    finally:
+        safety.close()
+    assert not drill_env.journals.exists()
+
+
+def test_recover_with_an_unreachable_node_leaves_the_journal_and_the_lock(
+    drill_env: DrillEnv,
+) -> None:
+    safety = Safety(drill_env.store)
+    try:
+        done = Runner(
+            parse_experiment(experiment(drill_env.kernel_log)),
+            Targets(("n1",), ("n1",)),
+            safety=safety,
+            journal_dir=drill_env.journals,
+            execute=True,
+            install_signals=False,
+        ).run()
+        # As if killed after the fault: the journal stops before the rollbacks, the lock held.
+        lines = done.journal.read_text().splitlines(keepends=True)
+        cut = next(i for i, line in enumerate(lines) if '"rollback-start"' in line)
+        done.journal.write_text("".join(lines[:cut]))
+        drill_env.kernel_log.write_text("NVRM: Xid (PCI:0000:00:00.0): 79 [sre-drill run=x]\n")
+        safety.store.conn.execute(
+            "INSERT INTO drill_lock VALUES ('fleet', ?, 999999999, ?, 'tester', 0)",
+            (done.run_id, safety.host),
+        )
+        before = done.journal.read_text()
+        with pytest.raises(ConnectError, match=r"^root@n1:22: no answer"):
+            recover(done.journal, safety=safety, transport_factory=lambda name: gone())
+        assert done.journal.read_text() == before
+        holder = safety.holder()
+        assert holder is not None and holder.run_id == done.run_id and holder.stale
+        again = recover(done.journal, safety=safety)
+        assert again.status == "recovered" and again.rollbacks_ok
+        assert "[sre-drill " not in drill_env.kernel_log.read_text()
+    finally:
+        safety.close()
+
+
+def gone() -> GoesAway:
+    node = GoesAway()
+    node.down = True
+    return node
+
+
+def test_recover_refuses_an_inventory_that_moved_a_node(drill_env: DrillEnv, sre: Sre) -> None:
+    code, out, err = sre(
+        "drill", "run", str(drill_file(drill_env)), "--inventory", str(drill_env.inventory),
+        "--targets", "n1", "--execute", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    moved = ssh_inventory(drill_env, ansible_connection="local")
+    data = yaml.safe_load(moved.read_text())
+    data["all"]["children"]["chaos_targets"]["hosts"]["n1"] = {"ansible_host": "10.0.0.9"}
+    moved.write_text(yaml.safe_dump(data))
+    code, _, err = sre("drill", "recover", run_id, "--inventory", str(moved))
+    assert code == 2 and err.count("\n") == 1
+    assert (
+        f"{moved}: --inventory: n1 was reached as local; the inventory now says root@10.0.0.9:22"
+        in err
+    )
+    code, out, _ = sre("drill", "recover", run_id)  # the journaled inventory
+    assert code == 0 and "nothing-to-recover" in out

@@ -174,6 +174,10 @@ def test_recover_reaches_the_nodes_the_journal_names(tmp_path: Path) -> None:
     events[0]["inventory"] = None
     with pytest.raises(ValidationError, match="--inventory: the run reached n1 over SSH"):
         recover_transports(events, None)
+    unknown = [{"event": "run-start", "inventory": None, "transports": None}, events[1]]
+    with pytest.raises(ValidationError, match="does not say how the run reached its nodes"):
+        recover_transports(unknown, None)
+    assert recover_transports(unknown, str(path)).check(["n1"]) == {"n1": "root@10.0.0.1:2200"}
     # A journal from before transports were journaled: local, as it ran.
     old = [{"event": "run-start"}, {"event": "targets-resolved", "nodes": ["n1"]}]
     assert recover_transports(old, None).check(["n1"]) == {"n1": "local"}
