@@ -305,9 +305,10 @@ def test_dcgm_inject_does_not_apply_without_dcgmi(site: DrillSite, home: Path) -
     assert reason is not None and "dcgmi" in reason and "not installed" in reason
     before = node_snapshot(site, NODE)
     run = run_drill(site, home, "dcgm-inject", execute=True)
-    # Steady state not met, before and after the rollbacks (still no dcgmi): exit 1.
-    assert run.rc == 1, run
-    assert run.data["status"] == "failed" and run.data["restored"] is False, run
+    # Without the runner's skip hook: steady state not met before and after the rollbacks (still
+    # no dcgmi), exit 1; with it, the run is `skipped` (exit 0). Either way nothing is injected.
+    outcome = (run.rc, run.data.get("status"))
+    assert outcome in ((1, "failed"), (0, "skipped")), run
     assert run.of("action-start") == []
     assert node_snapshot(site, NODE) == before
 
