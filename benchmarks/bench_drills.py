@@ -49,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sre_tools.chaos import catalog  # noqa: E402
+from sre_tools.chaos import actions, catalog  # noqa: E402
 from sre_tools.chaos.runner import Runner  # noqa: E402
 from sre_tools.chaos.safety import Safety, resolve_targets  # noqa: E402
 from sre_tools.transport import Transport  # noqa: E402
@@ -104,11 +104,16 @@ def engine_round(site: dn.DrillSite, workdir: Path, execute: bool) -> dict[str, 
         real_sleep(seconds)
         waits[0] += time.perf_counter() - start
 
+    real_poll_until = actions.poll_until
+
+    def poll_until(*args: Any, **kwargs: Any) -> Any:
+        return real_poll_until(*args, **{**kwargs, "sleep": sleep})
+
     safety = Safety(workdir / "store.db")
     start = time.perf_counter()
     try:
-        # The catalog's waits (wait_node_responding's poll) call time.sleep: time them too.
-        time.sleep = sleep  # type: ignore[assignment]
+        # The catalog's own waits (wait_node_responding's poll) sleep in poll_until: timed too.
+        actions.poll_until = poll_until
         runner = Runner(
             exp,
             targets,
@@ -121,7 +126,7 @@ def engine_round(site: dn.DrillSite, workdir: Path, execute: bool) -> dict[str, 
         )
         result = runner.run()
     finally:
-        time.sleep = real_sleep
+        actions.poll_until = real_poll_until
         safety.close()
     wall = time.perf_counter() - start
     want = "passed" if execute else "dry-run"
