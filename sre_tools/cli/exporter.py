@@ -10,6 +10,7 @@ certificate or auth file; a port already in use).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ _path = click.Path(dir_okay=False, path_type=Path)
     help="Collection interval (scrapes only read the latest collection).",
 )
 @click.option("--replay", type=_path, default=None, help="Serve a recording instead of NVML.")
+@click.option(
+    "--kernel-log",
+    type=_path,
+    default=None,
+    help="Read kernel-log lines from FILE each collection instead of the kernel's log "
+    "(with --replay: instead of the recording's).",
+)
 @click.option("--config", type=_path, default=None, help="Site policy YAML (overrides profile).")
 @click.option("--profile", default=None, help="Policy profile: generic, h100-sxm-8, a100-sxm-8.")
 @click.option(
@@ -75,6 +83,7 @@ def exporter(
     listen: str,
     interval: str,
     replay: Path | None,
+    kernel_log: Path | None,
     config: Path | None,
     profile: str | None,
     state_path: Path | None,
@@ -104,7 +113,7 @@ def exporter(
         level=getattr(logging, log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    loop = _build_loop(replay, config, profile, state_path, seconds)
+    loop = _build_loop(replay, config, profile, state_path, seconds, kernel_log)
     if once:
         from prometheus_client.exposition import generate_latest
 
@@ -122,6 +131,7 @@ def _build_loop(
     profile: str | None,
     state_path: Path | None,
     interval: float,
+    kernel_log: Path | None = None,
 ) -> Any:
     from sre_tools.exporter.poller import CollectionLoop
     from sre_tools.gpu.backend import RealBackend, RecordedBackend
@@ -130,6 +140,9 @@ def _build_loop(
 
     policy = load_policy_file(config, profile)
     state = CounterState(state_path) if state_path else CounterState()
+    source = _kernel_log_reader(kernel_log) if kernel_log is not None else None
+    if source is not None:
+        source()  # an unreadable file is invalid input (exit 2), not a warning every cycle
     if replay is not None:
         backend: Any = RecordedBackend.load(replay)
         recorded_log = backend.data.get("kernel_log")
@@ -144,8 +157,22 @@ def _build_loop(
             # The host's own PCI bus and kernel log must not leak into a recording.
             sysfs=Path("/nonexistent-sysfs"),
             kernel_log_lines=lines,
+            kernel_log_source=source,
         )
-    return CollectionLoop(RealBackend(), policy, interval=interval, state=state)
+    return CollectionLoop(
+        RealBackend(), policy, interval=interval, state=state, kernel_log_source=source
+    )
+
+
+def _kernel_log_reader(path: Path) -> Callable[[], list[str]]:
+    """Lines of ``path``, read again on every call (``--kernel-log``): the same cap as
+    ``sre health --kernel-log``, and an unreadable file raises ValidationError."""
+    from sre_tools.cli.common import read_input
+
+    def read() -> list[str]:
+        return read_input(str(path))[0].splitlines()
+
+    return read
 
 
 def _serve(

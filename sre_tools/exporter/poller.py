@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sre_tools.exceptions import SreError
 from sre_tools.exporter import metric_names as c
 from sre_tools.exporter.metric_names import ErrorReason
 from sre_tools.exporter.series import (
@@ -152,7 +153,11 @@ class CollectionLoop:
     Everything the outside world provides is injected: the backend (real or recorded), the
     health runner, the XID event source, the clocks. ``kernel_log_lines`` and ``sysfs`` are
     passed to the health engine (a replay gives ``[]`` and a path without GPUs so the host's own
-    kernel log and PCI bus do not leak into a recording).
+    kernel log and PCI bus do not leak into a recording). ``kernel_log_source``, when given, is
+    called at the start of every cycle and its lines replace ``kernel_log_lines`` (``sre exporter
+    --kernel-log FILE``: a file read each cycle, parsed like the real kernel log); when it
+    raises ``OSError`` or an :class:`SreError` the cycle keeps the previous lines and counts an
+    ``xid`` collection error.
     """
 
     def __init__(
@@ -166,6 +171,7 @@ class CollectionLoop:
         host: str | None = None,
         sysfs: Path = Path("/sys"),
         kernel_log_lines: list[str] | None = None,
+        kernel_log_source: Callable[[], list[str]] | None = None,
         health_runner: HealthRunner | None = None,
         xid_source: XidSource = collect_events,
         clock: Callable[[], float] = time.time,
@@ -184,6 +190,7 @@ class CollectionLoop:
         self.host = host if host is not None else socket.gethostname()
         self.sysfs = sysfs
         self.kernel_log_lines = kernel_log_lines
+        self.kernel_log_source = kernel_log_source
         self.health_runner = health_runner or _default_health_runner()
         self.xid_source = xid_source
         self.clock = clock
@@ -261,6 +268,12 @@ class CollectionLoop:
     def _collect(self) -> Snapshot:
         started = self.monotonic()
         now = self.clock()
+        if self.kernel_log_source is not None:
+            try:
+                self.kernel_log_lines = self.kernel_log_source()
+            except (OSError, SreError) as exc:  # a log rotated away mid-read, a file too large
+                log.warning("cannot read the kernel log, keeping the last lines read: %s", exc)
+                self.errors[ErrorReason.XID] += 1
         out = SeriesBuilder()
         report: HealthReport | None
         if self._busy():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -141,3 +142,63 @@ def test_serves_then_shuts_down_cleanly_on_a_signal(sig: signal.Signals) -> None
     assert proc.returncode == 0, err
     assert "shutting down" in err and "stopped" in err
     assert f"serving http://127.0.0.1:{port}/metrics" in err
+
+
+# --- --kernel-log FILE: kernel-log lines from a file, read again every collection -------------
+
+XID79 = "[ 1234.5] NVRM: Xid (PCI:0000:18:00): 79, pid=0, name=, GPU has fallen off the bus."
+XID13 = "[ 1240.1] NVRM: Xid (PCI:0000:18:00): 13, pid=1234, name=python, Graphics SM Warp"
+
+
+def test_once_reads_the_kernel_log_file_through_the_xid_pipeline(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text(f"{XID79}\n")
+    code, out, _ = run_cli(
+        capsys, "--replay", str(HEALTHY), "--kernel-log", str(log), "--once", "--profile", "generic"
+    )
+    assert code == 0
+    assert one(out, c.GPU_XID_EVENTS, xid="79", uuid=UUID0) == 1
+    # The health engine's xid check read the same line: XID 79 is critical (3) on GPU 0.
+    assert one(out, c.GPU_HEALTH_CHECK_STATUS, check="xid", uuid=UUID0) == 3
+
+
+def test_the_file_is_read_every_collection_and_replaces_the_recordings_log(
+    tmp_path: Path,
+) -> None:
+    from sre_tools.cli.exporter import _build_loop
+    from tests.exporter.conftest import load_data, scrape
+
+    data = load_data(HEALTHY)
+    data["kernel_log"] = [XID13]  # the recording's own line: not read once the file is given
+    recording = tmp_path / "rec.json"
+    recording.write_text(json.dumps(data))
+    log = tmp_path / "kern.log"
+    log.write_text("")
+    loop = _build_loop(recording, None, "generic", None, 1.0, log)
+    loop.collect_once()
+    assert values(scrape(loop), c.GPU_XID_EVENTS) == []
+    with log.open("a") as fh:  # appended while the exporter runs, as a drill does
+        fh.write(f"{XID79}\n")
+    loop.collect_once()
+    loop.collect_once()  # the same line on the next cycle: counted once
+    text = scrape(loop)
+    assert one(text, c.GPU_XID_EVENTS, xid="79", uuid=UUID0) == 1
+    assert values(text, c.GPU_XID_EVENTS, xid="13") == []
+    log.unlink()  # gone mid-run: the last lines are kept and an xid error is counted
+    loop.collect_once()
+    text = scrape(loop)
+    assert one(text, c.GPU_XID_EVENTS, xid="79", uuid=UUID0) == 1
+    assert one(text, c.EXPORTER_COLLECTION_ERRORS, reason="xid") == 1
+
+
+def test_an_unreadable_kernel_log_file_is_invalid_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run_cli(
+        capsys, "--replay", str(HEALTHY), "--kernel-log", str(tmp_path / "missing"), "--once"
+    )
+    assert code == 2
+    assert out == ""
+    assert "cannot read file" in err

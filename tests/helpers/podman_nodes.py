@@ -270,6 +270,8 @@ class PodmanNodes:
     prefix: str = "sre-nodes-"
     image: str | None = None  # default: node_image()
     host_prefix: str = "node"
+    # Extra `podman run` arguments for every node (volumes: tests/helpers/drill_nodes.py).
+    run_args: Sequence[str] = ()
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -295,7 +297,7 @@ class PodmanNodes:
         for i in range(self.count):
             node = Node(f"{self.prefix}{self.run_id}-{i}", f"{self.host_prefix}{i + 1}", 0, "")
             self.nodes.append(node)  # before `run`: stop() removes it whatever happens next
-            sshd_node.start_container(node.name, node.host, image)
+            sshd_node.start_container(node.name, node.host, image, self.run_args)
         for node in self.nodes:
             sshd_node.configure_sshd(node, self.workdir, client_pub)
         self.known_hosts.write_text(sshd_node.known_hosts_lines(self.nodes))

@@ -181,8 +181,11 @@ class PrometheusServer:
         workdir: Path,
         ready_timeout: float = READY_TIMEOUT_SECONDS,
         extra_args: Sequence[str] = (),
+        config_text: str | None = None,
     ):
         self.tsdb_path = tsdb_path
+        # prometheus.yml's text; None: no scrape jobs and no rules (a backfilled TSDB only).
+        self.config_text = config_text
         self.workdir = workdir
         self.ready_timeout = ready_timeout
         self.extra_args = tuple(extra_args)
@@ -219,7 +222,9 @@ class PrometheusServer:
     def start(self) -> PrometheusServer:
         config = self.workdir / "prometheus.yml"
         # No scrape jobs: the head stays empty and the backfilled blocks are all there is.
-        config.write_text("global:\n  evaluation_interval: 1m\nscrape_configs: []\n")
+        config.write_text(
+            self.config_text or "global:\n  evaluation_interval: 1m\nscrape_configs: []\n"
+        )
         last_error = ""
         for _attempt in range(3):  # another process may grab the free port before Prometheus does
             port = free_port()

@@ -120,11 +120,18 @@ class SlurmCluster:
         start_timeout: float = START_TIMEOUT_SECONDS,
         cluster_name: str = "sretest",
         unserved: Sequence[str] = (),
+        external: Sequence[str] = (),
+        slurmd_timeout: int | None = None,
     ):
-        self.nodes = list(nodes or default_nodes())
+        self.nodes = list(default_nodes() if nodes is None else nodes)
         # Defined in slurm.conf, no slurmd: only ever drained (see the module notes).
         self.unserved = list(unserved)
-        self.partitions = dict(partitions or {"gpu": self.nodes + self.unserved})
+        # Defined in slurm.conf with their own port, served by a slurmd this class does not
+        # start (one in a container that bind-mounts :attr:`workdir`: tests/helpers/drill_nodes.py).
+        self.external = list(external)
+        self.slurmd_timeout = slurmd_timeout
+        self.partitions = dict(partitions or {"gpu": self.nodes + self.external + self.unserved})
+        self.ports: dict[str, int] = {}
         self.start_timeout = start_timeout
         self.cluster_name = cluster_name
         self.bin = find_binaries()
@@ -233,12 +240,13 @@ class SlurmCluster:
                 self.scontrol("update", f"nodename={name}", "state=resume", check=False)
         self.wait_idle()
 
-    def wait_idle(self, timeout: float | None = None) -> None:
+    def wait_idle(self, timeout: float | None = None, nodes: Sequence[str] | None = None) -> None:
+        """Until ``nodes`` (default: the served ones) are all ``idle``."""
         deadline = time.monotonic() + (timeout or self.start_timeout)
         while True:
             self._check_alive()
             states = self.node_states()
-            if all(states.get(name) == "idle" for name in self.nodes):
+            if all(states.get(name) == "idle" for name in nodes or self.nodes):
                 return
             if time.monotonic() > deadline:
                 raise SlurmClusterError(
@@ -320,9 +328,16 @@ class SlurmCluster:
                 raise SlurmClusterError(f"munged did not create its socket\n{self.log()}")
             time.sleep(0.05)
 
+    def _slurmd_timeout(self) -> int:
+        if self.slurmd_timeout is not None:
+            return self.slurmd_timeout
+        return 0 if self.unserved else 300
+
     def _write_conf(self) -> None:
         work = self._dir()
-        ctld_port, unserved_port, *node_ports = free_ports(2 + len(self.nodes))
+        served = self.nodes + self.external
+        ctld_port, unserved_port, *node_ports = free_ports(2 + len(served))
+        self.ports = dict(zip(served, node_ports, strict=True))
         user = pwd.getpwuid(os.geteuid()).pw_name
         lines = [
             f"ClusterName={self.cluster_name}",
@@ -352,11 +367,11 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/none",
             "SlurmctldTimeout=30",
-            f"SlurmdTimeout={0 if self.unserved else 300}",
+            f"SlurmdTimeout={self._slurmd_timeout()}",
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
         ]
-        for name, port in zip(self.nodes, node_ports, strict=True):
+        for name, port in self.ports.items():
             lines.append(
                 f"NodeName={name} NodeHostname=localhost NodeAddr={LOOPBACK} Port={port} "
                 "CPUs=1 RealMemory=100 State=UNKNOWN"
@@ -380,7 +395,7 @@ class SlurmCluster:
         try:
             for sub in ("state", "spool", "log"):
                 (self.workdir / sub).mkdir()
-            for name in self.nodes:
+            for name in self.nodes + self.external:
                 (self.workdir / "spool" / name).mkdir()
             self._start_munge()
             self._write_conf()

@@ -25,6 +25,7 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,10 @@ def client_key(workdir: Path) -> Path:
     return key
 
 
-def start_container(name: str, hostname: str, image: str) -> None:
-    run([*PODMAN, "run", "-d", "--name", name, "--hostname", hostname, *RUN_FLAGS, image,
-         "/sbin/init"])  # fmt: skip
+def start_container(name: str, hostname: str, image: str, extra_args: Sequence[str] = ()) -> None:
+    """``podman run`` ``image`` with systemd; ``extra_args`` (volumes, ...) go before the image."""
+    run([*PODMAN, "run", "-d", "--name", name, "--hostname", hostname, *RUN_FLAGS, *extra_args,
+         image, "/sbin/init"])  # fmt: skip
 
 
 def configure_sshd(node: Node, workdir: Path, client_pub: str) -> None:
