@@ -523,9 +523,13 @@ class Remediator:
         except BaseException:
             self.state.confirm_drain(node, now)  # the drain happened: never leave it 'reserved'
             raise
-        claim = info.idle and bool(action_argvs(action, request.gpus))
+        claim = (
+            info.idle
+            and bool(action_argvs(action, request.gpus))
+            and self.config.max_actions_per_drain > 0  # 0: drain only, a person acts
+        )
         self.state.confirm_drain(node, now, claim=request if claim else None)
-        if not claim:  # jobs still running, or no GPU to reset: say so
+        if not claim:  # jobs still running, no GPU to reset, or no action allowed: say so
             return self._node_action(request, info, now, commands, drained_now=True)
         done = self.node_actions(node).run(node, action, request.gpus)
         return self._decide(

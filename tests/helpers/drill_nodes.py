@@ -341,9 +341,8 @@ def journal(site: DrillSite, host: str, units: Sequence[str]) -> str:
 # The remediation engine's configuration for the site: the product's defaults (budget, 1 h
 # cooldown, the `sre:` reason prefix) except max_actions_per_drain: 0, so that after the drain the
 # node stays drained for a person. XID 79 asks for a reboot, and nothing in a test reboots
-# anything. The engine (2026-12-07) still tries one node-side action before that limit applies:
-# its `ssh NODE systemctl reboot` reaches FAKE_SSH (first on the engine's PATH), which records
-# the command and fails, never a node. The drain is what the drills expect of the engine.
+# anything. FAKE_SSH (first on the engine's PATH) records and refuses any node-side command the
+# engine would send, so a test can see that none was. The drain is what the drills expect.
 REMEDIATION_CONFIG = "remediation:\n  max_actions_per_drain: 0\n"
 FAKE_SSH = """#!/bin/sh
 # Test stand-in for the remediation engine's node-side channel: record, refuse.

@@ -193,6 +193,20 @@ def test_repeat_actions_wait_for_the_cooldown_and_stop(make_rig: RigFactory) -> 
     assert rig.notes.payloads[0]["node"] == "gpu05"
 
 
+def test_no_node_action_at_all_with_max_actions_per_drain_0(make_rig: RigFactory) -> None:
+    """A site that only drains (a person reboots): the drain happens, no node-side action runs,
+    and the refusal says the node stays drained for a person."""
+    rig = make_rig(max_actions_per_drain=0)
+    d = rig.engine.handle(req("gpu05", Action.REBOOT, event="e1"))
+    assert (d.outcome, d.code) == (Outcome.ACTED, "attempts_exhausted"), d
+    assert "stays drained for a person" in d.message
+    assert len(rig.slurm.updates("drain")) == 1
+    assert rig.node_runner.calls == []
+    rig.clock.advance(7200)
+    again = rig.engine.handle(req("gpu05", Action.REBOOT, event="e2"))
+    assert again.code == "attempts_exhausted" and rig.node_runner.calls == []
+
+
 def test_operator_drain_is_never_touched(make_rig: RigFactory) -> None:
     rig = make_rig()
     node = rig.slurm.nodes["gpu03"]
