@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sre_tools.exceptions import SreError, ValidationError
+from sre_tools.health.xid.model import DRILL_RUN_ID_RE, DRILL_TAG, drill_marker
 from sre_tools.transport import LocalTransport, Transport, TransportError
 
 
@@ -82,10 +83,14 @@ def poll_until(
         sleep(min(float(poll), left))
 
 
-# Every line or reason a drill writes carries this tag, so the toolkit (and a person reading a
-# kernel log or ``sinfo -R``) knows it came from a drill and which run.
-DRILL_TAG = "sre-drill"
+# Every line or reason a drill writes carries a tag (DRILL_TAG, drill_marker: defined with the XID
+# event model, which reads them back), so the toolkit (and a person reading a kernel log or
+# ``sinfo -R``) knows it came from a drill and which run.
 DRILL_REASON_PREFIX = "sre:drill"
+# Where a rollback acknowledges a drill's XID lines; the health policy's xid.drill_acks_file
+# default (the two must name the same file on a node).
+DEFAULT_DRILL_ACKS_FILE = "/var/lib/sre-tools/drill-acks"
+KMSG = "/dev/kmsg"
 # What the site's remediation (sre_tools.remediation, reason_prefix) and the drills put in front of
 # a Slurm reason: a node drained with it was drained by this toolkit.
 SRE_REASON_PREFIX = "sre:"
@@ -112,10 +117,6 @@ def validate_command(name: str, field: str = "command") -> str:
     return name
 
 
-def drill_marker(run_id: str) -> str:
-    return f"[{DRILL_TAG} run={run_id}]"
-
-
 def xid_line(xid: int, pci: str, run_id: str) -> str:
     """A kernel-log line that the XID parser reads like the driver's own, tagged as a drill."""
     return (
@@ -127,29 +128,101 @@ def xid_line(xid: int, pci: str, run_id: str) -> str:
 # --- XID lines in the kernel log -------------------------------------------------------------
 
 
+def _bus_id(pci: str) -> str:
+    """``pci`` in the kernel's form (``0000:18:00``); anything that is not a PCI address is
+    refused (the text goes into a kernel-log line)."""
+    from sre_tools.health.xid.parser import normalize_bus_id
+
+    bus = normalize_bus_id(str(pci))
+    if bus is None:
+        raise ValidationError(f"not a PCI address: {pci!r}", field="pci")
+    return bus
+
+
+def gpu_bus_id(
+    gpu: int = 0,
+    sre: str = "sre",
+    profile: str = "",
+    replay: str = "",
+    config: str = "",
+    timeout: float = 120.0,
+    transport: Transport | None = None,
+) -> str:
+    """The PCI address of GPU ``gpu`` (NVML index) on the node, as the health engine sees it
+    there (``sre health --json``: the same GPUs, a recording's on a replay)."""
+    from sre_tools.chaos.probes import health_report
+
+    report = health_report(
+        sre=sre, profile=profile, replay=replay, config=config, timeout=timeout,
+        transport=transport,
+    )  # fmt: skip
+    for finding in report.get("findings") or ():
+        ref = finding.get("gpu") if isinstance(finding, Mapping) else None
+        if isinstance(ref, Mapping) and ref.get("index") == int(gpu) and ref.get("pci_bus_id"):
+            return _bus_id(str(ref["pci_bus_id"]))
+    raise TransportError(
+        f"no GPU {int(gpu)} with a PCI address in the node's health report",
+        target=local_or(transport).target,
+    )
+
+
 def inject_xid(
-    kernel_log: str,
+    kernel_log: str = KMSG,
     xid: int = 79,
-    pci: str = "0000:00:00.0",
+    pci: str = "",
+    gpu: int = 0,
+    sre: str = "sre",
+    profile: str = "",
+    replay: str = "",
+    config: str = "",
     timeout: float = 30.0,
     transport: Transport | None = None,
     run_id: str = "manual",
 ) -> str:
-    """Append a tagged NVRM Xid line to ``kernel_log`` (a file the node's kernel-log source reads;
-    tests and container nodes point it at a file, never at the host's ``/dev/kmsg``)."""
+    """Append a drill-tagged NVRM Xid line for one GPU to ``kernel_log``: ``/dev/kmsg`` on a
+    real node (the kernel's log, where the health checks and the exporter read it), or a file
+    that the node's kernel-log source reads (test and container nodes: never the host's kmsg).
+    ``pci`` empty: GPU ``gpu``'s address, resolved on the node (:func:`gpu_bus_id`)."""
     transport = local_or(transport)
-    line = xid_line(xid, pci, run_id)
+    bus = _bus_id(pci) if pci else gpu_bus_id(gpu, sre, profile, replay, config, 120.0, transport)
+    line = xid_line(xid, bus, run_id)
     # Appended by `tee -a` with the line on stdin (no shell): a kernel-log file keeps its inode
-    # for a reader that follows it, and /dev/kmsg takes one record per write.
-    result = transport.run(["tee", "-a", kernel_log], timeout, input=(line + "\n").encode())
-    if result.rc != 0:
-        err = result.stderr.decode(errors="replace").strip()
-        raise TransportError(f"cannot append to {kernel_log}: {err}", target=transport.target)
+    # for a reader that follows it, and /dev/kmsg takes the one write as one record.
+    data = (line + "\n").encode()
+    command(transport, ["tee", "-a", kernel_log], timeout, what=f"appending to {kernel_log}",
+            input=data)  # fmt: skip
     return line
 
 
+def acknowledge_xid(
+    kernel_log: str = KMSG,
+    acks_file: str = DEFAULT_DRILL_ACKS_FILE,
+    timeout: float = 30.0,
+    transport: Transport | None = None,
+    run_id: str = "manual",
+) -> str:
+    """Make the run's XID lines stop counting: its run id goes into ``acks_file`` (the health
+    engine's ``xid.drill_acks_file``), and from a regular file the tagged lines are removed too.
+    ``/dev/kmsg`` cannot be edited: there the acknowledgment undoes the fault. Idempotent."""
+    transport = local_or(transport)
+    if not DRILL_RUN_ID_RE.fullmatch(run_id):
+        raise ValidationError(f"not a drill run id: {run_id!r}", field="run_id")
+    parent = acks_file.rsplit("/", 1)[0] or "/"
+    command(transport, ["mkdir", "-p", "--", parent], timeout, what=f"creating {parent}")
+    rc, _ = command(transport, ["grep", "-qxF", "--", run_id, acks_file], timeout, ok=(0, 1, 2))
+    if rc != 0:
+        command(transport, ["tee", "-a", acks_file], timeout, what=f"appending to {acks_file}",
+                input=(run_id + "\n").encode())  # fmt: skip
+    done = f"run {run_id} acknowledged in {acks_file}"
+    if command(transport, ["test", "-f", kernel_log], timeout, ok=(0, 1))[0] == 0:
+        removed = clear_xid(kernel_log, timeout, transport)
+        done += f"; {removed} drill line(s) removed from {kernel_log}"
+    return done
+
+
 def clear_xid(kernel_log: str, timeout: float = 30.0, transport: Transport | None = None) -> int:
-    """Remove every drill-tagged line from ``kernel_log``; a missing file is already clear."""
+    """Remove every drill-tagged line from the regular file ``kernel_log``; a missing file is
+    already clear."""
     transport = local_or(transport)
     rc, out = command(
         transport, ["grep", "-c", "-F", f"[{DRILL_TAG} ", kernel_log], timeout, ok=(0, 1, 2)
@@ -434,6 +507,7 @@ def wait_health_finding(
     poll: float = 10.0,
     timeout: float = 120.0,
     transport: Transport | None = None,
+    systemctl: str = "",
 ) -> str:
     """Wait until ``sre health`` on the node reports ``check`` as one of ``expect``
     (``SEVERITY:ACTION``, see :func:`~sre_tools.chaos.probes.health_finding`), e.g. the fabric
@@ -444,7 +518,7 @@ def wait_health_finding(
     transport = local_or(transport)
     value: str = poll_until(
         lambda: health_finding(
-            check, sre, kernel_log, profile, replay, config, timeout, transport=transport
+            check, sre, kernel_log, profile, replay, config, timeout, transport, systemctl
         ),
         lambda v: v in tuple(expect),
         within,

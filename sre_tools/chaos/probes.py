@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sre_tools.chaos.actions import (
-    DRILL_TAG,
+    DEFAULT_DRILL_ACKS_FILE,
+    KMSG,
     command,
     local_or,
     node_or_host,
@@ -37,15 +38,31 @@ from sre_tools.transport import Transport, TransportError
 
 
 def drill_xid_lines(
-    kernel_log: str, timeout: float = 30.0, transport: Transport | None = None
+    kernel_log: str = KMSG,
+    acks_file: str = DEFAULT_DRILL_ACKS_FILE,
+    timeout: float = 30.0,
+    transport: Transport | None = None,
+    max_bytes: int = 16 << 20,
 ) -> int:
-    """How many drill-tagged lines ``kernel_log`` holds (0 when the file does not exist)."""
+    """How many drill-tagged XID lines in ``kernel_log`` still count: those of runs not
+    acknowledged in ``acks_file``. ``/dev/kmsg`` is read through ``dmesg`` (a kmsg reader would
+    wait for new records forever); a file with the transport, capped; a missing file has none."""
+    from sre_tools.health.xid.model import drill_run_of
+
     transport = local_or(transport)
-    if command(transport, ["test", "-e", kernel_log], timeout, ok=(0, 1))[0] == 1:
+    if kernel_log == KMSG:
+        _, text = command(transport, ["dmesg"], timeout, what="dmesg")
+    elif command(transport, ["test", "-e", kernel_log], timeout, ok=(0, 1))[0] == 1:
         return 0
-    argv = ["grep", "-c", "-F", f"[{DRILL_TAG} ", kernel_log]
-    _, out = command(transport, argv, timeout, ok=(0, 1), what=f"reading {kernel_log}")
-    return int(out.strip() or 0)
+    else:
+        text = transport.read_file(kernel_log, max_bytes).decode("utf-8", "replace")
+    runs = [r for line in text.splitlines() if (r := drill_run_of(line)) is not None]
+    if not runs:
+        return 0
+    acked: set[str] = set()
+    if command(transport, ["test", "-e", acks_file], timeout, ok=(0, 1))[0] == 0:
+        acked = set(transport.read_file(acks_file, 1 << 16).decode("utf-8", "replace").split())
+    return sum(1 for r in runs if r not in acked)
 
 
 # --- Slurm -----------------------------------------------------------------------------------
@@ -134,6 +151,7 @@ def health_report(
     config: str = "",
     timeout: float = 120.0,
     transport: Transport | None = None,
+    systemctl: str = "",
 ) -> dict[str, Any]:
     """``sre health --json`` on the node (its report as a mapping). Exit 0-2 are verdicts; exit 3
     is UNKNOWN with a report, or an error without one (raised with its message). An empty option
@@ -142,10 +160,14 @@ def health_report(
     validate_command(sre, "sre")
     argv = [sre, "health", "--json"]
     for flag, value in (
-        ("--kernel-log", kernel_log),
+        # /dev/kmsg is the node's own kernel log, which sre health reads by default (as a file
+        # it would be read until an end that never comes).
+        ("--kernel-log", "" if kernel_log == KMSG else kernel_log),
         ("--profile", profile),
         ("--replay", replay),
         ("--config", config),
+        # Which systemctl reads unit states (fabric.manager); a replay reads none without it.
+        ("--systemctl", systemctl),
     ):
         if value:
             argv += [flag, str(value)]
@@ -187,13 +209,14 @@ def health_finding(
     config: str = "",
     timeout: float = 120.0,
     transport: Transport | None = None,
+    systemctl: str = "",
 ) -> str:
     """``SEVERITY:ACTION`` of the worst finding of ``check`` (its findings on every GPU; a check
     id like ``xid`` or ``fabric.state``), e.g. ``crit:reboot``; ``absent`` when the report has
     no finding of that check."""
     from sre_tools.health.model import Action, Severity
 
-    report = health_report(sre, kernel_log, profile, replay, config, timeout, transport)
+    report = health_report(sre, kernel_log, profile, replay, config, timeout, transport, systemctl)
     worst: tuple[int, int, str] | None = None
     for finding in report.get("findings") or ():
         if not isinstance(finding, Mapping) or finding.get("check") != check:

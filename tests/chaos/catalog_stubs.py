@@ -3,11 +3,11 @@
 :class:`StubNode` puts shell scripts named ``systemctl``, ``sinfo``, ``scontrol``, ``dcgmi`` and
 ``sre`` first on PATH. They keep their state in files (unit states, the Slurm node's state and
 reason, DCGM's injected value) and log their argv, so a test drives a drill with the local
-transport and reads what happened. ``sre`` is the real ``sre health`` on a recorded GPU tree
-(the fabric-not-registered recording while the fabric manager unit is stopped, which is what
-NVML shows then). ``sinfo`` adds the ``*`` slurmctld shows for a node whose slurmd is stopped,
-and plays the site's remediation: it drains the node (reason ``sre: ...``) while its kernel log
-holds an XID line.
+transport and reads what happened. ``sre`` is the real ``sre health`` on a recorded HGX GPU tree
+whose fabric stays registered; its fabric.manager check reads the ``systemctl`` stand-in's unit
+state (``--systemctl``). ``sinfo`` adds the ``*`` slurmctld shows for a node whose slurmd is
+stopped, and plays the site's remediation: it drains the node (reason ``sre: ...``) while its
+kernel log holds an XID line.
 
 :class:`FakeMonitoring` is a Prometheus query API and an exporter ``/metrics`` on loopback whose
 answers follow the node's state: GpuExporterDown fires while the exporter unit is stopped, the
@@ -33,17 +33,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HEALTHY_GPUS = REPO / "tests/fixtures/gpu/hgx-h100-8-synthetic.json"
-FABRIC_NOT_REGISTERED = REPO / "tests/fixtures/gpu/faults/fabric-not-completed.json"
 # GPU 0 of the recording: the PCI address an injected XID line names.
 GPU0_PCI = "0000:18:00"
 
 SYSTEMCTL = r"""#!/bin/sh
 # systemctl stand-in: $STUB_STATE/units/UNIT holds the unit's state. `is-active` prints the
 # state word and exits 0 only for active (3 otherwise), as systemd does; a unit with a UNIT.slow
-# file is "activating" for one is-active after a start.
-u="$STUB_STATE/units/$2"
+# file is "activating" for one is-active after a start. `show --property=... -- UNIT` answers
+# LoadState/ActiveState/SubState lines, as systemd does (the health engine's fabric.manager).
+for last in "$@"; do :; done
+u="$STUB_STATE/units/$last"
 echo "$*" >> "$STUB_STATE/systemctl.log"
 case "$1" in
+  show)
+    st=$(cat "$u" 2>/dev/null || echo inactive)
+    printf 'LoadState=loaded\nActiveState=%s\nSubState=%s\n' "$st" "$st" ;;
   is-active)
     st=$(cat "$u" 2>/dev/null || echo inactive)
     echo "$st"
@@ -116,13 +120,10 @@ esac
 """
 
 SRE = r"""#!/bin/sh
-# sre on the node: the real `sre health` on a recorded GPU tree.
-replay="{healthy}"
-if [ "$(cat "$STUB_STATE/units/nvidia-fabricmanager.service" 2>/dev/null)" = inactive ]; then
-  replay="{fabric}"
-fi
+# sre on the node: the real `sre health` on a recorded HGX GPU tree (registered fabric); unit
+# states come from the systemctl stand-in when the drill passes --systemctl.
 echo "$*" >> "$STUB_STATE/sre.log"
-PYTHONPATH="{repo}" exec "{python}" -m sre_tools.cli.main "$@" --replay "$replay"
+PYTHONPATH="{repo}" exec "{python}" -m sre_tools.cli.main "$@" --replay "{healthy}"
 """
 
 
@@ -169,9 +170,7 @@ def make_stub_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StubNode:
     (node.state / "units").mkdir(parents=True)
     node.kernel_log.write_text("")  # the file the node's kernel-log source reads: it exists
     node.bin.mkdir(parents=True)
-    sre = SRE.format(
-        healthy=HEALTHY_GPUS, fabric=FABRIC_NOT_REGISTERED, repo=REPO, python=sys.executable
-    )
+    sre = SRE.format(healthy=HEALTHY_GPUS, repo=REPO, python=sys.executable)
     for name, text in (
         ("systemctl", SYSTEMCTL),
         ("sinfo", SINFO),

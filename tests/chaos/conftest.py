@@ -82,11 +82,13 @@ def experiment(kernel_log: Path, *, pause_after: float = 0, within: float = 2) -
     doc["steady-state-hypothesis"]["probes"] = [
         p for p in doc["steady-state-hypothesis"]["probes"] if p["name"] == "no-drill-xid-lines"
     ]
-    doc["rollbacks"] = [a for a in doc["rollbacks"] if a["name"] == "clear-drill-xid-lines"]
+    doc["rollbacks"] = [a for a in doc["rollbacks"] if a["name"] == "acknowledge-drill-xid"]
     doc["x-sre"]["expect"] = [
         c for c in doc["x-sre"]["expect"] if c["name"] == "xid-line-in-kernel-log"
     ]
     doc["configuration"]["kernel_log"] = str(kernel_log)
+    doc["configuration"]["acks_file"] = str(kernel_log.with_name("drill-acks"))
+    doc["configuration"]["pci"] = "0000:3b:00"  # given: no `sre health` to resolve it from
     doc["x-sre"]["expect"][0]["within"] = within
     doc["x-sre"]["expect"][0]["poll"] = 0.05
     if pause_after:

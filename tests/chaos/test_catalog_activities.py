@@ -345,3 +345,50 @@ def test_injected_arguments_default_to_this_machine(node: StubNode) -> None:
     assert probes.unit_state("slurmd.service") == "active"
     assert probes.node_state() == "idle"
     assert actions.poll_until(lambda: 3, lambda v: v == 3, 0, 1, "x") == 3
+
+
+def test_acknowledge_xid_on_a_file_and_on_a_device(node: StubNode) -> None:
+    """A file loses the run's lines and gains the ack; a device (a real node's /dev/kmsg, here
+    /dev/null) cannot be edited, so the ack alone undoes it. Twice changes nothing more."""
+    log, acks = str(node.kernel_log), node.root / "lib" / "drill-acks"
+    actions.inject_xid(log, xid=79, pci=GPU0_PCI, transport=T, run_id="drill-a")
+    actions.inject_xid(log, xid=79, pci=GPU0_PCI, transport=T, run_id="drill-b")
+    assert probes.drill_xid_lines(log, acks_file=str(acks), transport=T) == 2
+    done = actions.acknowledge_xid(log, acks_file=str(acks), transport=T, run_id="drill-a")
+    assert done == f"run drill-a acknowledged in {acks}; 2 drill line(s) removed from {log}"
+    assert acks.read_text() == "drill-a\n"
+    actions.acknowledge_xid(log, acks_file=str(acks), transport=T, run_id="drill-a")
+    assert acks.read_text() == "drill-a\n"
+    done = actions.acknowledge_xid("/dev/null", acks_file=str(acks), transport=T, run_id="x-1")
+    assert done == f"run x-1 acknowledged in {acks}"
+    assert acks.read_text() == "drill-a\nx-1\n"
+    with pytest.raises(ValidationError, match="run id"):
+        actions.acknowledge_xid(log, acks_file=str(acks), transport=T, run_id="a\nb")
+
+
+def test_drill_lines_in_kmsg_are_read_through_dmesg_and_count_until_acknowledged(
+    node: StubNode,
+) -> None:
+    acks = node.root / "acks"
+    real = "[ 5.1] NVRM: Xid (PCI:0000:9a:00): 13, a real one"
+    lines = [real, f"[ 9.0] {actions.xid_line(79, GPU0_PCI, 'drill-k')}"]
+    script(node, "dmesg", "cat <<'EOF'\n" + "\n".join(lines) + "\nEOF\n")
+    assert probes.drill_xid_lines(actions.KMSG, acks_file=str(acks), transport=T) == 1
+    acks.write_text("drill-k\n")
+    assert probes.drill_xid_lines(actions.KMSG, acks_file=str(acks), transport=T) == 0
+
+
+def test_inject_xid_resolves_the_gpu_address_on_the_node(tmp_path: Path) -> None:
+    """With no pci, the line names GPU `gpu`'s address as the node's `sre health` reports it
+    (the real sre on the H100 recording: 00000000:00:06.0)."""
+    import sys
+
+    sre = str(Path(sys.executable).with_name("sre"))
+    replay = str(Path(__file__).parents[1] / "fixtures" / "gpu" / "h100-capture.json")
+    log = str(tmp_path / "kern.log")
+    line = actions.inject_xid(log, gpu=0, sre=sre, replay=replay, transport=T, run_id="r7")
+    assert line.startswith("NVRM: Xid (PCI:0000:00:06): 79, ")
+    with pytest.raises(TransportError, match="no GPU 3"):
+        actions.inject_xid(log, gpu=3, sre=sre, replay=replay, transport=T, run_id="r7")
+    with pytest.raises(ValidationError, match="not a PCI address"):
+        actions.inject_xid(log, pci="0000:zz; reboot", transport=T, run_id="r7")
