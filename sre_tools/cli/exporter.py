@@ -160,7 +160,12 @@ def _build_loop(
             kernel_log_source=source,
         )
     return CollectionLoop(
-        RealBackend(), policy, interval=interval, state=state, kernel_log_source=source
+        RealBackend(),
+        policy,
+        interval=interval,
+        state=state,
+        kernel_log_source=source,
+        systemctl="systemctl",  # a live node's units: the fabric manager on NVSwitch profiles
     )
 
 

@@ -172,6 +172,7 @@ class CollectionLoop:
         sysfs: Path = Path("/sys"),
         kernel_log_lines: list[str] | None = None,
         kernel_log_source: Callable[[], list[str]] | None = None,
+        systemctl: str | None = None,
         health_runner: HealthRunner | None = None,
         xid_source: XidSource = collect_events,
         clock: Callable[[], float] = time.time,
@@ -191,6 +192,8 @@ class CollectionLoop:
         self.sysfs = sysfs
         self.kernel_log_lines = kernel_log_lines
         self.kernel_log_source = kernel_log_source
+        # Unit states (fabric.manager) are read through this systemctl; None: not read.
+        self.systemctl = systemctl
         self.health_runner = health_runner or _default_health_runner()
         self.xid_source = xid_source
         self.clock = clock
@@ -348,6 +351,7 @@ class CollectionLoop:
                 source=self.source,
                 timeout=self.timeout,
                 cache=self._cycle_cache,
+                **({"systemctl": self.systemctl} if self.systemctl else {}),
             )
         except Exception:
             log.exception("health engine failed")

@@ -438,3 +438,27 @@ def test_memory_used_as_nvidia_smi_shows_it_and_reserved_apart() -> None:
     assert [v for n, _, v in samples(text) if n == c.GPU_MEMORY_USED] == [0]
     assert [v for n, _, v in samples(text) if n == c.GPU_MEMORY_RESERVED] == [480 * 1024 * 1024]
     assert [v for n, _, v in samples(text) if n == c.GPU_MEMORY_TOTAL] == [81559 * 1024 * 1024]
+
+
+def test_live_loop_exports_the_fabric_manager_unit_state(tmp_path: Path) -> None:
+    """The exporter's health run reads unit states through the systemctl it is given (a live
+    node: `systemctl`); on an NVSwitch profile a stopped fabric manager is a critical check."""
+    from sre_tools.gpu.backend import RecordedBackend
+
+    stub = tmp_path / "systemctl"
+    stub.write_text(
+        "#!/bin/sh\nprintf 'LoadState=loaded\\nActiveState=failed\\nSubState=failed\\n'\n"
+    )
+    stub.chmod(0o755)
+    backend = RecordedBackend.load(SHARED / "hgx-h100-8-synthetic.json")
+    loop = make_loop(backend, "h100-sxm-8", systemctl=str(stub))
+    loop.collect_once()
+    text = scrape(loop)
+    assert one(text, c.GPU_HEALTH_CHECK_STATUS, check="fabric.manager") == c.STATUS_CRIT
+    assert one(
+        text, c.GPU_HEALTH_CHECK_STATUS, check="fabric.manager", action="restart_fabric_manager"
+    )
+    # Without a systemctl (a replay) the check is skipped, and skipped checks are not exported.
+    replayed = make_loop(RecordedBackend.load(SHARED / "hgx-h100-8-synthetic.json"), "h100-sxm-8")
+    replayed.collect_once()
+    assert values(scrape(replayed), c.GPU_HEALTH_CHECK_STATUS, check="fabric.manager") == []
