@@ -27,16 +27,25 @@ def whole_process(argv: list[str], runs: int) -> float:
     installed package has its ``.pyc`` files, and a benchmark that compiles every module on each
     run measures the compiler, not the start-up (pynvml's own ``.pyc`` is always there).
     """
+    return interleaved([argv], runs)[0]
+
+
+def interleaved(argvs: list[list[str]], runs: int) -> list[float]:
+    """Median wall time of each of ``argvs`` as a fresh process, the commands taking turns run
+    by run (after one warm-up each), so that a machine that speeds up or slows down during the
+    benchmark (a shared VM) moves every median alike and the ratios between them stay fair."""
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(argv, capture_output=True, check=False, timeout=120, env=env)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+    for argv in argvs:
         subprocess.run(argv, capture_output=True, check=False, timeout=120, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in argvs]
+    for _ in range(runs):
+        for i, argv in enumerate(argvs):
+            start = time.perf_counter()
+            subprocess.run(argv, capture_output=True, check=False, timeout=120, env=env)
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def in_process_cycle(replay: Path | None, runs: int) -> tuple[float, int]:
@@ -119,12 +128,10 @@ def main() -> None:
     sre = [py, "-m", "sre_tools.cli.main", "health", "--json"]
     if args.replay:
         sre += ["--replay", str(args.replay)]
-    t_sre = whole_process(sre, args.runs)
     ref_cmd = [py, "-c", "import pynvml; pynvml.nvmlInit()"]
     if args.replay:
         ref_cmd = [py, "-c", "import pynvml"]
-    t_ref = whole_process(ref_cmd, args.runs)
-    t_pass = whole_process([py, "-c", "pass"], args.runs)
+    t_sre, t_ref, t_pass = interleaved([sre, ref_cmd, [py, "-c", "pass"]], args.runs)
     rows.append(("python -c pass", t_pass * 1000, "floor"))
     ref_name = "import pynvml; nvmlInit()" if not args.replay else "import pynvml (no GPU)"
     rows.append((ref_name, t_ref * 1000, "reference"))

@@ -14,10 +14,13 @@ No InfiniBand port, or ``infiniband.enabled: false``: one SKIPPED ``ib.port_stat
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from sre_tools.health.ib_ports import COUNTER_MAX, IbPort, count_link_flaps, read_ports
 from sre_tools.health.model import Action, Finding, Severity
 from sre_tools.health.registry import Context, check
+
+if TYPE_CHECKING:
+    from sre_tools.health.ib_ports import IbPort
 
 RATE_WINDOW_SECONDS = 3600.0
 
@@ -74,6 +77,8 @@ def _errors(ctx: Context, port: IbPort) -> Finding:
             f"ib.{name}:{port.device}:{port.port}", value, ctx.now, RATE_WINDOW_SECONDS
         )
         rates[name] = None if rate is None else round(rate, 3)
+    from sre_tools.health.ib_ports import COUNTER_MAX
+
     saturated = [n for n, v in port.counters.items() if v >= COUNTER_MAX.get(n, 1 << 64)]
     ev = {
         **_where(port),
@@ -107,6 +112,8 @@ def _flaps(ctx: Context) -> Finding:
         return Finding(
             "ib.flaps", Severity.SKIPPED, "no kernel log lines given: link flaps not counted"
         )
+    from sre_tools.health.ib_ports import count_link_flaps
+
     limit = int(ctx.policy.get("infiniband.flaps_warn"))
     counts = count_link_flaps(ctx.kernel_log_lines)
     ev = {"link_down_by_pci": counts, "flaps_warn": limit}
@@ -130,6 +137,13 @@ def infiniband(ctx: Context) -> Iterator[Finding]:
     if not ctx.policy.get("infiniband.enabled"):
         yield Finding("ib.port_state", Severity.SKIPPED, "InfiniBand checks disabled by policy")
         return
+    if not (ctx.sysfs / "class" / "infiniband").is_dir():
+        # No RDMA device (and every replay): the port reader and its model are not loaded.
+        yield Finding("ib.port_state", Severity.SKIPPED, "no InfiniBand ports on this node",
+                      evidence={"other_rdma_ports": []})  # fmt: skip
+        return
+    from sre_tools.health.ib_ports import read_ports
+
     all_ports = read_ports(ctx.sysfs)
     ports = [p for p in all_ports if p.link_layer.lower() == "infiniband"]
     if not ports:

@@ -46,16 +46,35 @@ MAX_UPTIME_SECONDS = 1e9  # 31 years of uptime: beyond that the number is not a 
 _MIN_EPOCH = 0.0
 _MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
 
+
+class _Lazy:
+    """A regular expression compiled on first use. A kernel log's NVRM lines need only a few of
+    the patterns below; compiling all of them cost ``sre health`` (run by Slurm on every node
+    every few minutes) a few milliseconds at start-up."""
+
+    __slots__ = ("_args", "_pattern")
+
+    def __init__(self, pattern: str, flags: int = 0):
+        self._args = (pattern, flags)
+        self._pattern: re.Pattern[str] | None = None
+
+    @property
+    def p(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            self._pattern = re.compile(*self._args)
+        return self._pattern
+
+
 _BUS = r"[0-9a-fA-F]{1,8}:[0-9a-fA-F]{1,2}:[0-9a-fA-F]{1,2}(?:\.[0-7])?"
-_XID_RE = re.compile(
+_XID_RE = _Lazy(
     r"NVRM: Xid \((?:PCI:)?(?P<bus>" + _BUS + r")(?P<extra>[^)]{0,80})\):\s{0,8}"
     r"(?P<xid>\d{1,6})(?![\d])(?P<rest>.*)"
 )
-_FALLEN_RE = re.compile(
+_FALLEN_RE = _Lazy(
     r"NVRM: GPU (?:at )?(?:PCI:)?(?P<bus>" + _BUS + r"):\s{0,8}GPU has fallen off the bus",
     re.IGNORECASE,
 )
-_GPU_AT_RE = re.compile(
+_GPU_AT_RE = _Lazy(
     r"NVRM: GPU at (?:PCI:)?(?P<bus>" + _BUS + r"):\s{0,8}(?P<uuid>GPU-[0-9a-fA-F-]{8,64})"
 )
 # The probe-time message (nv.c: "NVRM: The NVIDIA GPU %04x:%02x:%02x.%x\n" "NVRM: (PCI ID:
@@ -71,36 +90,36 @@ _MIDDLE = (
     + r")?installed in this system has(?!\w)"
 )
 _TAIL = r"fallen off the bus and is not\b"
-_PROBE_MSG_RE = re.compile(_HEAD + _SEP + _MIDDLE + _SEP + _TAIL)
-_PIECE_RE = re.compile(
+_PROBE_MSG_RE = _Lazy(_HEAD + _SEP + _MIDDLE + _SEP + _TAIL)
+_PIECE_RE = _Lazy(
     r"(?P<head>" + _HEAD + r")|(?P<middle>" + _MIDDLE + r")|(?P<tail>" + _TAIL + r")"
     r"|(?:nvidia|NVRM)(?: (?P<dev>" + _FULL_BUS + r"))?: probe "
     r"(?:of (?P<probe>" + _FULL_BUS + r")|with driver nvidia) failed with error -?\d{1,4}"
 )
 # How syslog and /dev/kmsg write the newlines inside one record.
-_ESCAPED_NEWLINE_RE = re.compile(r"\\x0a|#012|\\n", re.IGNORECASE)
+_ESCAPED_NEWLINE_RE = _Lazy(r"\\x0a|#012|\\n", re.IGNORECASE)
 PROBE_MESSAGE = "The NVIDIA GPU {bus} has fallen off the bus and is not responding to commands."
-_GI_RE = re.compile(r"GPU-I:\s{0,4}(?P<gi>\d{1,4})")
-_BUS_ID_RE = re.compile(
+_GI_RE = _Lazy(r"GPU-I:\s{0,4}(?P<gi>\d{1,4})")
+_BUS_ID_RE = _Lazy(
     r"^(?:PCI:)?(?:(?P<domain>[0-9a-fA-F]{1,8}):)?(?P<bus>[0-9a-fA-F]{1,2}):"
     r"(?P<dev>[0-9a-fA-F]{1,2})(?:\.(?P<fn>[0-7]))?$"
 )
-_PID_RE = re.compile(r"pid=(?P<pid>'[^']{0,64}'|[^,\s]{0,64})\s{0,8},\s{0,8}")
-_NAME_RE = re.compile(r"name=(?P<name>'[^']{0,64}'|[^,]{0,64}?)\s{0,8},\s{0,8}")
-_RECOVERY_HEX_RE = re.compile(r"\bto\s+0x(?P<value>[0-9a-fA-F]{1,8})\b")
-_RECOVERY_NAME_RE = re.compile(r"\bto\s+(?:0x[0-9a-fA-F]{1,8}\s+)?\((?P<name>[^)]{1,40})\)")
+_PID_RE = _Lazy(r"pid=(?P<pid>'[^']{0,64}'|[^,\s]{0,64})\s{0,8},\s{0,8}")
+_NAME_RE = _Lazy(r"name=(?P<name>'[^']{0,64}'|[^,]{0,64}?)\s{0,8},\s{0,8}")
+_RECOVERY_HEX_RE = _Lazy(r"\bto\s+0x(?P<value>[0-9a-fA-F]{1,8})\b")
+_RECOVERY_NAME_RE = _Lazy(r"\bto\s+(?:0x[0-9a-fA-F]{1,8}\s+)?\((?P<name>[^)]{1,40})\)")
 
-_KMSG_RE = re.compile(
+_KMSG_RE = _Lazy(
     r"^\s{0,8}(?P<prio>\d{1,5}),(?P<seq>\d{1,20}),(?P<usec>\d{1,20}),(?P<flags>[^;]{0,64});"
 )
-_CALLER_RE = re.compile(r"caller=(?P<caller>[A-Za-z]?\d{1,10})")
-_ISO_RE = re.compile(
+_CALLER_RE = _Lazy(r"caller=(?P<caller>[A-Za-z]?\d{1,10})")
+_ISO_RE = _Lazy(
     r"^\s{0,8}(?P<iso>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?P<frac>[.,]\d{1,9})?"
     r"(?P<tz>Z|[+-]\d{2}:?\d{2})?(?=\s)"
 )
-_BSD_RE = re.compile(r"^\s{0,8}[A-Z][a-z]{2}\s{1,2}\d{1,2}\s\d{2}:\d{2}:\d{2}\s")
-_UPTIME_RE = re.compile(r"\[\s{0,12}(?P<up>\d{1,12}\.\d{1,9})\]")
-_CTIME_RE = re.compile(r"\[(?P<ct>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})\]")
+_BSD_RE = _Lazy(r"^\s{0,8}[A-Z][a-z]{2}\s{1,2}\d{1,2}\s\d{2}:\d{2}:\d{2}\s")
+_UPTIME_RE = _Lazy(r"\[\s{0,12}(?P<up>\d{1,12}\.\d{1,9})\]")
+_CTIME_RE = _Lazy(r"\[(?P<ct>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})\]")
 
 _RECOVERY_BY_NAME = {
     "none": 0,
@@ -119,7 +138,7 @@ def normalize_bus_id(text: str | None) -> str | None:
     """
     if not text:
         return None
-    m = _BUS_ID_RE.match(text.strip())
+    m = _BUS_ID_RE.p.match(text.strip())
     if m is None:
         return None
     domain = int(m.group("domain") or "0", 16)
@@ -127,7 +146,7 @@ def normalize_bus_id(text: str | None) -> str | None:
 
 
 def _gpu_instance(extra: str) -> str | None:
-    m = _GI_RE.search(extra)
+    m = _GI_RE.p.search(extra)
     return None if m is None else f"GPU-I:{int(m.group('gi')):02d}"
 
 
@@ -175,23 +194,23 @@ class _Prefix:
         self.uptime: float | None = None
         self.seq: int | None = None
         self.continued = False
-        kmsg = _KMSG_RE.match(prefix)
+        kmsg = _KMSG_RE.p.match(prefix)
         if kmsg is not None:
             self.source = "kmsg"
             self.seq = int(kmsg.group("seq"))
             self.uptime = self._uptime(int(kmsg.group("usec")) / 1e6)
             flags = kmsg.group("flags")
             self.continued = flags[:1] == "c"
-            caller = _CALLER_RE.search(flags)
+            caller = _CALLER_RE.p.search(flags)
             self.stream = "kmsg:" + ("" if caller is None else caller.group("caller"))
             return
-        iso = _ISO_RE.match(prefix)
+        iso = _ISO_RE.p.match(prefix)
         if iso is not None:
             self.source = "journal"
             self.timestamp = _iso_epoch(iso)
-        elif _BSD_RE.match(prefix):
+        elif _BSD_RE.p.match(prefix):
             self.source = "syslog"
-        ups = _UPTIME_RE.findall(prefix)
+        ups = _UPTIME_RE.p.findall(prefix)
         if ups:
             self.uptime = self._uptime(float(ups[-1]))
             if self.source == "text":
@@ -199,12 +218,12 @@ class _Prefix:
             elif self.source == "journal":
                 self.source = "syslog"  # rsyslog's RFC 3339 files keep the dmesg time too
         elif self.source == "text":
-            ct = _CTIME_RE.search(prefix)
+            ct = _CTIME_RE.p.search(prefix)
             if ct is not None:
                 self.source = "dmesg"
                 self.timestamp = _ctime_epoch(ct.group("ct"))
-        rest = _ISO_RE.sub("", _BSD_RE.sub("", prefix, count=1), count=1)
-        rest = _CTIME_RE.sub("", _UPTIME_RE.sub("", rest))
+        rest = _ISO_RE.p.sub("", _BSD_RE.p.sub("", prefix, count=1), count=1)
+        rest = _CTIME_RE.p.sub("", _UPTIME_RE.p.sub("", rest))
         self.stream = f"{self.source}:{' '.join(rest.split())}"
 
     @staticmethod
@@ -213,10 +232,10 @@ class _Prefix:
 
 
 def _recovery_action(rest: str) -> int | None:
-    m = _RECOVERY_HEX_RE.search(rest)
+    m = _RECOVERY_HEX_RE.p.search(rest)
     if m is not None:
         return int(m.group("value"), 16)
-    m = _RECOVERY_NAME_RE.search(rest)
+    m = _RECOVERY_NAME_RE.p.search(rest)
     if m is not None:
         return _RECOVERY_BY_NAME.get(" ".join(m.group("name").lower().split()))
     return None
@@ -232,12 +251,12 @@ def _pid_name_message(rest: str) -> tuple[int | None, str | None, str]:
         rest = rest[1:].lstrip()
     pid: int | None = None
     name: str | None = None
-    m = _PID_RE.match(rest)
+    m = _PID_RE.p.match(rest)
     if m is not None:
         raw = _unquote(m.group("pid"))
         pid = int(raw) if raw.isdigit() and len(raw) <= 10 else None
         rest = rest[m.end() :]
-    m = _NAME_RE.match(rest)
+    m = _NAME_RE.p.match(rest)
     if m is not None:
         raw = _unquote(m.group("name").strip())
         name = None if raw in {"", "<unknown>"} else raw
@@ -253,7 +272,7 @@ def _timestamp(prefix: _Prefix, boot_time: float | None) -> float | None:
 
 def _unescape(text: str) -> str:
     """The newlines syslog (``#012``) and /dev/kmsg (``\\x0a``) write inside one record."""
-    return _ESCAPED_NEWLINE_RE.sub("\n", text) if "#" in text or "\\" in text else text
+    return _ESCAPED_NEWLINE_RE.p.sub("\n", text) if "#" in text or "\\" in text else text
 
 
 def _probe_event(
@@ -285,7 +304,7 @@ def parse_line(line: str, *, boot_time: float | None = None) -> XidEvent | None:
     line = line.rstrip("\r\n")
     start = line.find("NVRM:")
     body = line[start:]
-    xid_match = _XID_RE.search(body)
+    xid_match = _XID_RE.p.search(body)
     if xid_match is not None:
         bus = normalize_bus_id(xid_match.group("bus"))
         if bus is None:
@@ -297,9 +316,9 @@ def parse_line(line: str, *, boot_time: float | None = None) -> XidEvent | None:
         gpu_instance = _gpu_instance(xid_match.group("extra"))
         recovery = _recovery_action(message) if xid == 154 else None
     else:
-        fallen = _FALLEN_RE.search(body)
+        fallen = _FALLEN_RE.p.search(body)
         if fallen is None:
-            probe = _PROBE_MSG_RE.search(_unescape(body))
+            probe = _PROBE_MSG_RE.p.search(_unescape(body))
             bus = None if probe is None else normalize_bus_id(probe.group("bus"))
             if bus is None:
                 return None
@@ -311,7 +330,7 @@ def parse_line(line: str, *, boot_time: float | None = None) -> XidEvent | None:
         kind = KIND_FALLEN_OFF_BUS
         message = "GPU has fallen off the bus."
     prefix = _Prefix(line[: min(start, 512)])
-    uuid = _GPU_AT_RE.search(body)
+    uuid = _GPU_AT_RE.p.search(body)
     return XidEvent(
         xid=xid,
         pci_bus_id=bus,
@@ -334,7 +353,7 @@ def gpu_uuid(line: str) -> tuple[str, str] | None:
     """``(bus id, GPU UUID)`` from ``NVRM: GPU at PCI:0000:18:00: GPU-...`` lines, else None."""
     if not isinstance(line, str) or len(line) > MAX_LINE_CHARS or "NVRM: GPU at" not in line:
         return None
-    m = _GPU_AT_RE.search(line)
+    m = _GPU_AT_RE.p.search(line)
     if m is None:
         return None
     bus = normalize_bus_id(m.group("bus"))
@@ -345,7 +364,7 @@ def gpu_uuid(line: str) -> tuple[str, str] | None:
 # records of the same stream) than this belongs to something else.
 PROBE_WINDOW_SECONDS = 2.0
 PROBE_WINDOW_RECORDS = 16  # records that hold a piece of the message
-_PROBE_HINT_RE = re.compile(r"NVIDIA GPU|installed in this system|fallen off the bus|probe")
+_PROBE_HINT_RE = _Lazy(r"NVIDIA GPU|installed in this system|fallen off the bus|probe")
 _PROBE_LOOKBACK = 64  # messages searched for the probe failure's
 
 
@@ -410,12 +429,12 @@ class _ProbeMessages:
 
     def feed(self, line: str, pos: int, first: bool, event: XidEvent | None = None) -> None:
         """One physical line; ``first``: the first line of its item; ``event``: parse_line's."""
-        if len(line) > MAX_LINE_CHARS or _PROBE_HINT_RE.search(line) is None:
+        if len(line) > MAX_LINE_CHARS or _PROBE_HINT_RE.p.search(line) is None:
             if not line[:1].isspace():  # an indented line may continue the record before
                 self.record = None
             return
         text = _unescape(line)
-        pieces = list(_PIECE_RE.finditer(text))
+        pieces = list(_PIECE_RE.p.finditer(text))
         marks = [i for i in (text.find("NVRM:"), pieces[0].start() if pieces else -1) if i >= 0]
         start = min(marks) if marks else len(text)
         head = text[:start]
