@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sre_tools.exceptions import SreError, ValidationError
-from sre_tools.health.xid.model import DRILL_RUN_ID_RE, DRILL_TAG, drill_marker
+from sre_tools.health.model import SERVICE_UNIT_RE
+from sre_tools.health.xid.model import DRILL_RUN_ID_RE, drill_marker
 from sre_tools.transport import LocalTransport, Transport, TransportError
 
 
@@ -48,7 +49,9 @@ def command(
     input: bytes | None = None,
 ) -> tuple[int, str]:
     """Run ``argv`` on the node; return ``(rc, stdout)`` when ``rc`` is in ``ok``, else raise
-    :class:`TransportError` with the command's stderr."""
+    :class:`TransportError` with the command's stderr. ``argv[0]`` (often from a drill's
+    configuration: ``systemctl``, ``sinfo``...) must be a plain command name or path."""
+    validate_command(argv[0], "command")
     result = transport.run(argv, timeout, input=input)
     if result.rc not in ok:
         err = result.stderr.decode(errors="replace").strip()
@@ -97,13 +100,12 @@ SRE_REASON_PREFIX = "sre:"
 # Where stop_service notes which units a drill stopped (tmpfs: gone after a reboot, with the fault).
 DEFAULT_STATE_DIR = "/run/sre-drill"
 
-_UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.@-]{0,200}\.service$")
 _COMMAND_RE = re.compile(r"^(/[A-Za-z0-9_.+/-]+|[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127})$")
 
 
 def validate_unit(unit: str) -> str:
     """A systemd service name (``name.service``, ``name@inst.service``); anything else refused."""
-    if not isinstance(unit, str) or not _UNIT_RE.match(unit):
+    if not isinstance(unit, str) or not SERVICE_UNIT_RE.fullmatch(unit):
         raise ValidationError(
             f"not a systemd service name: {unit!r} (expected NAME.service)", field="unit"
         )
@@ -115,6 +117,28 @@ def validate_command(name: str, field: str = "command") -> str:
     if not isinstance(name, str) or not _COMMAND_RE.match(name) or ".." in name.split("/"):
         raise ValidationError(f"not a command name or absolute path: {name!r}", field=field)
     return name
+
+
+def validate_path(path: str, field: str) -> str:
+    """An absolute path on the node (never read as an option), without ``..``, NUL or newline."""
+    if (
+        not isinstance(path, str)
+        or not path.startswith("/")
+        or any(c in path for c in "\0\n\r")
+        or ".." in path.split("/")
+    ):
+        raise ValidationError(f"not an absolute path: {path!r}", field=field)
+    return path
+
+
+def slurm_node(node: str) -> str:
+    """``node`` as a Slurm node name: one name, never a hostlist (``gpu[1-8]``, ``a,b``), so a
+    drill's ``NodeName=`` reaches exactly the node the blast radius chose."""
+    from sre_tools.remediation.model import NODE_RE
+
+    if not NODE_RE.fullmatch(node):
+        raise ValidationError(f"not a single Slurm node name: {node!r}", field="node")
+    return node
 
 
 def xid_line(xid: int, pci: str, run_id: str) -> str:
@@ -177,21 +201,58 @@ def inject_xid(
     config: str = "",
     timeout: float = 30.0,
     transport: Transport | None = None,
-    run_id: str = "manual",
+    run_id: str = "",
 ) -> str:
     """Append a drill-tagged NVRM Xid line for one GPU to ``kernel_log``: ``/dev/kmsg`` on a
     real node (the kernel's log, where the health checks and the exporter read it), or a file
     that the node's kernel-log source reads (test and container nodes: never the host's kmsg).
-    ``pci`` empty: GPU ``gpu``'s address, resolved on the node (:func:`gpu_bus_id`)."""
+    ``pci`` empty: GPU ``gpu``'s address, resolved on the node (:func:`gpu_bus_id`). Outside the
+    runner (``chaos run``) the line gets a run id of its own (``manual-<time>-<random>``)."""
     transport = local_or(transport)
+    validate_path(kernel_log, "kernel_log")
+    run_id = run_id or _manual_run_id()
     bus = _bus_id(pci) if pci else gpu_bus_id(gpu, sre, profile, replay, config, 120.0, transport)
     line = xid_line(xid, bus, run_id)
     # Appended by `tee -a` with the line on stdin (no shell): a kernel-log file keeps its inode
     # for a reader that follows it, and /dev/kmsg takes the one write as one record.
     data = (line + "\n").encode()
-    command(transport, ["tee", "-a", kernel_log], timeout, what=f"appending to {kernel_log}",
-            input=data)  # fmt: skip
+    command(transport, ["tee", "-a", "--", kernel_log], timeout,
+            what=f"appending to {kernel_log}", input=data)  # fmt: skip
     return line
+
+
+def _manual_run_id() -> str:
+    import secrets
+
+    return f"manual-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
+
+
+def drill_runs_in_log(
+    kernel_log: str, timeout: float, transport: Transport, max_bytes: int = 16 << 20
+) -> list[str]:
+    """The drill run of every drill-tagged line in ``kernel_log``, in order. ``/dev/kmsg`` is
+    read through ``dmesg`` (a kmsg reader waits for new records forever); a file through the
+    transport, capped; a missing file has none."""
+    from sre_tools.health.xid.model import drill_run_of
+
+    validate_path(kernel_log, "kernel_log")
+    if kernel_log == KMSG:
+        _, text = command(transport, ["dmesg"], timeout, what="dmesg")
+    elif command(transport, ["test", "-e", kernel_log], timeout, ok=(0, 1))[0] == 1:
+        return []
+    else:
+        text = transport.read_file(kernel_log, max_bytes).decode("utf-8", "replace")
+    return [r for line in text.splitlines() if (r := drill_run_of(line)) is not None]
+
+
+def acknowledged_runs(acks_file: str, timeout: float, transport: Transport) -> set[str]:
+    """Run ids in the node's acknowledgment file, read as the health engine reads it."""
+    from sre_tools.health.xid.model import MAX_DRILL_ACKS_BYTES, parse_drill_acks
+
+    validate_path(acks_file, "acks_file")
+    if command(transport, ["test", "-e", acks_file], timeout, ok=(0, 1))[0] == 1:
+        return set()
+    return parse_drill_acks(transport.read_file(acks_file, 64 * MAX_DRILL_ACKS_BYTES))
 
 
 def acknowledge_xid(
@@ -199,43 +260,30 @@ def acknowledge_xid(
     acks_file: str = DEFAULT_DRILL_ACKS_FILE,
     timeout: float = 30.0,
     transport: Transport | None = None,
-    run_id: str = "manual",
+    run_id: str = "",
 ) -> str:
-    """Make the run's XID lines stop counting: its run id goes into ``acks_file`` (the health
-    engine's ``xid.drill_acks_file``), and from a regular file the tagged lines are removed too.
-    ``/dev/kmsg`` cannot be edited: there the acknowledgment undoes the fault. Idempotent."""
+    """Make the run's XID lines stop counting: its run id is appended to ``acks_file`` (the
+    health engine's ``xid.drill_acks_file``), which the health checks and the exporter honour.
+    The log itself is never edited: ``/dev/kmsg`` cannot be, and a file another process writes
+    (rsyslog) must keep its inode and every real line. Outside the runner (no ``run_id``), every
+    drill run in the log that is not acknowledged yet is. Idempotent."""
     transport = local_or(transport)
-    if not DRILL_RUN_ID_RE.fullmatch(run_id):
-        raise ValidationError(f"not a drill run id: {run_id!r}", field="run_id")
-    parent = acks_file.rsplit("/", 1)[0] or "/"
-    command(transport, ["mkdir", "-p", "--", parent], timeout, what=f"creating {parent}")
-    rc, _ = command(transport, ["grep", "-qxF", "--", run_id, acks_file], timeout, ok=(0, 1, 2))
-    if rc != 0:
-        command(transport, ["tee", "-a", acks_file], timeout, what=f"appending to {acks_file}",
-                input=(run_id + "\n").encode())  # fmt: skip
-    done = f"run {run_id} acknowledged in {acks_file}"
-    if command(transport, ["test", "-f", kernel_log], timeout, ok=(0, 1))[0] == 0:
-        removed = clear_xid(kernel_log, timeout, transport)
-        done += f"; {removed} drill line(s) removed from {kernel_log}"
-    return done
-
-
-def clear_xid(kernel_log: str, timeout: float = 30.0, transport: Transport | None = None) -> int:
-    """Remove every drill-tagged line from the regular file ``kernel_log``; a missing file is
-    already clear."""
-    transport = local_or(transport)
-    rc, out = command(
-        transport, ["grep", "-c", "-F", f"[{DRILL_TAG} ", kernel_log], timeout, ok=(0, 1, 2)
-    )
-    if rc != 0:  # 1: no tagged line, 2: no file
-        return 0
-    command(
-        transport,
-        ["sed", "-i", f"/\\[{DRILL_TAG} /d", kernel_log],
-        timeout,
-        what=f"clearing {kernel_log}",
-    )
-    return int(out.strip() or 0)
+    validate_path(acks_file, "acks_file")
+    if run_id:
+        if not DRILL_RUN_ID_RE.fullmatch(run_id):
+            raise ValidationError(f"not a drill run id: {run_id!r}", field="run_id")
+        wanted = [run_id]
+    else:
+        wanted = list(dict.fromkeys(drill_runs_in_log(kernel_log, timeout, transport)))
+    acked = acknowledged_runs(acks_file, timeout, transport)
+    new = [r for r in wanted if r not in acked]
+    if new:
+        parent = acks_file.rsplit("/", 1)[0] or "/"
+        command(transport, ["mkdir", "-p", "--", parent], timeout, what=f"creating {parent}")
+        data = "".join(f"{r}\n" for r in new).encode()
+        command(transport, ["tee", "-a", "--", acks_file], timeout,
+                what=f"appending to {acks_file}", input=data)  # fmt: skip
+    return f"acknowledged in {acks_file}: {', '.join(wanted) or 'no drill run'}"
 
 
 # --- Slurm -----------------------------------------------------------------------------------
@@ -251,13 +299,13 @@ def drain_node(
     """Drain ``node`` in Slurm with an ``sre:drill`` reason naming the run."""
     transport, node = local_or(transport), node_or_host(node)
     reason = f"{DRILL_REASON_PREFIX} run={run_id}"
-    argv = [scontrol, "update", f"NodeName={node}", "State=DRAIN", f"Reason={reason}"]
+    argv = [scontrol, "update", f"NodeName={slurm_node(node)}", "State=DRAIN", f"Reason={reason}"]
     command(transport, argv, timeout, what=f"scontrol drain {node}")
     return reason
 
 
 def _resume(transport: Transport, node: str, scontrol: str, timeout: float) -> None:
-    argv = [scontrol, "update", f"NodeName={node}", "State=RESUME"]
+    argv = [scontrol, "update", f"NodeName={slurm_node(node)}", "State=RESUME"]
     command(transport, argv, timeout, what=f"scontrol resume {node}")
 
 
@@ -348,7 +396,7 @@ def wait_node_responding(
 
 
 def _marker(state_dir: str, unit: str) -> str:
-    return f"{state_dir.rstrip('/')}/{unit}.stopped"
+    return f"{validate_path(state_dir, 'state_dir').rstrip('/')}/{validate_unit(unit)}.stopped"
 
 
 def stop_service(
@@ -367,7 +415,7 @@ def stop_service(
     transport = local_or(transport)
     validate_unit(unit)
     before = unit_state(unit, systemctl=systemctl, timeout=timeout, transport=transport)
-    command(transport, ["mkdir", "-p", state_dir], timeout, what=f"creating {state_dir}")
+    command(transport, ["mkdir", "-p", "--", state_dir], timeout, what=f"creating {state_dir}")
     transport.write_file(_marker(state_dir, unit), f"{run_id} {before}\n".encode())
     command(transport, [systemctl, "stop", unit], timeout, what=f"systemctl stop {unit}")
     return before
@@ -454,24 +502,45 @@ def wait_alert_resolved(
 # --- DCGM ------------------------------------------------------------------------------------
 
 
+def _dcgm_note(state_dir: str, gpu: int, field: int) -> str:
+    base = validate_path(state_dir, "state_dir").rstrip("/")
+    return f"{base}/dcgm-gpu{int(gpu)}-f{int(field)}.injected"
+
+
+def _inject(dcgmi: str, gpu: int, field: int, value: int | float, timeout: float,
+            transport: Transport) -> str:  # fmt: skip
+    validate_command(dcgmi, "dcgmi")
+    argv = [dcgmi, "test", "--inject", "--gpuid", str(int(gpu))]
+    argv += [
+        "-f",
+        str(int(field)),
+        "-v",
+        str(float(value) if isinstance(value, float) else int(value)),
+    ]
+    _, out = command(transport, argv, timeout, what="dcgmi test --inject")
+    return out.strip()
+
+
 def dcgm_inject(
     gpu: int,
     field: int,
     value: int | float,
     dcgmi: str = "dcgmi",
+    state_dir: str = DEFAULT_STATE_DIR,
     timeout: float = 30.0,
     transport: Transport | None = None,
+    run_id: str = "manual",
 ) -> str:
     """Inject ``value`` into DCGM field ``field`` of GPU ``gpu`` in the host engine's cache:
     ``dcgmi test --inject --gpuid N -f FIELD -v VALUE`` (NVIDIA DCGM, "Error Injection" and the
     ``dcgmi test`` reference: docs.nvidia.com/datacenter/dcgm/latest/user-guide/
-    dcgm-error-injection.html). Only DCGM's view changes; the GPU itself is not touched."""
+    dcgm-error-injection.html). Only DCGM's view changes; the GPU itself is not touched. A note
+    in ``state_dir`` (written first) tells :func:`dcgm_restore` that a drill injected it."""
     transport = local_or(transport)
-    validate_command(dcgmi, "dcgmi")
-    argv = [dcgmi, "test", "--inject", "--gpuid", str(int(gpu))]
-    argv += ["-f", str(int(field)), "-v", str(value)]
-    _, out = command(transport, argv, timeout, what="dcgmi test --inject")
-    return out.strip()
+    note = _dcgm_note(state_dir, gpu, field)
+    command(transport, ["mkdir", "-p", "--", state_dir], timeout, what=f"creating {state_dir}")
+    transport.write_file(note, f"{run_id}\n".encode())
+    return _inject(dcgmi, gpu, field, value, timeout, transport)
 
 
 def dcgm_restore(
@@ -479,17 +548,20 @@ def dcgm_restore(
     field: int,
     value: int | float = 0,
     dcgmi: str = "dcgmi",
+    state_dir: str = DEFAULT_STATE_DIR,
     timeout: float = 30.0,
     transport: Transport | None = None,
 ) -> str:
-    """Rollback of :func:`dcgm_inject`: inject the healthy ``value`` back. Where ``dcgmi`` is not
-    installed there is nothing to undo (the drill was skipped): nothing is run."""
-    from sre_tools.chaos.probes import command_available
-
+    """Rollback of :func:`dcgm_inject`: inject the healthy ``value`` back, only where a drill's
+    note says it injected (never over a value DCGM read from the GPU itself), then drop the
+    note. Idempotent: without the note nothing is run."""
     transport = local_or(transport)
-    if not command_available(dcgmi, timeout=timeout, transport=transport):
-        return f"{dcgmi} not installed: nothing to undo"
-    return dcgm_inject(gpu, field, value, dcgmi=dcgmi, timeout=timeout, transport=transport)
+    note = _dcgm_note(state_dir, gpu, field)
+    if command(transport, ["test", "-e", note], timeout, ok=(0, 1))[0] == 1:
+        return "no drill injection noted: nothing to undo"
+    out = _inject(dcgmi, gpu, field, value, timeout, transport)
+    command(transport, ["rm", "-f", "--", note], timeout, what=f"removing {note}")
+    return out
 
 
 # --- sre health ------------------------------------------------------------------------------

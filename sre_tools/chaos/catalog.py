@@ -70,7 +70,8 @@ def skip_reason(
     variables: Mapping[str, Any],
 ) -> str | None:
     """Why the drill does not apply to ``nodes`` (a required command missing on one), or
-    ``None``. Runs only the requirement probes; a probe that errors is a reason too."""
+    ``None``. Runs only the requirement probes; a probe that errors (a timeout, a lost
+    connection) raises :class:`SreError`: the run is then an error, not a skip."""
     from sre_tools.chaos.runner import call_activity, substitute
     from sre_tools.chaos.tolerance import within_tolerance
 
@@ -80,8 +81,12 @@ def skip_reason(
                 args = substitute(dict(probe.provider.arguments or {}), variables)
                 wanted = args.get("command_name", "?")
                 value = call_activity(probe, node, transport_for(node), run_id, variables)
-            except (SreError, OSError, ValueError, TypeError) as exc:
-                return f"{node}: {probe.name}: cannot tell whether it applies: {exc}"
+            except SreError:
+                raise  # cannot tell whether it applies: an error for the run, never a skip
+            except (OSError, ValueError, TypeError) as exc:
+                raise SreError(
+                    f"{node}: {probe.name}: cannot tell whether it applies: {exc}"
+                ) from exc
             assert probe.tolerance is not None
             if not within_tolerance(probe.tolerance, value):
                 return (

@@ -25,9 +25,12 @@ from typing import Any
 from sre_tools.chaos.actions import (
     DEFAULT_DRILL_ACKS_FILE,
     KMSG,
+    acknowledged_runs,
     command,
+    drill_runs_in_log,
     local_or,
     node_or_host,
+    slurm_node,
     validate_command,
     validate_unit,
 )
@@ -42,26 +45,14 @@ def drill_xid_lines(
     acks_file: str = DEFAULT_DRILL_ACKS_FILE,
     timeout: float = 30.0,
     transport: Transport | None = None,
-    max_bytes: int = 16 << 20,
 ) -> int:
     """How many drill-tagged XID lines in ``kernel_log`` still count: those of runs not
-    acknowledged in ``acks_file``. ``/dev/kmsg`` is read through ``dmesg`` (a kmsg reader would
-    wait for new records forever); a file with the transport, capped; a missing file has none."""
-    from sre_tools.health.xid.model import drill_run_of
-
+    acknowledged in ``acks_file`` (read as the health engine reads it)."""
     transport = local_or(transport)
-    if kernel_log == KMSG:
-        _, text = command(transport, ["dmesg"], timeout, what="dmesg")
-    elif command(transport, ["test", "-e", kernel_log], timeout, ok=(0, 1))[0] == 1:
-        return 0
-    else:
-        text = transport.read_file(kernel_log, max_bytes).decode("utf-8", "replace")
-    runs = [r for line in text.splitlines() if (r := drill_run_of(line)) is not None]
+    runs = drill_runs_in_log(kernel_log, timeout, transport)
     if not runs:
         return 0
-    acked: set[str] = set()
-    if command(transport, ["test", "-e", acks_file], timeout, ok=(0, 1))[0] == 0:
-        acked = set(transport.read_file(acks_file, 1 << 16).decode("utf-8", "replace").split())
+    acked = acknowledged_runs(acks_file, timeout, transport)
     return sum(1 for r in runs if r not in acked)
 
 
@@ -70,7 +61,8 @@ def drill_xid_lines(
 
 def _sinfo_field(transport: Transport, node: str, sinfo: str, fmt: str, timeout: float) -> str:
     # -N prints a node once per partition it is in: the first line is the node's.
-    _, out = command(transport, [sinfo, "-h", "-N", "-n", node, "-o", fmt], timeout)
+    argv = [sinfo, "-h", "-N", "-n", slurm_node(node), "-o", fmt]
+    _, out = command(transport, argv, timeout)
     lines = out.strip().splitlines()
     return lines[0].strip() if lines else ""
 

@@ -42,6 +42,7 @@ from sre_tools.chaos.model import Activity, Check, Experiment, parse_experiment
 from sre_tools.chaos.safety import DrillRefused, Precondition, Safety, Targets, check_preconditions
 from sre_tools.chaos.tolerance import within_tolerance
 from sre_tools.exceptions import SreError, ValidationError
+from sre_tools.health.xid.model import DRILL_RUN_ID_RE
 from sre_tools.transport import ConnectError, LocalTransport, Transport, TransportError
 
 # How the runner reaches a node by its name: local (the default: drills run on the node itself,
@@ -101,6 +102,17 @@ def _lookup(variables: Mapping[str, Any], name: str) -> Any:
     if name not in variables:
         raise ValidationError(f"${{{name}}} is not in the configuration", field="configuration")
     return variables[name]
+
+
+def journal_config(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration as the journal keeps it: a URL's userinfo (``user:pass@``) replaced
+    by ``***`` (the journal is read by people and copied into tickets)."""
+    from sre_tools.sli.prometheus import redact_url
+
+    return {
+        k: redact_url(v) if isinstance(v, str) and "://" in v and "@" in v else v
+        for k, v in variables.items()
+    }
 
 
 def call_activity(
@@ -191,6 +203,8 @@ class Runner:
         self.preconditions = preconditions
         self.break_stale_lock = break_stale_lock
         self.run_id = run_id or new_run_id(clock)
+        if not DRILL_RUN_ID_RE.fullmatch(self.run_id):  # it names the journal file and XID tags
+            raise ValidationError(f"not a drill run id: {self.run_id!r}", field="run_id")
         self.source = source
         self.clock = clock
         self.sleep = sleep
@@ -203,6 +217,11 @@ class Runner:
         self._journal: Journal | None = None
         self._unreachable: list[str] = []
         self._fault_at: dict[str, float] = {}
+        # Nodes on which the method began (an action journaled as started): only those have
+        # anything to roll back. A node whose steady state failed, or that a skip or an abort
+        # reached first, is left exactly as it was (a rollback there could undo a real fault's
+        # handling: resume a node remediation drained, inject DCGM's healthy value over a DBE).
+        self._touched: set[str] = set()
         self._rollback_at: float | None = None
         self._transports: dict[str, Transport] = {}
         self._deferred: list[int] = []
@@ -337,6 +356,8 @@ class Runner:
         ``error_event`` when it raises); a dry run journals it ``skipped``. Returns (status,
         output, error); a probe out of its tolerance is ``failed`` without an error."""
         fields = {"phase": phase, "index": index, "name": activity.name, "node": node}
+        if phase == "method":
+            self._touched.add(node)
         self.log(f"{kind}-start", **fields, activity=activity.to_ctk())
         if not self.execute:
             self.log(f"{kind}-end", **fields, status="skipped")
@@ -435,13 +456,14 @@ class Runner:
         )
 
     def rollbacks(self, done: set[tuple[int, str]] = frozenset()) -> bool:  # type: ignore[assignment]
-        """Run every rollback on every target not in ``done``; a failure is journaled and the
-        others still run. Returns whether all succeeded (or were skipped in a dry run)."""
+        """Run every rollback on every target the method began on, except those in ``done``; a
+        failure is journaled and the others still run. Returns whether all succeeded (or were
+        skipped in a dry run)."""
         ok = True
         self._rollback_at = self.clock()
         for index, activity in enumerate(self.experiment.rollbacks):
             for node in self.targets.selected:
-                if (index, node) in done:
+                if (index, node) in done or node not in self._touched:
                     continue
                 status, _, _ = self._perform(
                     "rollback", "rollback", index, activity, node, "rollback-end"
@@ -461,7 +483,13 @@ class Runner:
         check_preconditions(self.preconditions)
         if self.execute:
             self._reach()
-        return self.safety.acquire(self.run_id, self.operator, break_stale=self.break_stale_lock)
+        try:
+            return self.safety.acquire(
+                self.run_id, self.operator, break_stale=self.break_stale_lock
+            )
+        except BaseException:
+            self.close_transports()
+            raise
 
     def _reach(self) -> None:
         """Open every target's transport (``true``) before anything is done: an unreachable node
@@ -490,7 +518,7 @@ class Runner:
                 source=self.source,
                 host=socket.gethostname(),
                 pid=os.getpid(),
-                config=dict(self.variables),
+                config=journal_config(self.variables),
                 experiment=self.experiment.to_ctk(),
                 broke_stale_lock=replaced.run_id if replaced else None,
                 inventory=self.inventory,
@@ -525,11 +553,17 @@ class Runner:
             self._check_stop()
             if self.execute:
                 # A drill whose requirement (a command such as dcgmi) is missing on a target does
-                # not apply there: skipped with the reason, nothing injected.
-                skip = catalog.skip_reason(
-                    self.experiment, self.targets.selected, self.transport, self.run_id,
-                    self.variables,
-                )  # fmt: skip
+                # not apply there: skipped with the reason, nothing injected. A requirement that
+                # cannot be checked (a timeout, a lost connection) is an error, not a skip.
+                try:
+                    skip = catalog.skip_reason(
+                        self.experiment, self.targets.selected, self.transport, self.run_id,
+                        self.variables,
+                    )  # fmt: skip
+                except SreError as exc:
+                    result.status = "error"
+                    result.details.append(f"requirement not checked: {exc}")
+                    return
                 if skip:
                     result.status = "skipped"
                     result.details.append(skip)
@@ -556,7 +590,9 @@ class Runner:
 
     def _finish(self, result: RunResult, done: set[tuple[int, str]]) -> None:
         result.rollbacks_ok = self.rollbacks(done)
-        if self.experiment.hypothesis and result.status != "skipped":
+        if self.experiment.hypothesis and self._touched:
+            # Judged again only where the method began: a node the run never touched is as it
+            # was (a steady state that failed before still fails, and says nothing new).
             result.restored = self.hypothesis("after-rollback")
         recover_seconds = None
         if result.restored and self._rollback_at is not None:
@@ -646,14 +682,22 @@ def recover(
         # Every node must answer before the lock is taken over: an unreachable one is a one-line
         # error, the journal is left as it was, and the stale lock keeps refusing new drills.
         runner._reach()
-    safety.acquire(run_id, operator, takeover=True)
+    try:
+        safety.acquire(run_id, operator, takeover=True)
+    except BaseException:
+        runner.close_transports()
+        raise
+    # Only the nodes the method began on have anything to roll back (see Runner._touched).
+    runner._touched = {
+        str(e["node"]) for e in of_type(events, "action-start") if e.get("phase") == "method"
+    }
     result = RunResult(run_id, "recovered", path, nodes)
     try:
         runner._journal = Journal(path, run_id, clock=clock)
         runner.log(
             "recover",
             operator=operator,
-            outstanding=len(experiment.rollbacks) * len(nodes) - len(done),
+            outstanding=len(experiment.rollbacks) * len(runner._touched) - len(done),
         )
         runner._finish(result, done)
     finally:

@@ -1,7 +1,8 @@
 """``sre drill``: chaos drills that prove detection, alerting, remediation and rollback work.
 
 Every run is a dry run unless ``--execute`` is given. Exit codes (also in the README):
-0 the drill passed (or a dry run completed), 1 runtime failure (an action or a rollback failed,
+0 the drill passed (or a dry run completed, or it was skipped: it does not apply to a target,
+e.g. ``dcgm-inject`` without ``dcgmi``), 1 runtime failure (an action or a rollback failed,
 a node could not be reached, the steady state was not restored, the lock is held, the abort
 switch is set, a precondition refused, the store or a transport failed), 2 invalid input (a bad
 experiment file or inventory field, a target outside the allowlist, the blast radius exceeded),

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+# A systemd service unit name (systemd.unit(5): ASCII letters, digits, ":-_.\\@", and "\\x2d"-style
+# escapes), starting with a letter, digit or "_" so that it can never read as an option. Shared by
+# the health checks that read a unit and the drills that stop and start one.
+SERVICE_UNIT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9:_.@\\-]{0,240}\.service")
 
 JSON_SCHEMA_VERSION = 1
 

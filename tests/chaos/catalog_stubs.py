@@ -64,8 +64,13 @@ SINFO = r"""#!/bin/sh
 # sinfo stand-in for `sinfo -h -N -n NODE -o %T|%E`.
 s="$STUB_STATE"
 for a in "$@"; do fmt="$a"; done
-if [ -n "$REMEDIATE_LOG" ] && grep -q "NVRM: Xid" "$REMEDIATE_LOG" 2>/dev/null \
-   && [ "$(cat "$s/node_state")" != drained ]; then
+# An XID counts until its drill run is acknowledged (the node's drill-acks file).
+unacked() {
+  grep -o 'sre-drill run=[^]]*' "$REMEDIATE_LOG" 2>/dev/null | sed 's/.*run=//' |
+    while read -r r; do grep -qxF "$r" "$s/../drill-acks" 2>/dev/null || echo "$r"; done |
+    grep -q .
+}
+if [ -n "$REMEDIATE_LOG" ] && unacked && [ "$(cat "$s/node_state")" != drained ]; then
   echo drained > "$s/node_state"
   echo "sre: remediation xid 79 (reboot)" > "$s/node_reason"
 fi
@@ -121,8 +126,10 @@ esac
 
 SRE = r"""#!/bin/sh
 # sre on the node: the real `sre health` on a recorded HGX GPU tree (registered fabric); unit
-# states come from the systemctl stand-in when the drill passes --systemctl.
+# states come from the systemctl stand-in when the drill passes --systemctl; the node's site
+# file names its drill acknowledgment file (xid.drill_acks_file) unless a --config is given.
 echo "$*" >> "$STUB_STATE/sre.log"
+case " $* " in *" --config "*) ;; *) set -- "$@" --config "{site}" ;; esac
 PYTHONPATH="{repo}" exec "{python}" -m sre_tools.cli.main "$@" --replay "{healthy}"
 """
 
@@ -133,6 +140,7 @@ class StubNode:
     bin: Path
     state: Path
     kernel_log: Path
+    acks_file: Path = Path()
 
     def unit(self, name: str) -> str:
         path = self.state / "units" / name
@@ -159,9 +167,10 @@ class StubNode:
         (self.bin / tool).unlink()
 
     def drill_lines(self) -> int:
-        if not self.kernel_log.exists():
-            return 0
-        return self.kernel_log.read_text().count("[sre-drill ")
+        """Drill-tagged lines of runs not acknowledged (they are never removed from the log)."""
+        from tests.chaos.conftest import unacknowledged_lines
+
+        return unacknowledged_lines(self.kernel_log, self.acks_file)
 
 
 def make_stub_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StubNode:
@@ -170,7 +179,10 @@ def make_stub_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StubNode:
     (node.state / "units").mkdir(parents=True)
     node.kernel_log.write_text("")  # the file the node's kernel-log source reads: it exists
     node.bin.mkdir(parents=True)
-    sre = SRE.format(healthy=HEALTHY_GPUS, repo=REPO, python=sys.executable)
+    node.acks_file = node.root / "drill-acks"
+    site = node.root / "site.yaml"
+    site.write_text(f"xid:\n  drill_acks_file: {node.acks_file}\n")
+    sre = SRE.format(healthy=HEALTHY_GPUS, site=site, repo=REPO, python=sys.executable)
     for name, text in (
         ("systemctl", SYSTEMCTL),
         ("sinfo", SINFO),

@@ -69,6 +69,18 @@ def drill_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DrillEnv:
     return env
 
 
+def unacknowledged_lines(kernel_log: Path, acks_file: Path) -> int:
+    """Drill-tagged lines in ``kernel_log`` whose run is not in ``acks_file``: the ones that
+    still count (a rollback acknowledges its run; it never edits the log)."""
+    from sre_tools.health.xid.model import drill_run_of, parse_drill_acks
+
+    if not kernel_log.exists():
+        return 0
+    acked = parse_drill_acks(acks_file.read_bytes()) if acks_file.exists() else set()
+    runs = [drill_run_of(line) for line in kernel_log.read_text().splitlines()]
+    return sum(1 for r in runs if r is not None and r not in acked)
+
+
 def catalog_doc(name: str) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(path_of(name).read_text())
     return data

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from sre_tools.chaos import catalog
+from sre_tools.chaos import actions, catalog
 from sre_tools.chaos.model import Experiment
 from sre_tools.chaos.runner import Runner, RunResult, call_activity, local_factory
 from sre_tools.chaos.safety import Safety, Targets
 from sre_tools.cli.drill import exit_code
+from sre_tools.exceptions import ValidationError
 from sre_tools.transport import LocalTransport
 from tests.chaos.catalog_stubs import (
     GPU0_PCI,
@@ -55,6 +56,7 @@ def variables(node: StubNode, monitoring: FakeMonitoring) -> dict[str, Any]:
     """The configuration a site sets, pointed at the stand-ins."""
     return {
         "kernel_log": str(node.kernel_log),
+        "acks_file": str(node.acks_file),
         "pci": GPU0_PCI,
         "state_dir": str(node.root / "run"),
         "prometheus_url": monitoring.url,
@@ -260,8 +262,8 @@ def test_dcgm_inject_without_dcgmi_is_a_skip_with_a_reason(
     assert exit_code(result) == 0
     assert result.rollbacks_ok
     events = drill_env.journal_events(result.run_id)
-    rollback = next(e for e in events if e["event"] == "rollback-end")
-    assert rollback["output"] == "dcgmi not installed: nothing to undo"
+    # Nothing was injected, so nothing is rolled back (not even a harmless-looking restore).
+    assert not [e for e in events if e["event"].startswith(("action-", "rollback-"))]
     assert node.log("dcgmi") == []
 
 
@@ -311,3 +313,35 @@ def test_rollbacks_are_safe_on_a_node_never_faulted_and_twice(
     assert node.log("scontrol") == []
     assert node.kernel_log.read_text() == ""
     assert outputs[: len(outputs) // 2] == outputs[len(outputs) // 2 :]
+
+
+def test_a_requirement_that_cannot_be_checked_is_an_error_not_a_skip(
+    drill_env: DrillEnv, node: StubNode, monitoring: FakeMonitoring
+) -> None:
+    """A requirement probe that fails (here: a dcgmi path that is no command name) says nothing
+    about whether the drill applies: the run is an error (exit 1), never a harmless skip."""
+    exp = drill("dcgm-inject")
+    result = run(drill_env, exp, {**variables(node, monitoring), "dcgmi": "dcgmi; reboot"})
+    assert result.status == "error" and exit_code(result) == 1
+    assert "requirement not checked" in result.details[0]
+    assert node.log("dcgmi") == []
+
+
+def test_dcgm_restore_undoes_only_what_a_drill_injected(node: StubNode) -> None:
+    state = str(node.root / "run")
+    actions.dcgm_inject(0, 311, 1, state_dir=state, transport=LocalTransport(), run_id="r1")
+    assert actions.dcgm_restore(0, 311, 0, state_dir=state, transport=LocalTransport())
+    again = actions.dcgm_restore(0, 311, 0, state_dir=state, transport=LocalTransport())
+    assert again == "no drill injection noted: nothing to undo"
+    injected = [line for line in node.log("dcgmi") if line.startswith("test ")]
+    assert injected == [
+        "test --inject --gpuid 0 -f 311 -v 1",
+        "test --inject --gpuid 0 -f 311 -v 0",
+    ]
+
+
+@pytest.mark.parametrize("name", ["gpu[1-8]", "a,b", "-n", "x y"])
+def test_slurm_actions_take_one_node_name_only(name: str, node: StubNode) -> None:
+    with pytest.raises(ValidationError, match="single Slurm node name"):
+        actions.drain_node(transport=LocalTransport(), node=name, run_id="r1")
+    assert node.log("scontrol") == []

@@ -11,6 +11,7 @@ import pytest
 from sre_tools.chaos import actions, probes
 from sre_tools.chaos.actions import DrillActionError
 from sre_tools.exceptions import QueryError, ValidationError
+from sre_tools.health.xid.model import drill_run_of
 from sre_tools.transport import LocalTransport, TransportError
 from tests.chaos.catalog_stubs import (
     GPU0_PCI,
@@ -181,7 +182,7 @@ def test_resume_if_healthy(node: StubNode) -> None:
     done = actions.resume_if_healthy(sre=sre, kernel_log=kernel_log, transport=T, node="n1")
     assert done == "left drained: health is crit (action reboot)"
     assert node.node()[0] == "drained"
-    actions.clear_xid(kernel_log, transport=T)
+    actions.acknowledge_xid(kernel_log, str(node.acks_file), transport=T, run_id="r3")
     done = actions.resume_if_healthy(sre=sre, kernel_log=kernel_log, transport=T, node="n1")
     assert done == "resumed (reason was 'sre: remediation xid 79', health ok)"
     assert node.node() == ("idle", "none")
@@ -191,16 +192,23 @@ def test_resume_if_healthy(node: StubNode) -> None:
 # --- the kernel log --------------------------------------------------------------------------
 
 
-def test_inject_count_and_clear_xid_lines(node: StubNode) -> None:
-    log = str(node.kernel_log)
-    node.kernel_log.write_text("NVRM: Xid (PCI:0000:9a:00): 13, a real one\n")
+def test_inject_count_and_acknowledge_xid_lines(node: StubNode) -> None:
+    """The log is never edited: a real line and the drill's stay, byte for byte; the run is
+    acknowledged, once, and its line stops counting."""
+    log, acks = str(node.kernel_log), str(node.acks_file)
+    real = "NVRM: Xid (PCI:0000:9a:00): 13, a real one\n"
+    node.kernel_log.write_text(real)
     line = actions.inject_xid(log, xid=48, pci=GPU0_PCI, transport=T, run_id="r4")
     assert line.startswith(f"NVRM: Xid (PCI:{GPU0_PCI}): 48, ") and "[sre-drill run=r4]" in line
-    assert probes.drill_xid_lines(log, transport=T) == 1
-    assert actions.clear_xid(log, transport=T) == 1
-    assert actions.clear_xid(log, transport=T) == 0
-    assert node.kernel_log.read_text() == "NVRM: Xid (PCI:0000:9a:00): 13, a real one\n"
-    assert probes.drill_xid_lines(str(node.root / "none.log"), transport=T) == 0
+    assert probes.drill_xid_lines(log, acks, transport=T) == 1
+    assert actions.acknowledge_xid(log, acks, transport=T, run_id="r4") == (
+        f"acknowledged in {acks}: r4"
+    )
+    actions.acknowledge_xid(log, acks, transport=T, run_id="r4")
+    assert node.acks_file.read_text() == "r4\n"
+    assert probes.drill_xid_lines(log, acks, transport=T) == 0
+    assert node.kernel_log.read_text() == real + line + "\n"
+    assert probes.drill_xid_lines(str(node.root / "none.log"), acks, transport=T) == 0
 
 
 # --- sre health ------------------------------------------------------------------------------
@@ -260,7 +268,10 @@ def test_dcgm_inject_health_and_restore(node: StubNode) -> None:
 def test_dcgm_without_dcgmi(node: StubNode) -> None:
     node.remove("dcgmi")
     assert probes.command_available("dcgmi", transport=T) is False
-    assert actions.dcgm_restore(0, 311, 0, transport=T) == "dcgmi not installed: nothing to undo"
+    state = str(node.root / "run")
+    assert actions.dcgm_restore(0, 311, 0, state_dir=state, transport=T) == (
+        "no drill injection noted: nothing to undo"
+    )
 
 
 def test_dcgm_health_without_a_verdict_is_an_error(node: StubNode) -> None:
@@ -347,23 +358,25 @@ def test_injected_arguments_default_to_this_machine(node: StubNode) -> None:
     assert actions.poll_until(lambda: 3, lambda v: v == 3, 0, 1, "x") == 3
 
 
-def test_acknowledge_xid_on_a_file_and_on_a_device(node: StubNode) -> None:
-    """A file loses the run's lines and gains the ack; a device (a real node's /dev/kmsg, here
-    /dev/null) cannot be edited, so the ack alone undoes it. Twice changes nothing more."""
-    log, acks = str(node.kernel_log), node.root / "lib" / "drill-acks"
-    actions.inject_xid(log, xid=79, pci=GPU0_PCI, transport=T, run_id="drill-a")
-    actions.inject_xid(log, xid=79, pci=GPU0_PCI, transport=T, run_id="drill-b")
-    assert probes.drill_xid_lines(log, acks_file=str(acks), transport=T) == 2
-    done = actions.acknowledge_xid(log, acks_file=str(acks), transport=T, run_id="drill-a")
-    assert done == f"run drill-a acknowledged in {acks}; 2 drill line(s) removed from {log}"
-    assert acks.read_text() == "drill-a\n"
-    actions.acknowledge_xid(log, acks_file=str(acks), transport=T, run_id="drill-a")
-    assert acks.read_text() == "drill-a\n"
-    done = actions.acknowledge_xid("/dev/null", acks_file=str(acks), transport=T, run_id="x-1")
-    assert done == f"run x-1 acknowledged in {acks}"
-    assert acks.read_text() == "drill-a\nx-1\n"
+def test_acknowledge_without_a_run_id_takes_every_run_in_the_log(node: StubNode) -> None:
+    """Outside the runner (``chaos run``): each injection gets its own ``manual-...`` id, and an
+    acknowledgment without a run id takes every drill run still counting, not a fixed name that
+    would hide later manual runs."""
+    log, acks = str(node.kernel_log), str(node.acks_file)
+    first = actions.inject_xid(log, xid=79, pci=GPU0_PCI, transport=T)
+    second = actions.inject_xid(log, xid=79, pci=GPU0_PCI, transport=T)
+    ids = [drill_run_of(first), drill_run_of(second)]
+    assert all(i and i.startswith("manual-") for i in ids) and ids[0] != ids[1]
+    assert actions.acknowledge_xid(log, acks, transport=T) == (
+        f"acknowledged in {acks}: {ids[0]}, {ids[1]}"
+    )
+    assert probes.drill_xid_lines(log, acks, transport=T) == 0
+    later = actions.inject_xid(log, xid=79, pci=GPU0_PCI, transport=T)
+    assert probes.drill_xid_lines(log, acks, transport=T) == 1, later
     with pytest.raises(ValidationError, match="run id"):
-        actions.acknowledge_xid(log, acks_file=str(acks), transport=T, run_id="a\nb")
+        actions.acknowledge_xid(log, acks, transport=T, run_id="a\nb")
+    with pytest.raises(ValidationError, match="not an absolute path"):
+        actions.acknowledge_xid(log, "drill-acks", transport=T, run_id="r1")
 
 
 def test_drill_lines_in_kmsg_are_read_through_dmesg_and_count_until_acknowledged(

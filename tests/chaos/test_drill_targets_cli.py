@@ -16,7 +16,7 @@ from sre_tools.chaos.model import parse_experiment
 from sre_tools.chaos.runner import Runner, recover
 from sre_tools.chaos.safety import Safety, Targets
 from sre_tools.transport import ConnectError, HostKeyError, LocalTransport, Result, Transport
-from tests.chaos.conftest import DrillEnv, experiment
+from tests.chaos.conftest import DrillEnv, experiment, unacknowledged_lines
 
 Sre = Any
 
@@ -250,7 +250,8 @@ def test_recover_with_an_unreachable_node_leaves_the_journal_and_the_lock(
         lines = done.journal.read_text().splitlines(keepends=True)
         cut = next(i for i, line in enumerate(lines) if '"rollback-start"' in line)
         done.journal.write_text("".join(lines[:cut]))
-        drill_env.kernel_log.write_text("NVRM: Xid (PCI:0000:00:00.0): 79 [sre-drill run=x]\n")
+        line = f"NVRM: Xid (PCI:0000:00:00.0): 79 [sre-drill run={done.run_id}]\n"
+        drill_env.kernel_log.write_text(line)
         safety.store.conn.execute(
             "INSERT INTO drill_lock VALUES ('fleet', ?, 999999999, ?, 'tester', 0)",
             (done.run_id, safety.host),
@@ -263,7 +264,8 @@ def test_recover_with_an_unreachable_node_leaves_the_journal_and_the_lock(
         assert holder is not None and holder.run_id == done.run_id and holder.stale
         again = recover(done.journal, safety=safety)
         assert again.status == "recovered" and again.rollbacks_ok
-        assert "[sre-drill " not in drill_env.kernel_log.read_text()
+        log = drill_env.kernel_log
+        assert unacknowledged_lines(log, log.with_name("drill-acks")) == 0
     finally:
         safety.close()
 

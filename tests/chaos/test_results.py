@@ -209,7 +209,9 @@ def test_cli_run_records_and_reports(drill_env: DrillEnv, sre: Sre) -> None:
     assert row["drill"] == "xid-measured" and row["statuses"] == {"failed": 1, "passed": 1}
     assert row["expectations"][0]["passed"] == 1 and row["expectations"][0]["failed"] == 1
     assert row["times"]["detect"]["count"] == 1  # only the met one has a time
-    assert 0 <= row["times"]["detect"]["median_seconds"] < 2
+    # A met expectation's time lies within its deadline (what the time means, not a speed goal).
+    within = measured_doc(drill_env)["x-sre"]["expect"][0]["within"]
+    assert 0 <= row["times"]["detect"]["median_seconds"] <= within
     assert row["times"]["recover"]["count"] == 2
 
     code, out, _ = sre("drill", "report")

@@ -20,11 +20,10 @@ states unless a systemctl is given.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from sre_tools.gpu.errors import NotSupported
-from sre_tools.health.model import Action, Finding, GpuRef, Severity
+from sre_tools.health.model import SERVICE_UNIT_RE, Action, Finding, GpuRef, Severity
 from sre_tools.health.registry import Context, check, gpu_check
 
 STATES = {0: "not_supported", 1: "not_started", 2: "in_progress", 3: "completed"}
@@ -138,8 +137,6 @@ def fabric_state(ctx: Context, gpu: GpuRef) -> Iterator[Finding]:
         yield Finding("fabric.state", Severity.OK, "fabric registered", gpu=gpu, evidence=ev)
 
 
-# A systemd unit name (systemd.unit(5): ASCII letters, digits, ":-_.\\@"), a service.
-UNIT_RE = re.compile(r"[A-Za-z0-9:_.@\\-]{1,250}\.service")
 UNIT_TIMEOUT_SECONDS = 5.0
 # ActiveState values (systemctl show): the unit runs, is on its way, or does not run.
 ACTIVE = "active"
@@ -181,7 +178,7 @@ def fabric_manager(ctx: Context) -> Iterator[Finding]:
     if not unit:
         yield Finding("fabric.manager", Severity.SKIPPED, "fabric_manager.unit is empty")
         return
-    if not isinstance(unit, str) or not UNIT_RE.fullmatch(unit):
+    if not isinstance(unit, str) or not SERVICE_UNIT_RE.fullmatch(unit):
         yield Finding(
             "fabric.manager", Severity.UNKNOWN, f"fabric_manager.unit {unit!r} is not a service"
         )

@@ -157,25 +157,24 @@ def _summary(decision: GpuDecision) -> str:
     return f"{head} -> {decision.action.value}: {decision.reason}"
 
 
-MAX_DRILL_ACKS_BYTES = 64 * 1024
-
-
 def acknowledged_drill_runs(path: str) -> tuple[set[str], str | None]:
-    """Run ids in the drill acknowledgment file (``xid.drill_acks_file``) and the reason it could
-    not be read, if so. A missing file acknowledges nothing."""
-    from sre_tools.health.xid.model import DRILL_RUN_ID_RE
+    """Run ids in the drill acknowledgment file (``xid.drill_acks_file``, read from its end) and
+    the reason it could not be read, if so. A missing file acknowledges nothing."""
+    import os
+
+    from sre_tools.health.xid.model import MAX_DRILL_ACKS_BYTES, parse_drill_acks
 
     try:
         with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_DRILL_ACKS_BYTES:
+                fh.seek(size - MAX_DRILL_ACKS_BYTES - 1)
             data = fh.read(MAX_DRILL_ACKS_BYTES + 1)
     except FileNotFoundError:
         return set(), None
     except OSError as exc:
         return set(), f"{path}: {exc.strerror or exc}"
-    if len(data) > MAX_DRILL_ACKS_BYTES:
-        return set(), f"{path}: larger than {MAX_DRILL_ACKS_BYTES} bytes"
-    words = data.decode("utf-8", "replace").split()
-    return {w for w in words if DRILL_RUN_ID_RE.fullmatch(w)}, None
+    return parse_drill_acks(data), None
 
 
 def _drop_acknowledged(

@@ -40,6 +40,21 @@ def drill_marker(run_id: str) -> str:
     return f"[{DRILL_TAG} run={run_id}]"
 
 
+# The acknowledgment file is read from its end: the newest acknowledgments are the ones whose
+# lines can still be in the kernel log; older ones have long left the ring buffer.
+MAX_DRILL_ACKS_BYTES = 64 * 1024
+
+
+def parse_drill_acks(data: bytes) -> set[str]:
+    """Run ids in (the last ``MAX_DRILL_ACKS_BYTES`` of) a drill acknowledgment file, one per
+    line; anything that is not a run id is ignored."""
+    if len(data) > MAX_DRILL_ACKS_BYTES:
+        data = data[-MAX_DRILL_ACKS_BYTES:]
+        data = data[data.find(b"\n") + 1 :]  # a line cut in two is no id
+    words = data.decode("utf-8", "replace").split()
+    return {w for w in words if DRILL_RUN_ID_RE.fullmatch(w)}
+
+
 def drill_run_of(text: str) -> str | None:
     """The drill run a kernel-log line was written by, or None for the driver's own lines."""
     m = _DRILL_MARKER_RE.search(text)
