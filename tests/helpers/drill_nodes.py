@@ -231,15 +231,19 @@ class DrillSite:
         local = self.workdir / f"recording-{node.host}.json"
         local.write_text(json.dumps(recording))
         run([*PODMAN, "cp", str(local), f"{node.name}:{RECORDING}"])
-        conf = self.cluster.conf
-        script = (
-            f"printf 'SLURMD_OPTIONS=\"-N {node.host}\"\\n' > /etc/default/slurmd"
-            f" && printf 'SRE_EXPORTER_LISTEN=127.0.0.1:{port}\\n' > /etc/default/sre-exporter"
-            f" && mkdir -p /etc/slurm && ln -sf {conf} /etc/slurm/slurm.conf"
-            " && systemctl enable --now slurmd.service sre-exporter.service"
-            " nvidia-fabricmanager.service"
-        )
-        self.nodes.exec(node, "sh", "-c", script)
+        # Files copied in and argv commands: no shell line built from names and paths.
+        defaults = {
+            "/etc/default/slurmd": f'SLURMD_OPTIONS="-N {node.host}"\n',
+            "/etc/default/sre-exporter": f"SRE_EXPORTER_LISTEN=127.0.0.1:{port}\n",
+        }
+        for target, text in defaults.items():
+            local = self.workdir / f"{node.host}-{Path(target).name}"
+            local.write_text(text)
+            run([*PODMAN, "cp", str(local), f"{node.name}:{target}"])
+        self.nodes.exec(node, "mkdir", "-p", "/etc/slurm")
+        self.nodes.exec(node, "ln", "-sf", str(self.cluster.conf), "/etc/slurm/slurm.conf")
+        self.nodes.exec(node, "systemctl", "enable", "--now", "slurmd.service",
+                        "sre-exporter.service", "nvidia-fabricmanager.service")  # fmt: skip
 
     def _prometheus_config(self) -> str:
         rules = self.workdir / "gpu-health.test-rules.yml"
