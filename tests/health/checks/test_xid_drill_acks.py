@@ -44,19 +44,27 @@ def test_acknowledging_a_drill_never_hides_a_real_xid(run: Runner, tmp_path: Pat
     assert finding.evidence["acknowledged_drill_events"] == 1
 
 
-@pytest.mark.parametrize("problem", ["unreadable", "too-large"])
-def test_an_unusable_ack_file_acknowledges_nothing(
-    run: Runner, tmp_path: Path, problem: str
-) -> None:
+def test_an_unreadable_ack_file_acknowledges_nothing(run: Runner, tmp_path: Path) -> None:
     acks = tmp_path / "acks"
-    if problem == "unreadable":
-        acks.mkdir()  # a directory: read fails for root too
-    else:
-        acks.write_text((RUN + "\n") * 10_000)
+    acks.mkdir()  # a directory: read fails for root too
     lines = [f"[ 12.0] {xid_line(79, BUS, RUN)}"]
     (finding,) = only(run(H100, config=site(acks), kernel_log_lines=lines), "xid")
     assert finding.severity is Severity.CRIT  # still counts: the safe side
     assert str(acks) in finding.evidence["drill_acks_error"]
+
+
+def test_a_large_ack_file_is_read_from_its_end(run: Runner, tmp_path: Path) -> None:
+    """The newest acknowledgments count (their lines can still be in the ring buffer); ids more
+    than 64 KiB from the end are no longer read."""
+    acks = tmp_path / "acks"
+    old = "drill-20200101T000000Z-aaaaaa"
+    filler = "".join(f"drill-20250101T000000Z-{i:06x}\n" for i in range(4000))
+    acks.write_text(f"{old}\n{filler}{RUN}\n")
+    assert acks.stat().st_size > 64 * 1024
+    lines = [f"[ 12.0] {xid_line(79, BUS, RUN)}", f"[ 13.0] {xid_line(79, BUS, old)}"]
+    (finding,) = only(run(H100, config=site(acks), kernel_log_lines=lines), "xid")
+    assert finding.evidence["acknowledged_drill_events"] == 1  # RUN's; the old run counts again
+    assert finding.severity is Severity.CRIT and finding.evidence["counts"] == {"79": 1}
 
 
 def test_marker_round_trip_and_foreign_tags() -> None:
