@@ -19,11 +19,12 @@ through :mod:`sre_tools.inputs` so a bad file is a one-line error naming the fil
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sre_tools.exceptions import ValidationError
@@ -311,13 +312,18 @@ class Check:
     within: float = 0.0
     poll: float = 1.0
     measures: str | None = None
+    # ``${name}`` of the configuration value that ``within`` / ``poll`` came from, if one did: a
+    # site sets it with ``--var`` (its SlurmdTimeout, its alert's ``for``); see resolve_timing.
+    within_var: str | None = None
+    poll_var: str | None = None
 
     def to_dict(self, *, deadline: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "probe": self.probe.to_ctk()}
         out["tolerance"] = self.tolerance.to_ctk()
         if deadline:
-            out["within"] = _plain_number(self.within)
-            out["poll"] = _plain_number(self.poll)
+            w, p = self.within_var, self.poll_var
+            out["within"] = f"${{{w}}}" if w else _plain_number(self.within)
+            out["poll"] = f"${{{p}}}" if p else _plain_number(self.poll)
         if self.measures is not None:
             out["measures"] = self.measures
         return out
@@ -354,7 +360,41 @@ def parse_blast_radius(data: Any, field_name: str) -> BlastRadius:
     return BlastRadius(mode, value, cap)
 
 
-def parse_check(data: Any, field_name: str, *, deadline: bool) -> Check:
+_WHOLE_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _timing(
+    value: Any, field_name: str, configuration: Mapping[str, Any]
+) -> tuple[float, str | None]:
+    """A number of seconds, or ``${name}`` naming one in the configuration."""
+    if isinstance(value, str):
+        whole = _WHOLE_VAR_RE.fullmatch(value)
+        if whole is None:
+            raise ValidationError(f"must be a number or ${{name}}, got {value!r}", field=field_name)
+        name = whole.group(1)
+        if name not in configuration:
+            raise ValidationError(f"${{{name}}} is not in the configuration", field=field_name)
+        return _number(configuration[name], f"configuration.{name}"), name
+    return _number(value, field_name), None
+
+
+def check_timing(within: float, poll: float, field_name: str) -> None:
+    if not 0 < within <= MAX_DEADLINE_SECONDS:
+        raise ValidationError(
+            f"must be in (0, {MAX_DEADLINE_SECONDS:g}] seconds, got {within:g}",
+            field=f"{field_name}.within",
+        )
+    if not 0 < poll <= within:
+        raise ValidationError(f"must be in (0, within], got {poll:g}", field=f"{field_name}.poll")
+
+
+def parse_check(
+    data: Any,
+    field_name: str,
+    *,
+    deadline: bool,
+    configuration: Mapping[str, Any] | None = None,
+) -> Check:
     data = _mapping(data, field_name)
     name = _req_str(data, "name", field_name)
     probe = parse_activity(data.get("probe"), f"{field_name}.probe", kind="probe")
@@ -362,22 +402,38 @@ def parse_check(data: Any, field_name: str, *, deadline: bool) -> Check:
         raise ValidationError("is required", field=f"{field_name}.tolerance")
     tolerance = parse_tolerance(data["tolerance"], f"{field_name}.tolerance")
     within, poll = 0.0, 1.0
+    within_var = poll_var = None
     if deadline:
-        within = _number(data.get("within"), f"{field_name}.within")
-        if not 0 < within <= MAX_DEADLINE_SECONDS:
-            raise ValidationError(
-                f"must be in (0, {MAX_DEADLINE_SECONDS:g}] seconds", field=f"{field_name}.within"
-            )
-        poll = _number(data.get("poll", 1.0), f"{field_name}.poll")
-        if not 0 < poll <= within:
-            raise ValidationError("must be in (0, within]", field=f"{field_name}.poll")
+        config = configuration or {}
+        within, within_var = _timing(data.get("within"), f"{field_name}.within", config)
+        poll, poll_var = _timing(data.get("poll", 1.0), f"{field_name}.poll", config)
+        check_timing(within, poll, field_name)
     measures = data.get("measures")
     if measures is not None and (not deadline or measures not in MEASURES):
         raise ValidationError(
             f"must be one of {', '.join(MEASURES)} (expectations only), got {measures!r}",
             field=f"{field_name}.measures",
         )
-    return Check(name, probe, tolerance, within, poll, measures)
+    return Check(name, probe, tolerance, within, poll, measures, within_var, poll_var)
+
+
+def resolve_timing(check: Check, variables: Mapping[str, Any], field_name: str) -> Check:
+    """``check`` with ``within`` / ``poll`` taken from ``variables`` (the configuration with the
+    run's ``--var`` values) where they name a configuration value."""
+    if check.within_var is None and check.poll_var is None:
+        return check
+
+    def seconds(name: str) -> float:
+        value = variables.get(name)
+        if isinstance(value, str):  # --var KEY=VALUE gives text
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        return _number(value, f"configuration.{name}")
+
+    within = check.within if check.within_var is None else seconds(check.within_var)
+    poll = check.poll if check.poll_var is None else seconds(check.poll_var)
+    check_timing(within, poll, field_name)
+    return replace(check, within=within, poll=poll, within_var=None, poll_var=None)
 
 
 # --- the experiment -------------------------------------------------------------------------
@@ -496,7 +552,7 @@ def parse_experiment(data: Any) -> Experiment:
         )
     )
     expect = tuple(
-        parse_check(c, f"{EXTENSION_KEY}.expect[{i}]", deadline=True)
+        parse_check(c, f"{EXTENSION_KEY}.expect[{i}]", deadline=True, configuration=configuration)
         for i, c in enumerate(_list(ext.get("expect", []), f"{EXTENSION_KEY}.expect"))
     )
     extra = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}

@@ -32,13 +32,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sre_tools.chaos import catalog
 from sre_tools.chaos.journal import Journal, journal_path, of_type, read_events
-from sre_tools.chaos.model import Activity, Check, Experiment, parse_experiment
+from sre_tools.chaos.model import (
+    Activity,
+    Check,
+    Experiment,
+    parse_experiment,
+    resolve_timing,
+)
 from sre_tools.chaos.safety import DrillRefused, Precondition, Safety, Targets, check_preconditions
 from sre_tools.chaos.tolerance import within_tolerance
 from sre_tools.exceptions import SreError, ValidationError
@@ -192,13 +198,21 @@ class Runner:
         inventory: str | None = None,
         transports: Mapping[str, str] | None = None,
     ):
-        self.experiment = experiment
         self.targets = targets
         self.safety = safety
         self.execute = execute
         self.operator = operator
         self.reason = reason
         self.variables = {**experiment.configuration, **(variables or {})}
+        # Deadlines and polls that name a configuration value take the run's value (--var).
+        experiment = replace(
+            experiment,
+            expect=tuple(
+                resolve_timing(c, self.variables, f"x-sre.expect[{i}]")
+                for i, c in enumerate(experiment.expect)
+            ),
+        )
+        self.experiment = experiment
         self.transport_factory = transport_factory
         self.preconditions = preconditions
         self.break_stale_lock = break_stale_lock

@@ -213,3 +213,52 @@ def test_unreadable_experiments(tmp_path: Path, name: str, text: str, reason: st
 def test_missing_file() -> None:
     with pytest.raises(ValidationError, match="cannot read file"):
         load_experiment("/nonexistent/drill.yaml")
+
+
+def test_deadlines_from_the_configuration_and_from_var(tmp_path: Path) -> None:
+    """`within`/`poll` may name a configuration value; the export keeps the name, and a run's
+    --var value replaces the default (a site's SlurmdTimeout, its alert's `for`)."""
+    from sre_tools.chaos.runner import Runner
+    from sre_tools.chaos.safety import Safety, Targets
+
+    doc = catalog_doc("slurmd-kill")
+    exp = parse_experiment(doc)
+    (check,) = exp.expect
+    assert (check.within, check.within_var) == (360.0, "not_responding_within")
+    assert parse_experiment(exp.to_ctk()).to_ctk() == exp.to_ctk()
+    assert exp.to_ctk()["x-sre"]["expect"][0]["within"] == "${not_responding_within}"
+
+    safety = Safety(tmp_path / "store.db")
+    try:
+
+        def runner(value: Any) -> Runner:
+            return Runner(
+                exp, Targets(("n1",), ("n1",)), safety=safety, journal_dir=tmp_path,
+                variables={"not_responding_within": value},
+            )  # fmt: skip
+
+        assert runner("42.5").experiment.expect[0].within == 42.5  # --var gives text
+        assert runner(30).experiment.expect[0].within == 30.0
+        with pytest.raises(ValidationError) as err:
+            runner("soon")
+        assert err.value.field == "configuration.not_responding_within"
+        with pytest.raises(ValidationError, match=r"must be in \(0, within\]"):
+            runner(1)  # below its poll of 5 s
+    finally:
+        safety.close()
+
+
+@pytest.mark.parametrize(
+    ("within", "field", "piece"),
+    [
+        ("${nope}", "x-sre.expect[0].within", "${nope} is not in the configuration"),
+        ("${slow", "x-sre.expect[0].within", "must be a number or ${name}"),
+        ("${sinfo}", "configuration.sinfo", "must be a finite number"),
+    ],
+)
+def test_bad_deadline_references(within: str, field: str, piece: str) -> None:
+    doc = catalog_doc("slurmd-kill")
+    doc["x-sre"]["expect"][0]["within"] = within
+    with pytest.raises(ValidationError) as err:
+        parse_experiment(doc)
+    assert err.value.field == field and piece in str(err.value)
