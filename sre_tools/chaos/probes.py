@@ -16,9 +16,7 @@ import json
 import math
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -358,25 +356,23 @@ def exporter_metric(
     node: str = "",
 ) -> float | None:
     """The sum of the samples named ``name`` (with ``_total`` for a counter) whose labels include
-    ``labels``, read from the exporter's ``/metrics`` at ``url`` over plain HTTP from the
-    controller (``{node}`` in ``url`` becomes the node's name); ``None`` when no sample
-    matches."""
+    ``labels``, read from the exporter's ``/metrics`` at ``url`` from the controller (``{node}``
+    in ``url`` becomes the node's name); ``None`` when no sample matches. ``https`` and
+    credentials in the URL work as for ``--prometheus`` (basic auth, never printed)."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    from sre_tools.webclient import Endpoint
+
     url = url.replace("{node}", node_or_host(node))
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(f"not an http(s) URL: {url!r}", field="url")
+    endpoint = Endpoint(url, field="url", what="exporter", timeout=float(timeout))
+    parts = urllib.parse.urlsplit(endpoint.url)
     if parts.path in ("", "/"):
-        url = urllib.parse.urlunsplit(parts._replace(path="/metrics"))
+        endpoint.url = urllib.parse.urlunsplit(parts._replace(path="/metrics"))
     try:
-        with urllib.request.urlopen(url, timeout=float(timeout)) as resp:  # noqa: S310
-            text = resp.read(64 << 20).decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        raise QueryError(f"{url}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise QueryError(f"{url}: cannot read the exporter's metrics: {reason}") from None
+        text = endpoint.read().decode("utf-8", "replace")
+    except QueryError as exc:
+        raise QueryError(f"cannot read the exporter's metrics: {exc}") from None
+    url = endpoint.url
     want = {str(k): str(v) for k, v in (labels or {}).items()}
     total: float | None = None
     try:

@@ -113,7 +113,7 @@ def _lookup(variables: Mapping[str, Any], name: str) -> Any:
 def journal_config(variables: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration as the journal keeps it: a URL's userinfo (``user:pass@``) replaced
     by ``***`` (the journal is read by people and copied into tickets)."""
-    from sre_tools.sli.prometheus import redact_url
+    from sre_tools.webclient import redact_url
 
     return {
         k: redact_url(v) if isinstance(v, str) and "://" in v and "@" in v else v

@@ -6,15 +6,10 @@ expressions are the ones the generated rules record, so a report and the alerts 
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
 import math
 import os
-import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,45 +17,9 @@ from sre_tools.exceptions import QueryError, ValidationError
 from sre_tools.inputs import load_json
 from sre_tools.slo.model import SLO
 from sre_tools.slo.promql import window_ratio
+from sre_tools.webclient import Endpoint, HttpStatusError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
-
-# Everything up to the last "@" before the host: the userinfo, with or without a scheme.
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@", re.DOTALL)
-_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any userinfo replaced by ``***``, for messages (``http://***@host:9090``)."""
-    return _USERINFO.sub(lambda m: f"{m.group(1) or ''}***@", url)
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port
-
-
-class _SameOriginAuthRedirect(urllib.request.HTTPRedirectHandler):
-    """Follows redirects; sends the credentials again only to the same scheme, host and port.
-
-    The header is added as "unredirected", so urllib itself never copies it to the new request.
-    """
-
-    def __init__(self, auth: str | None):
-        super().__init__()
-        self.auth = auth
-
-    def redirect_request(
-        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> urllib.request.Request | None:
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and self.auth and _origin(newurl) == _origin(req.full_url):
-            new.add_unredirected_header("Authorization", self.auth)
-        return new
 
 
 class PrometheusSource:
@@ -74,62 +33,34 @@ class PrometheusSource:
         bearer_token: str | None = None,
         opener: Any = None,
     ):
-        # A message shows the URL without its userinfo: the password in it is never printed.
-        shown = redact_url(base_url)
-        try:
-            parsed = urllib.parse.urlsplit(base_url)
-            host, port = parsed.hostname, parsed.port  # port: ValueError when out of range
-        except ValueError as exc:
-            raise ValidationError(
-                f"invalid Prometheus URL {shown!r}: {exc}", field="--prometheus"
-            ) from None
-        if parsed.scheme not in {"http", "https"} or not host or _UNSAFE_URL_CHARS.search(base_url):
-            raise ValidationError(
-                f"invalid Prometheus URL {shown!r} (expected http(s)://host:port)",
-                field="--prometheus",
-            )
-        self._auth: str | None = None
-        if parsed.username is not None:
-            # Credentials in the URL become a basic-auth header; they are never printed.
-            user = urllib.parse.unquote(parsed.username)
-            creds = f"{user}:{urllib.parse.unquote(parsed.password or '')}"
-            self._auth = "Basic " + base64.b64encode(creds.encode()).decode()
-            netloc = f"[{host}]" if ":" in host else host
-            if port:
-                netloc += f":{port}"
-            parsed = parsed._replace(netloc=netloc)
-        token = bearer_token or os.environ.get("SRE_PROMETHEUS_TOKEN")
-        if token:
-            self._auth = f"Bearer {token}"
-        self.base_url = urllib.parse.urlunsplit(parsed).rstrip("/")
+        # Credentials in the URL become a basic-auth header; a message never shows them.
+        token = bearer_token or os.environ.get("SRE_PROMETHEUS_TOKEN") or None
+        self._endpoint = Endpoint(
+            base_url,
+            field="--prometheus",
+            what="Prometheus",
+            timeout=timeout,
+            bearer_token=token,
+            opener=opener,
+        )
+        self.base_url = self._endpoint.url.rstrip("/")
         self.timeout = timeout
-        self._open = opener or urllib.request.build_opener(_SameOriginAuthRedirect(self._auth)).open
 
     def query(self, expr: str, at: float) -> list[dict[str, Any]]:
         """Run an instant query; return the vector result (list of samples)."""
         body = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"}).encode()
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            f"{self.base_url}/api/v1/query",
-            data=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            method="POST",
-        )
-        if self._auth:
-            request.add_unredirected_header("Authorization", self._auth)
         try:
-            with self._open(request, timeout=self.timeout) as resp:
-                payload = load_json(resp.read().decode("utf-8"), self.base_url)
-        except urllib.error.HTTPError as exc:
-            detail = _error_detail(exc)
-            raise QueryError(f"{self.base_url}: HTTP {exc.code}: {detail}") from None
-        except TimeoutError:
-            raise QueryError(f"{self.base_url}: query timed out after {self.timeout:g}s") from None
-        except urllib.error.URLError as exc:
-            raise QueryError(f"{self.base_url}: cannot reach Prometheus: {exc.reason}") from None
+            raw = self._endpoint.read(
+                f"{self.base_url}/api/v1/query",
+                data=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        except HttpStatusError as exc:
+            raise QueryError(f"{exc}: {_error_detail(exc)}") from None
+        try:
+            payload = load_json(raw.decode("utf-8"), self.base_url)
         except (ValidationError, UnicodeDecodeError):
             raise QueryError(f"{self.base_url}: answer is not JSON") from None
-        except (OSError, http.client.HTTPException) as exc:  # a connection cut mid-answer
-            raise QueryError(f"{self.base_url}: reading the answer failed: {exc!r:.200}") from None
         if not isinstance(payload, dict) or payload.get("status") != "success":
             detail = payload.get("error", payload) if isinstance(payload, dict) else payload
             raise QueryError(f"{self.base_url}: query failed: {detail!r:.200}")
@@ -167,9 +98,9 @@ class PrometheusSource:
         return out
 
 
-def _error_detail(exc: urllib.error.HTTPError) -> str:
+def _error_detail(exc: HttpStatusError) -> str:
     try:
-        payload = json.loads(exc.read().decode("utf-8"))
+        payload = json.loads(exc.body.decode("utf-8"))
         return str(payload.get("error", exc.reason))[:300]
-    except (ValueError, UnicodeDecodeError, OSError):
-        return str(exc.reason)
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return exc.reason

@@ -343,7 +343,7 @@ def test_exporter_metric(node: StubNode, monitoring: FakeMonitoring) -> None:
     assert value == 1
     assert probes.exporter_metric(monitoring.url, "gpu_xid_events_total", {"xid": "13"}) is None
     assert probes.exporter_metric(monitoring.url, "gpu_xid_events") is None  # the sample's name
-    with pytest.raises(ValidationError, match="not an http"):
+    with pytest.raises(ValidationError, match="invalid exporter URL"):
         probes.exporter_metric("file:///etc/passwd", "x")
     with pytest.raises(QueryError, match="cannot read the exporter's metrics"):
         probes.exporter_metric("http://127.0.0.1:1/metrics", "x", timeout=2)

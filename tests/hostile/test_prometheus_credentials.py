@@ -3,6 +3,7 @@ redirect (real loopback HTTP servers: 127.0.0.1 redirects, 127.0.0.2 is the othe
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from sre_tools.exceptions import QueryError, ValidationError
-from sre_tools.sli.prometheus import PrometheusSource, redact_url
+from sre_tools.sli.prometheus import PrometheusSource
+from sre_tools.webclient import redact_url
 from tests.helpers.procs import closed_port
 from tests.hostile.conftest import Sre
 
@@ -160,3 +162,45 @@ def test_unreachable_prometheus_is_a_runtime_error_without_the_password(sre: Sre
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+# --- the drills' exporter probe reads /metrics through the same client -----------------------
+
+
+def test_exporter_probe_sends_url_credentials_and_never_prints_them(
+    servers: tuple[Server, Server],
+) -> None:
+    from sre_tools.chaos.probes import exporter_metric
+
+    origin, other = servers
+    # The server answers JSON, not the text format: the probe reads it (with the credentials)
+    # and then refuses it, naming the URL without them.
+    with pytest.raises(QueryError) as info:
+        exporter_metric(_with_creds(origin.url), "gpu_xid_events_total", timeout=5)
+    assert origin.seen[0][0] == "/metrics"
+    assert origin.seen[0][1] == "Basic " + base64.b64encode(f"admin:{SECRET}".encode()).decode()
+    assert "not the Prometheus text format" in str(info.value) and SECRET not in str(info.value)
+    # A redirect to another host loses the credentials, as for --prometheus.
+    origin.redirect_to = f"{other.url}/metrics"
+    origin.seen.clear()
+    with pytest.raises(QueryError):
+        exporter_metric(_with_creds(origin.url) + "/api/metrics", "x", timeout=5)
+    assert other.seen == [("/metrics", None)]
+
+
+@pytest.mark.parametrize("url", BAD_URLS.values(), ids=BAD_URLS.keys())
+def test_exporter_probe_bad_url_is_an_input_error_without_the_password(url: str) -> None:
+    from sre_tools.chaos.probes import exporter_metric
+
+    with pytest.raises(ValidationError) as info:
+        exporter_metric(url, "x")
+    assert SECRET not in str(info.value) and info.value.field == "url"
+
+
+def test_exporter_probe_unreachable_without_the_password() -> None:
+    from sre_tools.chaos.probes import exporter_metric
+
+    with closed_port() as port, pytest.raises(QueryError) as info:
+        exporter_metric(f"http://admin:{SECRET}@127.0.0.1:{port}/metrics", "x", timeout=5)
+    assert "cannot read the exporter's metrics" in str(info.value)
+    assert SECRET not in str(info.value)
