@@ -34,7 +34,6 @@ EXTENSION_KEY = "x-sre"
 PROVIDER_MODULE_PREFIX = "sre_tools.chaos."
 MAX_DEADLINE_SECONDS = 86_400.0
 DEFAULT_TIMEOUT_SECONDS = 60.0
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 # What an expectation's time measures (``sre drill report``): from the fault to its first
 # satisfied probe.
 MEASURES = ("detect", "alert", "drain", "recover")
@@ -587,10 +586,13 @@ def load_experiment(path: str) -> Experiment:
     return parse_experiment_text(text, source)
 
 
-def validate_name(name: str, field_name: str) -> str:
-    if not _NAME_RE.match(name):
-        raise ValidationError(f"not a valid name: {name!r}", field=field_name)
-    return name
+def validate_run_id(run_id: str, field_name: str) -> str:
+    """``run_id`` when it is one (the pattern the XID drill tags use: it names a journal file)."""
+    from sre_tools.health.xid.model import DRILL_RUN_ID_RE
+
+    if not DRILL_RUN_ID_RE.fullmatch(run_id):
+        raise ValidationError(f"not a valid run id: {run_id!r}", field=field_name)
+    return run_id
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -508,9 +508,9 @@ def status(as_json: bool, store_path: Path | None, journal_dir: Path | None) -> 
 
 def _journal_file(run_id: str, journal_dir: Path | None) -> Path:
     from sre_tools.chaos.journal import journal_path
-    from sre_tools.chaos.model import validate_name
+    from sre_tools.chaos.model import validate_run_id
 
-    return journal_path(_journal_dir(journal_dir), validate_name(run_id, "RUN_ID"))
+    return journal_path(_journal_dir(journal_dir), validate_run_id(run_id, "RUN_ID"))
 
 
 @drill.command()

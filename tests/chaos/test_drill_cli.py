@@ -109,6 +109,19 @@ def test_execute_json_journal_and_ctk_export(drill_env: DrillEnv, sre: Sre) -> N
     assert status["lock"] is None and status["runs"][0]["status"] == "passed"
 
 
+@pytest.mark.parametrize(
+    "run_id",
+    ["../escape", "a/b", "run\n", "_x", "r" * 65, ""],
+    ids=["dotdot", "slash", "newline", "underscore-first", "too-long", "empty"],
+)
+def test_journal_refuses_a_run_id_that_is_not_one(
+    drill_env: DrillEnv, sre: Sre, run_id: str
+) -> None:
+    code, out, err = sre("drill", "journal", run_id)
+    assert code == 2 and out == "", err
+    assert err.startswith("sre: error: RUN_ID: not a valid run id") and err.count("\n") == 1, err
+
+
 def test_failed_drill_exits_3(drill_env: DrillEnv, sre: Sre) -> None:
     drill_env.kernel_log.write_text("leftover [sre-drill run=old]\n")
     path = drill_env.write(experiment(drill_env.kernel_log))
