@@ -277,3 +277,33 @@ def test_multinode_floor_is_per_nic_times_nics() -> None:
 def test_detect_names_the_kind(fixture: str) -> None:
     kind, _ = detect((FIXTURES / fixture).read_text(), fixture)
     assert kind.value == Path(fixture).parts[0]
+
+
+def _slug(heading: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9 -]", "", heading.lower()).strip().replace(" ", "-")
+
+
+def test_every_problem_links_an_existing_runbook_section() -> None:
+    from sre_tools.diag.model import RUNBOOK, RUNBOOK_SECTIONS
+
+    root = Path(__file__).resolve().parents[2]
+    headings = {
+        _slug(line[3:])
+        for line in (root / RUNBOOK).read_text().splitlines()
+        if line.startswith("## ")
+    }
+    assert {anchor for _, anchor in RUNBOOK_SECTIONS} <= headings
+    problems = [
+        f
+        for name, *_ in CASES
+        for f in _judge(name).findings
+        if f.severity in (Severity.WARN, Severity.CRIT, Severity.UNKNOWN)
+    ]
+    assert problems
+    assert all(f.evidence["runbook"].startswith(f"{RUNBOOK}#") for f in problems)
+    assert (
+        _judge("dcgm/level2-memory-fail-gpu3.json").report.problems()[0].evidence["runbook"]
+        == f"{RUNBOOK}#memory"
+    )
