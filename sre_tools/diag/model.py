@@ -102,6 +102,8 @@ class Inventory:
     gpus: tuple[GpuInfo, ...] = ()
     driver_version: str = ""
     note: str = ""  # why the inventory is empty or partial
+    model: str = ""  # the first GPU's name, for the node's profile
+    nvswitch: bool = False  # an NVSwitch fabric (NVML fabric state or an NVSwitch on the bus)
 
     def gpu(self, index: int) -> GpuInfo | None:
         for g in self.gpus:
@@ -147,6 +149,8 @@ class DiagRun:
         out["tool_version"] = self.tool_version
         out["driver_version"] = self.inventory.driver_version
         out["gpus"] = [g.to_dict() for g in self.inventory.gpus]
+        if self.inventory.note:
+            out["inventory_note"] = self.inventory.note
         return out
 
 

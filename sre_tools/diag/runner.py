@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sre_tools.diag import outcome
@@ -29,9 +30,12 @@ NVBANDWIDTH_CASES = (
 )
 
 
-def inventory_from_backend(backend: Any) -> Inventory:
-    """The GPUs' identities from NVML (or a recording); what cannot be read stays empty."""
+def inventory_from_backend(backend: Any, sysfs: Path | None = None) -> Inventory:
+    """The GPUs' identities from NVML (or a recording); what cannot be read stays empty. The
+    model and the NVSwitch fabric are found the way ``sre health`` finds them (NVML's fabric
+    state, else an NVSwitch on the PCI bus under ``sysfs``), for :meth:`Policy.for_node`."""
     from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
+    from sre_tools.health.runner import nvswitch_bus_ids
 
     def read(index: int, name: str) -> str:
         try:
@@ -70,7 +74,17 @@ def inventory_from_backend(backend: Any) -> Inventory:
                     read(i, "inforom_image_version"),
                 )
             )
-        return Inventory(tuple(gpus), driver)
+        model = read(0, "name") if gpus else ""
+        nvswitch = bool(sysfs is not None and nvswitch_bus_ids(sysfs))
+        for g in gpus:
+            if nvswitch:
+                break
+            try:
+                fabric = backend.read(g.index, "fabric")
+                nvswitch = isinstance(fabric, dict) and int(fabric.get("state", 0)) != 0
+            except (ReadError, NotSupported, TypeError, ValueError):
+                pass
+        return Inventory(tuple(gpus), driver, "", model, nvswitch)
     finally:
         backend.shutdown()
 

@@ -247,6 +247,8 @@ HOSTILE = [
     ("plain-text", "hello world\n", "not a recognised diagnostic output"),
     ("nccl-short-row", "# nccl-tests version 2.17.6\n  1024  256  float  sum  -1  1.0\n"
      "# Avg bus bandwidth    : 1\n", "line 2: a result row needs 13 columns, found 6"),
+    ("nccl-long-line", "# nccl-tests version 2.17.6\n" + "9" * 5000 + "\n",
+     "line 2: longer than 4096 characters"),
     ("nan-bandwidth", '{"nvbandwidth": {"testcases": [{"name": "x", "status": "Passed", '
      '"bandwidth_matrix": [[NaN]]}]}}', "NaN is not a number"),
 ]  # fmt: skip
@@ -322,3 +324,32 @@ def test_zero_timeout_in_site_file_is_refused(
     rc, _, err = _run(sre, tmp_path / "s.db", "--site", str(site))
     assert rc == 3
     assert "diag.dcgm.timeout_level_1_seconds: must be a number of seconds above 0" in err
+
+
+def test_run_without_nvml_still_runs_and_says_why(
+    sre: Sre, fake_tool: FakeTool, tmp_path: Path
+) -> None:
+    # No GPU driver on the build machine: NVML cannot start, DCGM's serials fill in.
+    fake_tool("dcgmi", "dcgm/level1-pass.json")
+    rc, out, err = sre("diag", "run", "--store", str(tmp_path / "s.db"), "--json")
+    assert rc == 0, err
+    (run,) = json.loads(out)["runs"]
+    assert run["inventory_note"].startswith("NVML")
+    assert [g["serial"] for g in run["gpus"]] == [str(1752624007973 + 17 * i) for i in range(8)]
+
+
+def test_one_gpu_h100_gets_the_h100_profile(sre: Sre, fake_tool: FakeTool, tmp_path: Path) -> None:
+    # The real H100 capture (one GPU, no NVSwitch): the 1-GPU profile's 48 GB/s floors judge it.
+    capture = Path(__file__).resolve().parents[1] / "fixtures" / "gpu" / "h100-capture.json"
+    fake_tool("nvbandwidth", "nvbandwidth/h100-8-h2d-low-gpu4.json")
+    rc, out, err = sre(
+        "diag", "run", "--no-dcgm", "--nvbandwidth", "--replay", str(capture), "--no-store",
+        "--json",
+    )  # fmt: skip
+    assert rc == 2, err
+    h2d = [f for f in json.loads(out)["findings"] if f["check"] == "diag.nvbandwidth.h2d"]
+    assert {f["evidence"]["profile"] for f in h2d} == {"h100"}
+    assert [f["gpu"]["index"] for f in h2d if f["severity"] == "crit"] == [4]
+    # p2p is not judged for one GPU without a fabric (no floor in h100)
+    p2p = [f for f in json.loads(out)["findings"] if f["check"] == "diag.nvbandwidth.p2p_read"]
+    assert p2p and all(f["severity"] == "skipped" for f in p2p)
