@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,56 @@ def test_every_problem_links_an_existing_runbook_section() -> None:
         _judge("dcgm/level2-memory-fail-gpu3.json").report.problems()[0].evidence["runbook"]
         == f"{RUNBOOK}#memory"
     )
+
+
+def _dcgm_doc(test: dict[str, object]) -> str:
+    return json.dumps(
+        {"DCGM Diagnostic": {"test_categories": [{"category": "Hardware", "tests": [test]}]}}
+    )
+
+
+MONITOR = {"error_id": 40, "error_category": 9, "error_severity": 1, "warning": "thermal"}
+ISOLATE = {"error_id": 52, "error_category": 10, "error_severity": 2, "warning": "faulty"}
+STATUS_CASES = [
+    ("literal-warn", {"entity_group": "GPU", "entity_id": 1, "status": "Warn",
+     "warnings": [MONITOR]}, Severity.WARN, Action.CHECK_MECHANICALS, 1),
+    ("fail-monitor-only-is-warn", {"entity_group": "GPU", "entity_id": 1, "status": "Fail",
+     "warnings": [MONITOR]}, Severity.WARN, Action.CHECK_MECHANICALS, 1),
+    ("fail-with-isolate-is-crit", {"entity_group": "GPU", "entity_id": 1, "status": "Fail",
+     "warnings": [MONITOR, ISOLATE]}, Severity.CRIT, Action.RMA_CANDIDATE, 1),
+    ("fail-without-errors-uses-the-test", {"entity_group": "GPU", "entity_id": 2, "status": "Fail"},
+     Severity.CRIT, Action.RMA_CANDIDATE, 2),
+    ("skip", {"entity_group": "GPU", "entity_id": 0, "status": "Skip"}, Severity.SKIPPED,
+     Action.NONE, 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "result", "severity", "action", "gpu"), STATUS_CASES, ids=[c[0] for c in STATUS_CASES]
+)
+def test_dcgm_status_and_error_severity(
+    name: str, result: dict[str, object], severity: Severity, action: Action, gpu: int
+) -> None:
+    from sre_tools.diag import dcgm
+
+    test = {"name": "memory", "results": [result], "test_summary": {"status": result["status"]}}
+    out = dcgm.parse(json.loads(_dcgm_doc(test)), name)
+    (f,) = dcgm.judge(out, Inventory())
+    assert (f.severity, f.action, f.gpu.index if f.gpu else None) == (severity, action, gpu)
+
+
+def test_dcgm_test_with_only_a_summary_is_a_node_finding() -> None:
+    from sre_tools.diag import dcgm
+
+    test = {"name": "software", "results": [], "test_summary": {"status": "Fail", "warnings": [
+        {"error_id": 23, "error_category": 3, "error_severity": 2,
+         "warning": "Found driver on the denylist: nouveau"}]}}  # fmt: skip
+    out = dcgm.parse(json.loads(_dcgm_doc(test)), "summary")
+    (f,) = dcgm.judge(out, Inventory())
+    assert (f.check, f.severity, f.action, f.gpu) == (
+        "diag.dcgm.software",
+        Severity.CRIT,
+        Action.REBOOT,
+        None,
+    )
+    assert "Found driver on the denylist: nouveau" in f.summary
