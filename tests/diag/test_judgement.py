@@ -361,3 +361,11 @@ def test_dcgm_test_with_only_a_summary_is_a_node_finding() -> None:
         None,
     )
     assert "Found driver on the denylist: nouveau" in f.summary
+
+
+def test_one_node_floor_holds_only_for_the_profiles_gpu_count() -> None:
+    # 8 ranks judged by a profile for 4 GPUs: recorded, not judged against the 8-GPU floor.
+    run = _judge("nccl/h100-8-low.txt", site="expected_gpus: 4\n")
+    (f,) = [f for f in run.findings if f.check == "diag.nccl.all_reduce"]
+    assert f.severity is Severity.SKIPPED
+    assert "the floor is for 4" in f.summary
