@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,15 @@ NVBANDWIDTH_CASES = (
     "device_to_host_memcpy_ce",
     "device_to_device_memcpy_read_ce",
 )
+
+
+DCGM_STOP_ENV = "DCGMI_STOP_DIAG_HOSTNAME"
+DCGM_ABORT_TIMEOUT_SECONDS = 30.0
+
+
+def dcgm_timeout(timeout: float) -> int:
+    """dcgmi's ``--timeout``: ours less a margin (a fifth, at most 30 s) to report in."""
+    return max(1, int(timeout - min(30.0, timeout / 5)))
 
 
 def inventory_from_backend(backend: Any, sysfs: Path | None = None) -> Inventory:
@@ -132,9 +141,14 @@ class Runner:
             return None, f"{tool} is not on PATH"
         return found, ""
 
-    def argv(self, kind: Kind, path: str, level: int) -> list[str]:
+    def argv(self, kind: Kind, path: str, level: int, timeout: float = 0.0) -> list[str]:
         if kind is Kind.DCGM:
-            return [path, "diag", "-r", str(level), "-j"]
+            # dcgmi's own --timeout ends the diagnostic inside DCGM (nvvs included) a little
+            # before ours kills dcgmi, so that a slow level reports DCGM_ST_TIMEOUT cleanly.
+            argv = [path, "diag", "-r", str(level), "-j"]
+            if timeout:
+                argv += ["--timeout", str(dcgm_timeout(timeout))]
+            return argv
         if kind is Kind.NVBANDWIDTH:
             return [path, "-j", "-t", *NVBANDWIDTH_CASES]
         limits = self.policy.get("diag.nccl")
@@ -150,6 +164,21 @@ class Runner:
         if self.inventory.gpus:
             argv += ["-g", str(len(self.inventory.gpus))]
         return argv
+
+    def _abort_dcgm(self, path: str, env: dict[str, str]) -> str:
+        """``DCGMI_STOP_DIAG_HOSTNAME=localhost dcgmi diag``: dcgmi's way to stop a running
+        diagnostic (dcgmi/CommandLineParser.cpp, ``STOP_DIAG_ENV_VARIABLE_NAME``)."""
+        from sre_tools.transport.base import TransportError
+        from sre_tools.transport.local import LocalTransport
+
+        transport = self.transport or LocalTransport(
+            env={**env, DCGM_STOP_ENV: "localhost"}, max_output=64 * 1024
+        )
+        try:
+            result = transport.run([path, "diag"], DCGM_ABORT_TIMEOUT_SECONDS)
+        except TransportError as exc:
+            return f"abort failed: {exc}"
+        return "aborted" if result.rc == 0 else f"abort exited {result.rc}"
 
     def run(self, kind: Kind, level: int = 0) -> DiagRun:
         """One tool, judged. Never raises for what the tool does: a missing tool, a timeout, a
@@ -184,11 +213,17 @@ class Runner:
         if kind is not Kind.DCGM:
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's device numbers are NVML's indices
         transport = self.transport or LocalTransport(env=env, max_output=MAX_OUTPUT_BYTES)
-        argv = self.argv(kind, path, level)
+        argv = self.argv(kind, path, level, timeout)
         try:
             result = transport.run(argv, timeout)
         except TransportTimeout:
-            return done(outcome.timed_out(kind, TOOLS[kind], timeout))
+            finding = outcome.timed_out(kind, TOOLS[kind], timeout)
+            if kind is Kind.DCGM:
+                # Killing dcgmi does not stop nvvs (nv-hostengine runs it): ask DCGM to abort,
+                # or the next run meets DCGM_ST_DIAG_ALREADY_RUNNING.
+                evidence = {**finding.evidence, "abort": self._abort_dcgm(path, env)}
+                finding = replace(finding, evidence=evidence)
+            return done(finding)
         except TransportError as exc:
             return done(
                 Finding(

@@ -91,7 +91,8 @@ def test_run_with_stand_in_dcgmi(
     rc, out, err = _run(sre, tmp_path / "s.db", "--level", "2", "--format", "nhc")
     assert rc == code, (out, err)
     assert err == ""
-    assert argv_of(tool_bin, "dcgmi") == ["diag", "-r", "2", "-j"]
+    # level 2's 600 s less a margin of 30 s: DCGM's own timeout comes first
+    assert argv_of(tool_bin, "dcgmi") == ["diag", "-r", "2", "-j", "--timeout", "570"]
     if not expect:
         assert out == ""  # NHC: nothing when healthy
     for text in expect:
@@ -117,6 +118,7 @@ def test_missing_tools_are_skipped_never_a_crash(
 def test_timeout_from_the_site_file_kills_the_tool(
     sre: Sre,
     fake_tool: FakeTool,
+    tool_bin: Path,
     tmp_path: Path,
 ) -> None:
     fake_tool("dcgmi", "dcgm/level1-pass.json", sleep=30)
@@ -127,6 +129,8 @@ def test_timeout_from_the_site_file_kills_the_tool(
     assert time.monotonic() - start < 15
     assert rc == 2
     assert "diag.dcgm.timeout" in out and "did not finish within 1 s" in out
+    # the diagnostic was asked to stop inside DCGM (nvvs outlives a killed dcgmi)
+    assert (tool_bin / "dcgmi.abort").read_text() == "localhost diag"
 
 
 def test_kill_switch_and_configured_path(
