@@ -357,3 +357,18 @@ def test_one_gpu_h100_gets_the_h100_profile(sre: Sre, fake_tool: FakeTool, tmp_p
     # p2p is not judged for one GPU without a fabric (no floor in h100)
     p2p = [f for f in json.loads(out)["findings"] if f["check"] == "diag.nvbandwidth.p2p_read"]
     assert p2p and all(f["severity"] == "skipped" for f in p2p)
+
+
+def test_corrupt_store_is_one_line(sre: Sre, fake_tool: FakeTool, tmp_path: Path) -> None:
+    store = tmp_path / "garbage.db"
+    store.write_bytes(b"not a database" * 100)
+    good = str(FIXTURES / "dcgm/level1-pass.json")
+    for args in (("history",), ("import", good)):
+        rc, out, err = sre("diag", *args, "--store", str(store))
+        assert (rc, out) == (3, ""), args
+        assert err.startswith(f"sre: error: {store}: cannot open store: ") and err.count("\n") == 1
+    # A run keeps its verdict when the record cannot be written: a warning, then the result.
+    fake_tool("dcgmi", "dcgm/level2-memory-fail-gpu3.json", rc=226)
+    rc, out, err = _run(sre, store, "--level", "2", "--format", "nhc")
+    assert rc == 2 and "diag.dcgm.memory" in out
+    assert err.startswith("sre: warning: results not stored: ") and err.count("\n") == 1
