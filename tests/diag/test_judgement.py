@@ -369,3 +369,22 @@ def test_one_node_floor_holds_only_for_the_profiles_gpu_count() -> None:
     (f,) = [f for f in run.findings if f.check == "diag.nccl.all_reduce"]
     assert f.severity is Severity.SKIPPED
     assert "the floor is for 4" in f.summary
+
+
+def test_nccl_per_iteration_columns_are_read() -> None:
+    # nccl-tests with per-iteration timing prints four more columns per half (src/util.cu).
+    from sre_tools.diag import nccl
+
+    text = (
+        "# nccl-tests version 2.17.6 nccl-headers=22705 nccl-library=22705\n"
+        "#       size         count      type   redop    root     time   algbw   busbw #wrong"
+        "    i_min    i_max    i_p99    i_cv%     time   algbw   busbw #wrong    i_min    i_max"
+        "    i_p99    i_cv%\n"
+        " 17179869184    4294967296     float     sum      -1  62465.8  275.03  481.30       0"
+        "  62000.0  63000.0  62900.0     0.40  62215.9  276.13  483.23       2  61000.0  64000.0"
+        "  63900.0     0.50\n"
+        "# Out of bounds values : 1 FAILED\n# Avg bus bandwidth    : 482.265 \n"
+    )
+    out = nccl.parse(text, "per-iter")
+    (row,) = out.rows
+    assert (row.oop_busbw, row.ip_busbw, row.oop_wrong, row.ip_wrong) == (481.30, 483.23, 0, 2)
