@@ -253,19 +253,18 @@ def import_(
     from sre_tools.diag.formats import MAX_OUTPUT_BYTES, judge_text
     from sre_tools.diag.model import Inventory, combined
     from sre_tools.inputs import read_text_capped
+    from sre_tools.timeutil import now
 
     policy = _policy(site, profile)
     name = node or socket.gethostname().split(".")[0]
     runs = []
     for file in files:
         text, source = read_text_capped(file, MAX_OUTPUT_BYTES, what="diagnostic output")
+        # A file's run time is when it was written (its mtime); standard input's is now.
         try:
-            at = os.stat(file).st_mtime if file != "-" else None
+            when = os.stat(file).st_mtime if file != "-" else now().timestamp()
         except OSError:
-            at = None
-        from sre_tools.timeutil import now
-
-        when = at if at is not None else now().timestamp()
+            when = now().timestamp()
         runs.append(
             judge_text(
                 text,

@@ -372,3 +372,17 @@ def test_corrupt_store_is_one_line(sre: Sre, fake_tool: FakeTool, tmp_path: Path
     rc, out, err = _run(sre, store, "--level", "2", "--format", "nhc")
     assert rc == 2 and "diag.dcgm.memory" in out
     assert err.startswith("sre: warning: results not stored: ") and err.count("\n") == 1
+
+
+def test_import_from_standard_input(
+    sre: Sre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    text = (FIXTURES / "nvbandwidth/h100-8-h2d-low-gpu4.json").read_text()
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    rc, out, err = sre("diag", "import", "-", "--profile", "h100-sxm-8", "--no-store", "--json")
+    assert rc == 2, err
+    data = json.loads(out)
+    assert data["source"] == "import:<stdin>"
+    assert [f["gpu"]["index"] for f in data["findings"] if f["severity"] == "crit"] == [4]
