@@ -245,7 +245,7 @@ class Runner:
                 ),
                 rc=rc,
             )
-        sig = outcome.signal_of(rc)
+        sig = outcome.signal_of(rc, kind)
         if sig is not None:
             return done(outcome.killed(kind, TOOLS[kind], sig), rc=rc)
         if not stdout.strip():

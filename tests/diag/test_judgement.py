@@ -388,3 +388,22 @@ def test_nccl_per_iteration_columns_are_read() -> None:
     out = nccl.parse(text, "per-iter")
     (row,) = out.rows
     assert (row.oop_busbw, row.ip_busbw, row.oop_wrong, row.ip_wrong) == (481.30, 483.23, 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("rc", "kind", "signal"),
+    [
+        (-9, Kind.DCGM, 9),
+        (137, Kind.NCCL, 9),
+        (143, Kind.NVBANDWIDTH, 15),
+        (186, Kind.DCGM, None),  # a dcgmReturn_t (-70), not a signal
+        (226, Kind.DCGM, None),
+        (1, Kind.NCCL, None),
+    ],
+    ids=["popen-sigkill", "nccl-wrapped-sigkill", "nvbandwidth-sigterm", "dcgm-code-186",
+         "dcgm-nvvs-error", "plain-failure"],
+)  # fmt: skip
+def test_signal_of(rc: int, kind: Kind, signal: int | None) -> None:
+    from sre_tools.diag.outcome import signal_of
+
+    assert signal_of(rc, kind) == signal
