@@ -1,6 +1,7 @@
 """The embedded default store: one SQLite file in WAL mode.
 
-It holds SLI good/total counts per time bucket, the incident log and chaos drill results. Every
+It holds SLI good/total counts per time bucket, the incident log, chaos drill results and
+active diagnostic results (``sre diag``; queried only in sre_tools/diag/history.py). Every
 write runs in one ``BEGIN IMMEDIATE`` transaction, so a second writer waits (``busy_timeout``)
 instead of failing, and a process killed mid-import leaves every committed row intact and no
 partial batch.
@@ -81,6 +82,39 @@ CREATE TABLE IF NOT EXISTS drill_expectations (
     seconds  REAL,
     PRIMARY KEY (run_id, name, node)
 ) WITHOUT ROWID;
+-- Active diagnostics (sre diag): one row per tool run, one per finding. Added to version 1 like
+-- the drill tables. Plain SQL (DOUBLE PRECISION, TEXT, INTEGER) so that it ports: every query on
+-- them is in sre_tools/diag/history.py.
+CREATE TABLE IF NOT EXISTS diag_runs (
+    run_id         TEXT PRIMARY KEY,
+    node           TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    level          INTEGER NOT NULL,
+    started        DOUBLE PRECISION NOT NULL,
+    ended          DOUBLE PRECISION NOT NULL,
+    status         TEXT NOT NULL,
+    exit_code      INTEGER,
+    source         TEXT NOT NULL,
+    tool_version   TEXT NOT NULL,
+    driver_version TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS diag_runs_node ON diag_runs (node, kind, ended);
+CREATE TABLE IF NOT EXISTS diag_results (
+    run_id          TEXT NOT NULL REFERENCES diag_runs (run_id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    check_id        TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    summary         TEXT NOT NULL,
+    gpu_index       INTEGER,
+    gpu_uuid        TEXT NOT NULL,
+    gpu_serial      TEXT NOT NULL,
+    vbios_version   TEXT NOT NULL,
+    inforom_version TEXT NOT NULL,
+    evidence        TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS diag_results_serial ON diag_results (gpu_serial);
 """
 
 
