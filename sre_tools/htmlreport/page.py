@@ -115,6 +115,11 @@ svg.chart{display:block;width:100%;height:auto;max-width:720px}
 table.matrix td.cell{text-align:center;white-space:nowrap;font-size:.8rem;font-weight:600}
 table.matrix td.cell small{display:block;font-weight:400}
 table.matrix th.check{font-size:.75rem;font-weight:600;max-width:9em;overflow-wrap:anywhere}
+table.matrix tbody th{white-space:nowrap}
+@media (max-width:600px){
+ svg.chart text{font-size:18px}
+ td,th{padding:3px 5px}
+}
 .empty{color:#616161;font-style:italic}
 footer{max-width:1100px;margin:24px auto;padding:8px 16px;color:#757575;font-size:.8rem;
 border-top:1px solid #e0e0e0}
@@ -447,14 +452,13 @@ def _drills(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return _section("drills", "Drills", _empty("drills"))
     from sre_tools.chaos.model import MEASURES
+    from sre_tools.chaos.results import STATUS_LABEL
 
     def status_cell(statuses: Mapping[str, int]) -> str:
-        shown = []
-        for status, count in statuses.items():
-            word = "ok" if status in ("passed", "recovered") else status
-            cls = _css_class(word) if word in LABEL_STYLES else ""
-            shown.append(f'<span class="label {cls}">{esc(status)} {esc(count)}</span>')
-        return " ".join(shown)
+        return " ".join(
+            _label(STATUS_LABEL.get(status, "unknown"), f"{status} {count}")
+            for status, count in statuses.items()
+        )
 
     runs = _table(
         ["drill", "runs", "statuses", "first", "last", *[f"{k} median / max" for k in MEASURES]],

@@ -17,7 +17,7 @@ from sre_tools.timeutil import iso
 
 WIDTH = 640
 HEIGHT = 220
-LEFT, RIGHT, TOP, BOTTOM = 52, 52, 12, 30
+LEFT, RIGHT, TOP, BOTTOM = 60, 52, 12, 30
 
 ACTUAL = "#1565c0"
 IDEAL = "#757575"

@@ -215,3 +215,28 @@ def test_bad_health_file(sre: Sre, tmp_path: Path, content: str, message: str) -
     assert (code, stdout) == (2, "")
     assert err.startswith(f"sre: error: {bad}") and message in err and err.count("\n") == 1
     assert not out.exists() and not (tmp_path / "s.db").exists()
+
+
+def test_empty_store_says_what_is_missing(sre: Sre, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    code, stdout, err = sre(
+        "report", "--store", str(tmp_path / "s.db"), "--no-gpu", "--html", str(out)
+    )
+    assert (code, stdout, err) == (0, f"wrote {out}\n", "")
+    page = out.read_text(encoding="utf-8")
+    assert sections(page) == ["summary", "slos", "reliability", "health", "drills"]
+    for message in (
+        "No SLO given",
+        "No incidents in the window",
+        "No GPU health reports given",
+        "No drill runs recorded",
+    ):
+        assert message in page
+    assert re.findall(r'<span class="n">(\d+)</span>', page) == ["0", "0", "0", "0"]
+
+
+def test_prometheus_credentials_are_not_in_the_page() -> None:
+    from sre_tools.cli.common import sli_source_line
+
+    line = sli_source_line("http://admin:s3cret@prom.example:9090/", None)
+    assert line == "SLIs from Prometheus http://***@prom.example:9090/"

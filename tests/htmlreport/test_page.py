@@ -243,3 +243,13 @@ def test_failures_over_time_geometry() -> None:
     ]
     ys = [y for _, y in line]
     assert ys[0] == svg.TOP and ys[1] > ys[2] > ys[0]
+
+
+def test_drill_statuses_take_their_colours() -> None:
+    row = hostile_data()["drills"][0]
+    statuses = {"aborted": 2, "error": 1, "passed": 3, "some-new-status": 1}
+    page = render({"drills": [{**row, "statuses": statuses}]}, title="t")
+    assert '<span class="label l-warn">aborted 2</span>' in page
+    assert '<span class="label l-failed">error 1</span>' in page
+    assert '<span class="label l-ok">passed 3</span>' in page
+    assert '<span class="label l-unknown">some-new-status 1</span>' in page
