@@ -16,7 +16,13 @@ from typing import Any
 
 import click
 
-from sre_tools.text import LABEL_STYLES, printable  # commands import printable from here
+from sre_tools.text import LABEL_STYLES
+
+# Defined in sre_tools.text (the HTML report uses them too); re-exported for the commands that
+# import them from here.
+from sre_tools.text import num as num  # noqa: PLC0414
+from sre_tools.text import pct as pct  # noqa: PLC0414
+from sre_tools.text import printable as printable  # noqa: PLC0414
 
 
 def _clean(value: Any) -> Any:
