@@ -178,11 +178,12 @@ def write_html(
 
 
 def sli_source_line(prometheus_url: str | None, store_path: Any) -> str:
-    """Where the SLIs were read, for the report's header (credentials in a URL redacted)."""
+    """Where the SLIs were read, for the report's header: the Prometheus URL as the source
+    queries it (credentials taken out of it), or the store."""
     if prometheus_url:
-        from sre_tools.sli.prometheus import redact_url
+        from sre_tools.sli.prometheus import PrometheusSource
 
-        return f"SLIs from Prometheus {redact_url(prometheus_url)}"
+        return f"SLIs from Prometheus {PrometheusSource(prometheus_url).base_url}"
     return f"SLIs from the store {store_path}"
 
 

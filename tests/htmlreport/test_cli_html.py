@@ -239,4 +239,4 @@ def test_prometheus_credentials_are_not_in_the_page() -> None:
     from sre_tools.cli.common import sli_source_line
 
     line = sli_source_line("http://admin:s3cret@prom.example:9090/", None)
-    assert line == "SLIs from Prometheus http://***@prom.example:9090/"
+    assert line == "SLIs from Prometheus http://prom.example:9090"
