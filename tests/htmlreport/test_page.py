@@ -11,6 +11,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sre_tools.health.model import Action, Severity
 from sre_tools.htmlreport import render, svg
@@ -94,14 +96,39 @@ def test_hostile_text_is_text() -> None:
     assert "<script>alert('x')</script>\"q\" & \\x1b[31mred\\x00\\u202egnp.exe" in text
     assert "<b>node</b>\\x1b]0;t\\x07" in text
     # Nothing but the page's own elements: the hostile strings made no tag or attribute.
-    assert {t for t, _ in tags.tags} <= {
-        "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p",
-        "main", "section", "div", "span", "ul", "li", "table", "thead", "tbody", "tr", "th",
-        "td", "small", "footer", "svg", "line", "text", "polyline", "circle", "rect", "i",
-    }  # fmt: skip
+    assert {t for t, _ in tags.tags} <= PAGE_TAGS
     # The hover text of the matrix cell keeps the hostile summary whole, inside one attribute.
     titles = [a.get("title") for t, a in tags.tags if t == "td" and a.get("title")]
     assert any(f"GPU 0: {printable(HOSTILE)}" == t for t in titles)
+
+
+PAGE_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "main",
+    "section", "div", "span", "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "small",
+    "footer", "svg", "line", "text", "polyline", "circle", "rect", "i",
+}  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=40))
+def test_any_stored_text_stays_text(value: str) -> None:
+    data = hostile_data()
+    incident = {**data["open_incidents"][0], "cause": value, "host": value, "component": value}
+    node = {**data["health"][0], "host": value}
+    node["findings"] = [{**f, "check": value or "x", "summary": value} for f in node["findings"]]
+    page = render(
+        {"open_incidents": [incident], "health": [node], "drills": data["drills"]},
+        title=value,
+        sources=[value],
+    )
+    tags = parse(page)
+    assert {t for t, _ in tags.tags} <= PAGE_TAGS
+    shown = "".join(tags.text)
+    assert printable(value) in shown
+    # The policy is the page's own: stored text cannot add a second one or change it.
+    assert [a.get("http-equiv") for t, a in tags.tags if t == "meta"].count(
+        "Content-Security-Policy"
+    ) == 1
 
 
 def test_policy_allows_only_the_pages_own_style() -> None:
