@@ -26,6 +26,10 @@ if [ "${SRE_NEED_SLURM:-0}" = "1" ]; then
   { command -v slurmctld || [ -x /usr/sbin/slurmctld ]; } >/dev/null 2>&1 || need_apt+=(slurm-wlm)
   { command -v munged || [ -x /usr/sbin/munged ]; } >/dev/null 2>&1 || need_apt+=(munge)
 fi
+if [ "${SRE_NEED_CHROMIUM:-0}" = "1" ]; then
+  # The HTML report tests open the page in a real headless browser (tests/htmlreport).
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+fi
 if [ "${SRE_NEED_CONTAINERS:-0}" = "1" ]; then
   # Provisioning targets: podman containers with systemd (runc: crun fails on these hosts'
   # hybrid cgroups), a Debian image built with debootstrap, the fixture apt repository (dpkg-dev,

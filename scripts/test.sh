@@ -35,6 +35,7 @@ step() {
 
 SRE_NEED_PROMETHEUS=1
 SRE_NEED_SLURM=1
+SRE_NEED_CHROMIUM=1
 SRE_NEED_CONTAINERS=1
 set_up() {
   # shellcheck source=scripts/bootstrap.sh

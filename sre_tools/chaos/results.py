@@ -26,6 +26,20 @@ from sre_tools.timeutil import iso, parse_time
 
 _TABLES = ("drill_runs", "drill_expectations")
 
+# How a run's final status reads in a report: the status word whose colour it takes
+# (sre_tools.text.LABEL_STYLES): passed green, failed or in error red, stopped yellow, not run grey.
+STATUS_LABEL = {
+    "passed": "ok",
+    "recovered": "ok",
+    "nothing-to-recover": "ok",
+    "failed": "failed",
+    "error": "failed",
+    "aborted": "warn",
+    "interrupted": "warn",
+    "skipped": "skipped",
+    "dry-run": "skipped",
+}
+
 
 def _ts(value: Any) -> float | None:
     return None if value is None else parse_time(str(value)).timestamp()

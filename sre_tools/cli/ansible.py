@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.output import console, emit_json, label, markup_safe, printable, table
+from sre_tools.cli.output import console, emit_json, label, markup_safe, table
+from sre_tools.text import printable
 
 
 def _options(f: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from sre_tools.exceptions import NotFoundError, ValidationError
+from sre_tools.exceptions import NotFoundError, SreError, ValidationError
 
 # Fleet sizes and row ids: past these a number is a typo, and SQLite or float math would overflow.
 MAX_FLEET_SIZE = 10_000_000
@@ -127,3 +127,70 @@ def read_input(file: str, limit: int | None = None) -> tuple[str, str]:
     from sre_tools.inputs import MAX_INPUT_BYTES, read_text_capped
 
     return read_text_capped(file, MAX_INPUT_BYTES if limit is None else limit)
+
+
+def atomic_write(path: Path, writer: Any) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half file. The
+    file gets the mode a plain ``open`` would give it (0666 less the umask), not the temporary
+    file's 0600: a rule file or a report is read by others. An unwritable place is a one-line
+    runtime error naming the file."""
+    import os
+    import tempfile
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as exc:
+        raise SreError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            writer(fh)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise SreError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def html_option(f: Any) -> Any:
+    return click.option(
+        "--html",
+        "html_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Also write the report as one self-contained HTML file (charts, no network).",
+    )(f)
+
+
+def write_html(
+    path: Path, data: Any, *, title: str, sources: list[str] | tuple[str, ...] = ()
+) -> None:
+    """Render ``data`` (the dictionaries the JSON output prints) as the HTML report at ``path``."""
+    from sre_tools.htmlreport import render
+
+    page = render(data, title=title, sources=sources)
+    atomic_write(path, lambda fh: fh.write(page))
+
+
+def sli_source_line(prometheus_url: str | None, store_path: Any) -> str:
+    """Where the SLIs were read, for the report's header: the Prometheus URL as the source
+    queries it (credentials taken out of it), or the store."""
+    if prometheus_url:
+        from sre_tools.sli.prometheus import PrometheusSource
+
+        return f"SLIs from Prometheus {PrometheusSource(prometheus_url).base_url}"
+    return f"SLIs from the store {store_path}"
+
+
+def read_health_report(file: str) -> Any:
+    """A node's ``sre health --json`` output (a file or ``-``), validated field by field."""
+    from sre_tools.inputs import MAX_REPORT_BYTES
+    from sre_tools.remediation.model import parse_report_json
+
+    text, source = read_input(file, MAX_REPORT_BYTES)
+    return parse_report_json(text, source=source)

@@ -18,8 +18,9 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import Seconds, store_option
-from sre_tools.cli.output import console, emit_json, printable, table
+from sre_tools.cli.common import Seconds, html_option, store_option
+from sre_tools.cli.output import console, emit_json, table
+from sre_tools.text import printable
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -618,18 +619,36 @@ def _seconds(value: float | None) -> str:
 @click.option("--drill", "drill_name", default=None, help="Only this drill.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @store_option
+@html_option
 def report(
-    since: str | None, drill_name: str | None, as_json: bool, store_path: Path | None
+    since: str | None,
+    drill_name: str | None,
+    as_json: bool,
+    store_path: Path | None,
+    html_path: Path | None,
 ) -> int:
     """Per drill: runs, pass/fail per expectation, median and max time to detect, alert, drain
-    and recover (recorded by 'sre drill run --execute' and 'recover')."""
+    and recover (recorded by 'sre drill run --execute' and 'recover'). With --html FILE, also
+    one self-contained HTML page."""
     from sre_tools.chaos.model import MEASURES
     from sre_tools.chaos.results import drill_report, load_runs
-    from sre_tools.cli.common import open_store
+    from sre_tools.cli.common import open_store, write_html
 
     since_at = _since(since)
     with open_store(store_path, create=False) as store:
         rows = drill_report(load_runs(store, since=since_at, drill=drill_name))
+        where = store.path
+    if html_path is not None:
+        window = f" since {since}" if since else ""
+        write_html(
+            html_path,
+            {"drills": rows},
+            title="Drill report" + window,
+            sources=[f"Drill runs recorded in the store {where}{window}"],
+        )
+        if not as_json:
+            click.echo(f"wrote {html_path}")
+            return EXIT_OK
     if as_json:
         emit_json(rows)
         return EXIT_OK

@@ -316,7 +316,8 @@ def render(report: Any, show_all: bool) -> None:
     # Host, source and summaries come from the node or a recording: plain text, never markup.
     from rich.text import Text
 
-    from sre_tools.cli.output import label, printable
+    from sre_tools.cli.output import label
+    from sre_tools.text import printable
 
     header = Text(f"{printable(report.host)}: ")
     header.append_text(label(report.severity.value))

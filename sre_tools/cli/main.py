@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except click.ClickException as exc:
         # One line, like every other input error: the message and where to read more.
-        from sre_tools.cli.output import printable
+        from sre_tools.text import printable
 
         message = printable(" ".join(exc.format_message().split()))
         if isinstance(exc, click.UsageError):
@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:
-        from sre_tools.cli.output import printable
         from sre_tools.exceptions import SreError, ValidationError
+        from sre_tools.text import printable
 
         if debug:
             # The traceback, then the usual one-line message: exit codes do not change.

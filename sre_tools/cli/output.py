@@ -1,9 +1,9 @@
 """Output helpers shared by every command: JSON for machines, rich tables for people.
 
 Text that comes from a file, the store, a peer or the command line (an incident cause, a host, an
-SLO id) is shown as it is: never read as rich markup, and with control characters (ESC, OSC, NUL,
-other C0/C1, bidi overrides, line separators, lone surrogates) written as escapes such as
-``\\x1b`` or ``\\u202e``, so stored text can neither break the output nor rewrite the terminal.
+SLO id) is shown as it is: never read as rich markup, and with control characters escaped
+(:func:`sre_tools.text.printable`), so stored text can neither break the output nor rewrite the
+terminal.
 Styled words are built with :func:`label`; every other cell is plain text.
 """
 
@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
+
+from sre_tools.text import LABEL_STYLES
+
+# Defined in sre_tools.text (the HTML report uses them too); re-exported for the commands that
+# import them from here.
+from sre_tools.text import num as num  # noqa: PLC0414
+from sre_tools.text import pct as pct  # noqa: PLC0414
+from sre_tools.text import printable as printable  # noqa: PLC0414
 
 
 def _clean(value: Any) -> Any:
@@ -29,48 +36,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
-# C0 and C1 controls (tab and newline too: a cell is one line), DEL, the bidi controls (LRM, RLM,
-# ALM, embeddings, overrides, isolates), line and paragraph separators, and lone surrogates.
-_UNPRINTABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
-)
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(value: Any) -> str:
-    """``value`` as one line of text safe for a terminal: control characters escaped."""
-    return _UNPRINTABLE.sub(_escape_char, str(value))
-
-
 def markup_safe(value: Any) -> str:
     """``value`` for interpolation into a rich markup string: printable, brackets escaped."""
     from rich.markup import escape
 
     return escape(printable(value))
-
-
-# The styled words of every table (severity, SLO status, outcome): one table, used by all.
-LABEL_STYLES: dict[str, tuple[str, str]] = {
-    "crit": ("CRIT", "bold red"),
-    "warn": ("WARN", "yellow"),
-    "unknown": ("UNKNOWN", "magenta"),
-    "ok": ("ok", "green"),
-    "skipped": ("skipped", "dim"),
-    "page": ("PAGE", "bold red"),
-    "ticket": ("TICKET", "yellow"),
-    "exhausted": ("EXHAUSTED", "red"),
-    "no_data": ("no data", "dim"),
-    "failed": ("failed", "bold red"),
-    "unreachable": ("unreachable", "bold red"),
-    "not run": ("not run", "dim"),
-    "acted": ("ACTED", "bold green"),
-    "refused": ("REFUSED", "yellow"),
-    "dry_run": ("DRY RUN", "cyan"),
-}
 
 
 def label(name: Any) -> Any:
@@ -129,20 +99,6 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         emit_json(data)
     else:
         render(data)
-
-
-def pct(value: float | None, digits: int = 3) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value * 100:.{digits}f}%"
-
-
-def num(value: float | None, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.{digits}f}"
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -7,10 +7,11 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import fleet_size, open_store, store_option
+from sre_tools.cli.common import fleet_size, html_option, open_store, store_option, write_html
 from sre_tools.cli.incident import parse_when
-from sre_tools.cli.output import console, emit, json_option, pct, table
+from sre_tools.cli.output import console, emit, json_option, table
 from sre_tools.durations import humanize, parse_duration
+from sre_tools.text import pct
 
 
 def _rate(value: float | None) -> str:
@@ -97,6 +98,7 @@ def reliability() -> None:
     help="Nodes in the fleet [default: distinct hosts among the window's incidents].",
 )
 @store_option
+@html_option
 @json_option
 def report_cmd(
     *,
@@ -105,16 +107,18 @@ def report_cmd(
     gpus: int | None,
     nodes: int | None,
     store_path: Path | None,
+    html_path: Path | None,
     as_json: bool,
 ) -> None:
     """MTBF, MTTR, MTTD, availability and failure rates per component class and for the fleet.
 
     Failures are unplanned incidents that started in [--since, --until); planned ones are counted
     apart. Times measured by chaos drills in the window (``sre drill report``) are shown apart
-    (JSON key ``drills``) and never enter the incident figures.
+    (JSON key ``drills``) and never enter the incident figures. With --html FILE, also one
+    self-contained HTML page with failures and availability over time per component.
     """
     from sre_tools.chaos.results import load_runs, measured_times
-    from sre_tools.reliability.report import build_report, report_json
+    from sre_tools.reliability.report import build_report, build_series, report_json
 
     since_at = parse_when(since, "--since")
     until_at = parse_when(until, "--until")
@@ -122,8 +126,20 @@ def report_cmd(
         result = build_report(store, since=since_at, until=until_at, gpus=gpus, nodes=nodes)
         # No --until: up to now, including a drill that started in this very second.
         runs = load_runs(store, since=result.since, until=until_at)
-    data = report_json(result)
+        series = build_series(store, result) if html_path is not None else None
+        where = store.path
+    data = report_json(result, series)
     data["drills"] = measured_times(runs)
+    if html_path is not None:
+        write_html(
+            html_path,
+            {"reliability": data},
+            title=f"Reliability {data['since']} .. {data['until']}",
+            sources=[f"Incidents and drill runs from the store {where}"],
+        )
+        if not as_json:
+            click.echo(f"wrote {html_path}")
+            return
     emit(data, as_json, _render_report)
 
 

@@ -22,9 +22,9 @@ from sre_tools.cli.output import (
     json_option,
     label,
     markup_safe,
-    printable,
     table,
 )
+from sre_tools.text import printable
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -82,12 +82,9 @@ def _engine(
 
 
 def _read_report(file: str) -> Any:
-    from sre_tools.cli.common import read_input
-    from sre_tools.inputs import MAX_REPORT_BYTES
-    from sre_tools.remediation.model import parse_report_json
+    from sre_tools.cli.common import read_health_report
 
-    text, source = read_input(file, MAX_REPORT_BYTES)
-    return parse_report_json(text, source=source)
+    return read_health_report(file)
 
 
 def _outcome(record: dict[str, Any]) -> str:

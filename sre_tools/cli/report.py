@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from sre_tools.cli import common
-from sre_tools.cli.output import console, emit, json_option, markup_safe
+from sre_tools.cli.output import console, emit, json_option, label, markup_safe
+from sre_tools.timeutil import iso
 
 RELIABILITY_WINDOW_SECONDS = 30 * 86400
 
@@ -41,9 +42,17 @@ RELIABILITY_WINDOW_SECONDS = 30 * 86400
     help="GPUs in the fleet, for failures per GPU-day.",
 )
 @click.option("--no-gpu", is_flag=True, help="Skip the local GPU probe.")
+@click.option(
+    "--health",
+    "health_files",
+    multiple=True,
+    help="A node's 'sre health --json' output, for the GPU health matrix (repeatable; '-' "
+    "reads stdin).",
+)
 @common.at_option
 @common.period_option
 @common.windows_option
+@common.html_option
 @json_option
 def report(
     slo_files: tuple[str, ...],
@@ -52,18 +61,25 @@ def report(
     store_path: Path | None,
     gpus: int | None,
     no_gpu: bool,
+    health_files: tuple[str, ...],
     at: str | None,
     period: str,
     alert_windows: Path | None,
+    html_path: Path | None,
     as_json: bool,
 ) -> None:
-    """On-call report: SLOs, reliability over the last 30 days, open incidents, local GPUs."""
+    """On-call report: SLOs, reliability over the last 30 days, open incidents, GPU health,
+    drills. With --html FILE, also one self-contained HTML page with charts."""
+    from sre_tools.chaos.results import drill_report, load_runs
     from sre_tools.cli.incident import incident_json
     from sre_tools.reliability.incidents import list_incidents
-    from sre_tools.reliability.report import build_report, report_json
-    from sre_tools.slo.report import build_reports
+    from sre_tools.reliability.report import build_report, build_series, report_json
+    from sre_tools.slo.report import HISTORY_POINTS, build_reports
 
     when = common.resolve_at(at)
+    # Read every input before the store is opened: a bad file is an input error, nothing seeded.
+    health = [common.read_health_report(f) for f in health_files]
+    history = HISTORY_POINTS if html_path is not None else 0
     files = list(slo_files)
     data: dict[str, Any] = {}
     with common.open_store(store_path) as store:
@@ -86,22 +102,43 @@ def report(
                 from sre_tools.sli.store import StoreSource
 
                 source = StoreSource(store)
-            data["slos"] = [r.to_dict() for r in build_reports(slos, source, when, catalog)]
+            data["slos"] = [
+                r.to_dict()
+                for r in build_reports(slos, source, when, catalog, history_points=history)
+            ]
         else:
             data["slos"] = []
         since = int(when) - RELIABILITY_WINDOW_SECONDS
         incidents = list_incidents(store, since=since, until=int(when))
         if incidents:
             rel = build_report(store, since=since, until=int(when), gpus=gpus)
-            data["reliability"] = report_json(rel)
+            series = build_series(store, rel) if html_path is not None else None
+            data["reliability"] = report_json(rel, series)
         else:
             data["reliability"] = None
         open_now = [i for i in list_incidents(store, open_only=True) if i.started <= when]
         data["open_incidents"] = [incident_json(i) for i in open_now]
+        data["drills"] = drill_report(load_runs(store, since=since, until=when + 1))
+    data["health"] = [h.to_dict() for h in health]
     if not no_gpu:
         from sre_tools.gpu.probe import probe
 
         data["gpu"] = probe().to_dict()
+    if html_path is not None:
+        from sre_tools.text import printable
+
+        sources = [
+            common.sli_source_line(prometheus_url, data["store"]),
+            f"Incidents and drills from the store {data['store']}, "
+            f"{RELIABILITY_WINDOW_SECONDS // 86400} days to {iso(when)}",
+            f"GPU health from {len(health)} 'sre health --json' report(s)",
+        ]
+        if "gpu" in data:
+            sources.append(f"This machine's GPUs: {printable(data['gpu']['message'])}")
+        common.write_html(html_path, data, title=f"On-call report {iso(when)}", sources=sources)
+        if not as_json:
+            click.echo(f"wrote {html_path}")
+            return
     emit(data, as_json, _render)
 
 
@@ -147,6 +184,34 @@ def _render(data: dict[str, Any]) -> None:
                 ],
             )
         )
+    if data["health"]:
+        con.print()
+        con.print(
+            table(
+                f"GPU health of {len(data['health'])} node(s)",
+                ["node", "status", "action", "at", "problems"],
+                [
+                    [
+                        h["host"],
+                        label(h["status"]),
+                        h["action"],
+                        h["at"],
+                        ", ".join(
+                            dict.fromkeys(
+                                f["check"]
+                                for f in h["findings"]
+                                if f["severity"] in ("warn", "crit", "unknown")
+                            )
+                        )
+                        or "-",
+                    ]
+                    for h in data["health"]
+                ],
+            )
+        )
+    if data["drills"]:
+        runs = sum(r["runs"] for r in data["drills"])
+        con.print(f"Drills: {runs} run(s) of {len(data['drills'])} drill(s) (sre drill report)")
     gpu = data.get("gpu")
     if gpu is not None:
         con.print()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
 from sre_tools.cli import common
-from sre_tools.cli.output import console, emit, json_option, label, num, pct, table
+from sre_tools.cli.output import console, emit, json_option, label, table
+from sre_tools.text import num, pct
 
 
 @click.group()
@@ -78,19 +77,6 @@ def validate(
     emit(data, as_json, render)
 
 
-def _atomic_write(path: Path, writer: Any) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file."""
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            writer(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @slo.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option(
@@ -132,12 +118,7 @@ def rules(
         else:
             write(rule_file, sys.stdout, header=header)
         return
-    try:
-        _atomic_write(output, lambda fh: write(rule_file, fh, header=header))
-    except OSError as exc:
-        from sre_tools.exceptions import SreError
-
-        raise SreError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    common.atomic_write(output, lambda fh: write(rule_file, fh, header=header))
     summary = {
         "output": str(output),
         "slos": len(slos),
@@ -190,9 +171,15 @@ def build_reports(
     period: str,
     alert_windows: Path | None,
     timeout: float,
+    history_points: int = 0,
 ) -> list[Any]:
-    """Load the specs and build their reports from the store or Prometheus."""
-    from sre_tools.slo.report import build_reports as build
+    """Load the specs and build their reports from the store or Prometheus (with
+    ``history_points``, the budget remaining through the period too)."""
+    from functools import partial
+
+    from sre_tools.slo.report import build_reports
+
+    build = partial(build_reports, history_points=history_points)
 
     if prometheus_url and store_path:
         raise click.UsageError("use either --prometheus or --store, not both")
@@ -212,11 +199,31 @@ def build_reports(
 @slo.command()
 @click.argument("files", nargs=-1, required=True)
 @source_options
+@common.html_option
 @json_option
-def report(files: tuple[str, ...], as_json: bool, **source: Any) -> None:
-    """Budget remaining, burn rates, time to exhaustion and firing alerts per SLO."""
-    reports = build_reports(files, **source)
-    emit([r.to_dict() for r in reports], as_json, render_reports)
+def report(files: tuple[str, ...], html_path: Path | None, as_json: bool, **source: Any) -> None:
+    """Budget remaining, burn rates, time to exhaustion and firing alerts per SLO. With --html
+    FILE, also one self-contained HTML page with each SLO's budget burn-down over its period."""
+    from sre_tools.slo.report import HISTORY_POINTS
+
+    history = HISTORY_POINTS if html_path is not None else 0
+    reports = build_reports(files, **source, history_points=history)
+    rows = [r.to_dict() for r in reports]
+    if html_path is not None:
+        from sre_tools.store import default_store_path
+
+        where = source["store_path"] or default_store_path()
+        at = rows[0]["at"] if rows else "-"
+        common.write_html(
+            html_path,
+            {"slos": rows},
+            title=f"SLO report {at}",
+            sources=[common.sli_source_line(source["prometheus_url"], where)],
+        )
+        if not as_json:
+            click.echo(f"wrote {html_path}")
+            return
+    emit(rows, as_json, render_reports)
 
 
 @slo.command()

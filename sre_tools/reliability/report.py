@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from sre_tools.exceptions import ValidationError
@@ -42,6 +43,28 @@ def build_report(
         )
     incidents = list_incidents(store, since=start, until=end)
     return reliability_report(incidents, since=start, until=end, gpus=gpus, nodes=nodes)
+
+
+SERIES_BUCKETS = 10
+
+
+def build_series(
+    store: Store,
+    report: ReliabilityReport,
+    *,
+    buckets: int = SERIES_BUCKETS,
+) -> list[ReliabilityReport]:
+    """``report``'s window cut into ``buckets`` equal parts (whole seconds), each computed the
+    same way as the whole window, with its fleet sizes: the figures over time."""
+    if buckets < 1:
+        raise ValidationError(f"must be at least 1, got {buckets}", field="buckets")
+    incidents = list_incidents(store, since=report.since, until=report.until)
+    edges = [report.since + (report.window_seconds * k) // buckets for k in range(buckets + 1)]
+    return [
+        reliability_report(incidents, since=a, until=b, gpus=report.gpus, nodes=report.nodes)
+        for a, b in pairwise(edges)
+        if b > a
+    ]
 
 
 @dataclass(frozen=True)
@@ -113,8 +136,12 @@ def stats_json(stats: ReliabilityStats) -> dict[str, Any]:
     }
 
 
-def report_json(report: ReliabilityReport) -> dict[str, Any]:
-    """The report with stable keys (``mtbf_seconds`` is ``null`` when there are no failures)."""
+def report_json(
+    report: ReliabilityReport, series: list[ReliabilityReport] | None = None
+) -> dict[str, Any]:
+    """The report with stable keys (``mtbf_seconds`` is ``null`` when there are no failures);
+    with ``series`` (:func:`build_series`), the figures over time under ``series``."""
+    extra = {} if series is None else {"series": [report_json(r) for r in series]}
     return {
         "since": iso(report.since),
         "until": iso(report.until),
@@ -124,4 +151,5 @@ def report_json(report: ReliabilityReport) -> dict[str, Any]:
         "nodes_source": "derived" if report.nodes_derived else "given",
         "fleet": stats_json(report.fleet),
         "components": {name: stats_json(stats) for name, stats in report.components},
+        **extra,
     }

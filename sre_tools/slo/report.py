@@ -44,6 +44,8 @@ class SLOReport:
     time_to_exhaustion_seconds: float | None
     burn_rates: dict[str, float | None]
     pairs: tuple[PairResult, ...] = field(default_factory=tuple)
+    # Budget remaining through the period (``budget_history``): empty unless asked for.
+    history: tuple[tuple[float, float | None], ...] = ()
 
     @property
     def sli(self) -> float | None:
@@ -100,6 +102,15 @@ class SLOReport:
                 for p in self.pairs
             ],
             "firing": self.firing,
+            **(
+                {
+                    "budget_history": [
+                        {"at": iso(t), "budget_remaining": value} for t, value in self.history
+                    ]
+                }
+                if self.history
+                else {}
+            ),
         }
 
 
@@ -110,8 +121,42 @@ def _enabled(slo: SLO, severity: str) -> bool:
     return not spec.disabled
 
 
-def build_report(slo: SLO, ws: WindowSet, source: SLISource, at: float) -> SLOReport:
-    """Read the SLO's windows from ``source`` and compute the report at ``at``."""
+HISTORY_POINTS = 30
+
+
+def budget_history(
+    slo: SLO, source: SLISource, at: float, remaining: float | None, points: int = HISTORY_POINTS
+) -> tuple[tuple[float, float | None], ...]:
+    """Error budget remaining through the period ``[at - period, at]``: ``points + 1`` evenly
+    spaced times (whole minutes, the store's bucket), each with the share of the period's budget
+    left after the errors from the period's start to that time.
+
+    At time ``t`` the source's error ratio over ``[start, t)`` has consumed
+    ``ratio * (t - start) / period`` of the budget (traffic taken as even over the period, the
+    same assumption as time to exhaustion). The last point is ``remaining``, the report's
+    ``budget_remaining`` at ``at``; a time with no traffic so far is ``None``. The first point,
+    the period's start, is 1.0.
+    """
+    period = slo.period_seconds
+    budget = slo.error_budget_ratio
+    start = at - period
+    step = max(60.0, float(int(period / points) // 60 * 60))
+    out: list[tuple[float, float | None]] = [(start, 1.0)]
+    k = 1
+    while k * step < period:
+        window = k * step
+        ratio = source.error_ratios(slo, [window], start + window).get(window)
+        out.append((start + window, m.budget_remaining(ratio, budget / (window / period))))
+        k += 1
+    out.append((at, remaining))
+    return tuple(out)
+
+
+def build_report(
+    slo: SLO, ws: WindowSet, source: SLISource, at: float, *, history_points: int = 0
+) -> SLOReport:
+    """Read the SLO's windows from ``source`` and compute the report at ``at``; with
+    ``history_points``, the budget remaining through the period too (:func:`budget_history`)."""
     windows = sorted(set(ws.all_window_seconds) | {slo.period_seconds})
     ratios = source.error_ratios(slo, windows, at)
     budget = slo.error_budget_ratio
@@ -147,13 +192,26 @@ def build_report(slo: SLO, ws: WindowSet, source: SLISource, at: float) -> SLORe
                 firing,
             )
         )
+    history = (
+        budget_history(slo, source, at, remaining, history_points) if history_points > 0 else ()
+    )
     return SLOReport(
-        slo, at, period_ratio, remaining, current, current_window, tte, burn, tuple(pairs)
+        slo, at, period_ratio, remaining, current, current_window, tte, burn, tuple(pairs), history
     )
 
 
 def build_reports(
-    slos: Sequence[SLO], source: SLISource, at: float, catalog: WindowCatalog | None = None
+    slos: Sequence[SLO],
+    source: SLISource,
+    at: float,
+    catalog: WindowCatalog | None = None,
+    *,
+    history_points: int = 0,
 ) -> list[SLOReport]:
     catalog = catalog or WindowCatalog()
-    return [build_report(s, catalog.for_period(s.period_seconds), source, at) for s in slos]
+    return [
+        build_report(
+            s, catalog.for_period(s.period_seconds), source, at, history_points=history_points
+        )
+        for s in slos
+    ]

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sre_tools.cli.output import printable
+from sre_tools.text import printable
 from tests.conftest import CliResult
 
 HOSTILE = "[bold red]x[/ \x1b]52;c;aGk=\x07 \u202eevil\x00 [link=file:///etc]y[/link] \x9b2J"

@@ -48,6 +48,7 @@ from typing import Any
 import pytest
 
 from sre_tools.cli.main import main
+from sre_tools.timeutil import iso
 from tests.helpers.procs import closed_port
 from tests.helpers.prometheus import CounterSeries, PrometheusServer, cumulative
 
@@ -732,3 +733,51 @@ def test_unreachable_prometheus_is_a_one_line_error(
     assert url in lines[0]
     assert "cannot reach Prometheus" in lines[0]
     assert "Traceback" not in err
+
+
+def expected_history(case: Case) -> list[dict[str, Any]]:
+    """The budget burn-down of ``--html`` from the counts: budget remaining at the period's
+    start, every ``period / 30`` (whole minutes) and at ``T_END``; at ``start + w`` the errors of
+    the buckets ``[start, start + w)`` have used ``ratio * w / period`` of the period's budget."""
+    budget = (100.0 - case.objective) / 100.0
+    start = T_END - case.period
+    first = MINUTES - case.period // MINUTE  # the bucket that starts at ``start``
+    step = case.period // 30 // MINUTE * MINUTE
+    points: list[dict[str, Any]] = [{"at": iso(start), "budget_remaining": 1.0}]
+    for window in [*range(step, case.period, step), case.period]:
+        n = window // MINUTE
+        total = sum(case.traffic.total[first : first + n])
+        errors = sum(case.traffic.errors[first : first + n])
+        remaining = None if total == 0 else 1.0 - errors / total * (window / case.period) / budget
+        points.append({"at": iso(start + window), "budget_remaining": remaining})
+    return points
+
+
+def test_html_burn_down_from_prometheus_and_store(
+    prometheus: PrometheusServer,
+    spec_files: list[str],
+    store_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """``--html``: each SLO's budget history read through Prometheus and through the store
+    matches the counts; the page has one burn-down chart per SLO."""
+    only = _only(OCCURRENCES_IDS)
+    for name, source in (
+        ("prometheus", ["--prometheus", prometheus.url]),
+        ("store", ["--store", str(store_path)]),
+    ):
+        page = tmp_path / f"{name}.html"
+        rc, out, err = run(
+            capsys, "slo", "report", *spec_files, *source, *only, "--at", AT, "--html", str(page),
+            "--json",
+        )  # fmt: skip
+        assert rc == 0, err
+        rows = {r["id"]: r for r in json.loads(out, parse_constant=_no_constants)}
+        for slo_id in OCCURRENCES_IDS:
+            history = rows[slo_id]["budget_history"]
+            assert len(history) == 31
+            assert_matches(history, expected_history(CASES[slo_id]), f"{name}:{slo_id}")
+        assert page.read_text(encoding="utf-8").count('class="chart burn-down"') == len(
+            OCCURRENCES_IDS
+        )
