@@ -71,6 +71,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "exporter",
         "Prometheus exporter for GPU health and telemetry.",
     ),
+    "dashboards": (
+        "sre_tools.cli.dashboards",
+        "dashboards",
+        "Grafana dashboards: write the JSON and the provisioning file.",
+    ),
 }
 
 

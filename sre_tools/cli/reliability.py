@@ -258,3 +258,56 @@ def plan_cmd(
         run_length=_duration(run_length, "--run-length") or 0.0,
     )
     emit({**asdict(result), "mtbf_from": source}, as_json, _render_plan)
+
+
+@reliability.command("metrics")
+@click.option(
+    "--listen",
+    default="127.0.0.1:9836",
+    show_default=True,
+    help="HOST:PORT to serve /metrics on (loopback by default).",
+)
+@click.option("--once", is_flag=True, help="Print the metrics once and exit.")
+@store_option
+def metrics_cmd(*, listen: str, once: bool, store_path: Path | None) -> None:
+    """Incidents and drill results as Prometheus metrics (the reliability dashboard's source).
+
+    The store is read at each scrape; see docs/reliability.md for the metric names.
+    """
+    import signal
+    import threading
+
+    from prometheus_client.registry import CollectorRegistry
+
+    from sre_tools.reliability.exposition import ReliabilityCollector, read_snapshot
+
+    with open_store(store_path, create=False):
+        pass  # a missing or unreadable store is an input error now, not at the first scrape
+
+    def read() -> Any:
+        with open_store(store_path, create=False) as store:
+            return read_snapshot(store)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ReliabilityCollector(read))
+    if once:
+        from prometheus_client.exposition import generate_latest
+
+        click.echo(generate_latest(registry).decode(), nl=False)
+        return
+    from sre_tools.exporter.server import ExporterServer, parse_listen
+
+    server = ExporterServer(registry, parse_listen(listen))
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        server.start()
+        click.echo(f"serving {server.url}/metrics", err=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,29 @@
+"""``sre dashboards``: write the Grafana dashboards and their provisioning file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def dashboards() -> None:
+    """Grafana dashboards generated from the exporter's metrics and the SLO rules."""
+
+
+@dashboards.command("generate")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option(
+    "--grafana-dir",
+    default=None,
+    help="Where Grafana reads the JSON files (the provisioning file's path) "
+    "[default: /var/lib/grafana/dashboards/sre-tools].",
+)
+def generate_cmd(directory: Path | None, grafana_dir: str | None) -> None:
+    """Write the dashboards' JSON and sre-tools.yml into DIRECTORY (default: the package's
+    sre_tools/data/dashboards, the committed copies)."""
+    from sre_tools.dashboards.generate import DEFAULT_GRAFANA_DIR, packaged_dir, write
+
+    for path in write(directory or packaged_dir(), grafana_dir or DEFAULT_GRAFANA_DIR):
+        click.echo(str(path))
