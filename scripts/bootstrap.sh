@@ -21,6 +21,9 @@ esac
 if [ "${SRE_NEED_PROMETHEUS:-0}" = "1" ]; then
   command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
   command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+  # Alertmanager and amtool for the routing tests (tests/alerting); run directly, never as a
+  # service.
+  command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 fi
 if [ "${SRE_NEED_SLURM:-0}" = "1" ]; then
   { command -v slurmctld || [ -x /usr/sbin/slurmctld ]; } >/dev/null 2>&1 || need_apt+=(slurm-wlm)

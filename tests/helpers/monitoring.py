@@ -43,8 +43,9 @@ NODES: dict[str, tuple[Path, list[str] | None]] = {
     "gpu-ecc": (ROOT / "tests/exporter/fixtures/h100-2gpu-faults.json", None),
     "gpu-xid": (
         ROOT / "tests/fixtures/gpu/hgx-h100-8-synthetic.json",
+        # {now}: the stack's start (dmesg -T form), so the XID is recent (GpuXidEvent fires).
         [
-            "[Mon Dec  7 10:00:00 2026] NVRM: Xid (PCI:0000:18:00): 79, pid=1234, name=python, "
+            "[{now}] NVRM: Xid (PCI:0000:18:00): 79, pid=1234, name=python, "
             "GPU has fallen off the bus."
         ],
     ),
@@ -351,7 +352,8 @@ def monitoring_stack(workdir: Path, alertmanager: str | None = None) -> Iterator
             argv += ["--profile", "h100-sxm-8"]
         if kernel_log is not None:
             log = workdir / f"{name}.kern.log"
-            log.write_text("\n".join(kernel_log) + "\n")
+            now = time.strftime("%a %b %e %H:%M:%S %Y")
+            log.write_text("\n".join(line.format(now=now) for line in kernel_log) + "\n")
             argv += ["--kernel-log", str(log)]
         commands[name] = argv
     commands["reliability"] = _sre(
