@@ -27,3 +27,63 @@ def test_node_exporter_download_fails_on_a_wrong_checksum(tmp_path: Path) -> Non
     # Nothing was unpacked or installed.
     cache = tmp_path / "home" / ".cache" / "gpu-monitoring"
     assert not list(cache.rglob("node_exporter-9.9.9.linux-amd64"))
+
+
+def test_grafana_dashboards_and_provider_are_installed(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    from sre_tools.dashboards.generate import DASHBOARDS, packaged_dir
+
+    dashboards, provisioning = tmp_path / "dashboards", tmp_path / "provisioning"
+    extra = {
+        "gpu_monitoring_grafana_dashboards_dir": str(dashboards),
+        "gpu_monitoring_grafana_provisioning_dir": str(provisioning),
+        "gpu_monitoring_grafana_folder": "GPU: SRE",
+    }
+    result = play_role_tasks(tmp_path, "gpu_monitoring", "grafana.yml", extra)
+    assert result.returncode == 0, result.stdout[-3000:]
+    installed = sorted(p.name for p in dashboards.iterdir())
+    assert installed == sorted(f"{name}.json" for name in DASHBOARDS)
+    for name in installed:
+        assert (dashboards / name).read_bytes() == (packaged_dir() / name).read_bytes()
+        assert json.loads((dashboards / name).read_text())["uid"].startswith("sre-")
+    provider = yaml.safe_load((provisioning / "sre-tools.yml").read_text())
+    assert provider["apiVersion"] == 1
+    [entry] = provider["providers"]
+    assert entry["type"] == "file"
+    assert entry["folder"] == "GPU: SRE"
+    assert entry["options"]["path"] == str(dashboards)
+    # The role's provider says what `sre dashboards generate` writes, apart from the header.
+    generated = yaml.safe_load((packaged_dir() / "sre-tools.yml").read_text())
+    generated["providers"][0]["folder"] = "GPU: SRE"
+    generated["providers"][0]["options"]["path"] = str(dashboards)
+    assert provider == generated
+
+
+def test_alertmanager_targets_fragment(tmp_path: Path) -> None:
+    import json
+
+    sd_file = tmp_path / "am_sd" / "sre-tools.json"
+    extra = {
+        "gpu_monitoring_alertmanager_targets": ["am-1.example.net:9093", "am-2.example.net:9093"],
+        "gpu_monitoring_alertmanager_sd_file": str(sd_file),
+        "gpu_monitoring_file_sd_delegate_to": "",
+    }
+    result = play_role_tasks(tmp_path, "gpu_monitoring", "alertmanager.yml", extra)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert json.loads(sd_file.read_text()) == [
+        {"targets": ["am-1.example.net:9093", "am-2.example.net:9093"]}
+    ]
+
+
+def test_preflight_refuses_alertmanager_without_targets(tmp_path: Path) -> None:
+    extra = {
+        "gpu_monitoring_alertmanager_enabled": True,
+        "gpu_monitoring_alertmanager_targets": ["no-port.example.net"],
+        "ansible_facts": {"os_family": "Debian"},
+    }
+    result = play_role_tasks(tmp_path, "gpu_monitoring", "preflight.yml", extra)
+    assert result.returncode != 0
+    assert "gpu_monitoring_alertmanager_targets" in result.stdout

@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 import pytest
+import yaml
 
 from tests.helpers.salt import (
     SALT_DIR,
@@ -110,6 +111,8 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
                     "dcgm_exporter": {"enabled": False},
                     "sre_exporter": {"basic_auth_users": {"prom": "sha256:" + "c" * 64}},
                     "file_sd": {"labels": {"cluster": "c1"}, "target_host": "n1.example"},
+                    "grafana": {"enabled": True, "folder": "GPU: SRE"},
+                    "alertmanager": {"enabled": True, "targets": ["am-1.example:9093"]},
                 },
                 "nvidia_driver": {"source": "cuda_repo"},
             },
@@ -314,8 +317,46 @@ BAD_PILLAR = [
         _merge(BASE_PILLAR, {"gpu_monitoring": {"node_exporter": {"source": "binary"}}}),
         "pillar gpu_monitoring:node_exporter:hash must be sha256=<64 hex digits>",
     ),
+    (
+        "Debian",
+        _merge(BASE_PILLAR, {"gpu_monitoring": {"alertmanager": {"enabled": True}}}),
+        "pillar gpu_monitoring:alertmanager:enabled needs gpu_monitoring:alertmanager:targets",
+    ),
+    (
+        "Debian",
+        _merge(
+            BASE_PILLAR,
+            {"gpu_monitoring": {"alertmanager": {"enabled": True, "targets": ["am-1"]}}},
+        ),
+        'pillar gpu_monitoring:alertmanager:targets[0] must be HOST:PORT, not "am-1"',
+    ),
     ("RedHat", BASE_PILLAR, 'supports the Debian family (Debian, Ubuntu), not "RedHat"'),
 ]
+
+
+def test_gpu_monitoring_grafana_and_alertmanager(rendered: dict[str, dict[str, Any]]) -> None:
+    from sre_tools.dashboards.generate import DASHBOARDS, packaged_dir
+
+    defaults = rendered["debian-defaults"]
+    assert not [s for s in defaults if "dashboard" in s or "alertmanagers" in s]
+    high = rendered["ubuntu-doca-binary"]
+    recurse = state_args(high["gpu_monitoring-config-file-file-recurse-dashboards"], "file")
+    assert recurse["name"] == "/var/lib/grafana/dashboards/sre-tools"
+    assert recurse["source"] == "salt://gpu_monitoring/files/dashboards"
+    # The formula's file tree serves the packaged dashboards (a link to sre_tools/data/dashboards).
+    served = SALT_DIR / "gpu_monitoring" / "files" / "dashboards"
+    assert sorted(p.name for p in served.glob("*.json")) == sorted(f"{n}.json" for n in DASHBOARDS)
+    assert served.resolve() == packaged_dir().resolve()
+    provider = state_args(
+        high["gpu_monitoring-config-file-file-serialize-dashboard-provider"], "file"
+    )
+    assert provider["name"] == "/etc/grafana/provisioning/dashboards/sre-tools.yml"
+    generated = yaml.safe_load((packaged_dir() / "sre-tools.yml").read_text())
+    generated["providers"][0]["folder"] = "GPU: SRE"
+    assert provider["dataset"] == generated
+    am = state_args(high["gpu_monitoring-config-file-file-serialize-alertmanagers"], "file")
+    assert am["name"] == "/etc/prometheus/alertmanager_sd/sre-tools.json"
+    assert am["dataset"] == [{"targets": ["am-1.example:9093"]}]
 
 
 @pytest.mark.parametrize(
@@ -327,6 +368,8 @@ BAD_PILLAR = [
         "doca-no-fingerprint",
         "ipoib-mtu",
         "ne-no-hash",
+        "am-no-targets",
+        "am-no-port",
         "redhat",
     ],
 )

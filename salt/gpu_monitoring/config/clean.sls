@@ -14,6 +14,9 @@ gpu_monitoring-config-clean-file-absent:
       - /etc/systemd/system/dcgm-exporter.service
       - /etc/systemd/system/sre-exporter.service
       - {{ gpu_monitoring.sre_exporter.secrets_dir }}
+      - {{ gpu_monitoring.grafana.dashboards_dir }}
+      - {{ gpu_monitoring.grafana.provisioning_dir }}/sre-tools.yml
+      - {{ gpu_monitoring.alertmanager.sd_file }}
 {%- for job in ["node", "dcgm", "sre"] %}
       - {{ gpu_monitoring.file_sd.dir }}/{{ job }}-{{ grains.id }}.json
 {%- endfor %}

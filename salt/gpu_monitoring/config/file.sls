@@ -90,3 +90,48 @@ gpu_monitoring-config-file-file-serialize:
     - makedirs: true
     - mode: '0644'
 {%- endif %}
+{%- set grafana = gpu_monitoring.grafana %}
+{%- if grafana.enabled %}
+
+gpu_monitoring-config-file-file-recurse-dashboards:
+  file.recurse:
+    - name: {{ grafana.dashboards_dir }}
+    - source: salt://{{ tplroot }}/files/dashboards
+    - include_pat: '*.json'
+    - clean: true
+    - makedirs: true
+    - dir_mode: '0755'
+    - file_mode: '0644'
+
+gpu_monitoring-config-file-file-serialize-dashboard-provider:
+  file.serialize:
+    - name: {{ grafana.provisioning_dir }}/sre-tools.yml
+    - serializer: yaml
+    - makedirs: true
+    - mode: '0644'
+    - dataset:
+        apiVersion: 1
+        providers:
+          - name: sre-tools
+            orgId: 1
+            folder: {{ grafana.folder | json }}
+            folderUid: sre-tools
+            type: file
+            disableDeletion: true
+            allowUiUpdates: false
+            updateIntervalSeconds: 60
+            options:
+              path: {{ grafana.dashboards_dir | json }}
+              foldersFromFilesStructure: false
+{%- endif %}
+{%- set am = gpu_monitoring.alertmanager %}
+{%- if am.enabled %}
+
+gpu_monitoring-config-file-file-serialize-alertmanagers:
+  file.serialize:
+    - name: {{ am.sd_file }}
+    - dataset: {{ [{"targets": am.targets}] | json }}
+    - serializer: json
+    - makedirs: true
+    - mode: '0644'
+{%- endif %}
