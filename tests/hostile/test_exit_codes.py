@@ -105,6 +105,7 @@ STORE_COMMANDS = {
     "reliability-report": ["reliability", "report"],
     "report": ["report", "--no-gpu"],
     "incident-open": ["incident", "open", "--component", "gpu"],
+    "reliability-metrics": ["reliability", "metrics", "--once"],
 }
 
 
