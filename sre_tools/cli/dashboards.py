@@ -13,17 +13,17 @@ def dashboards() -> None:
 
 
 @dashboards.command("generate")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--grafana-dir",
     default=None,
     help="Where Grafana reads the JSON files (the provisioning file's path) "
     "[default: /var/lib/grafana/dashboards/sre-tools].",
 )
-def generate_cmd(directory: Path | None, grafana_dir: str | None) -> None:
-    """Write the dashboards' JSON and sre-tools.yml into DIRECTORY (default: the package's
-    sre_tools/data/dashboards, the committed copies)."""
-    from sre_tools.dashboards.generate import DEFAULT_GRAFANA_DIR, packaged_dir, write
+def generate_cmd(directory: Path, grafana_dir: str | None) -> None:
+    """Write the dashboards' JSON and sre-tools.yml into DIRECTORY (in a checkout,
+    sre_tools/data/dashboards holds the committed copies)."""
+    from sre_tools.dashboards.generate import DEFAULT_GRAFANA_DIR, write
 
-    for path in write(directory or packaged_dir(), grafana_dir or DEFAULT_GRAFANA_DIR):
+    for path in write(directory, grafana_dir or DEFAULT_GRAFANA_DIR):
         click.echo(str(path))

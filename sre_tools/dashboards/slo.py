@@ -23,8 +23,9 @@ def _factors(period_seconds: float = 30 * 86400) -> str:
     )
 
 
-def _page_factor(period_seconds: float = 30 * 86400) -> float:
-    return round(max(w.factor(period_seconds) for w in DEFAULT_WINDOWS.for_severity("page")), 3)
+def _page_factor(period_seconds: float = 30 * 86400, *, lowest: bool = False) -> float:
+    factors = [w.factor(period_seconds) for w in DEFAULT_WINDOWS.for_severity("page")]
+    return round(min(factors) if lowest else max(factors), 3)
 
 
 def _alert_state(severity: str) -> Target:
@@ -87,9 +88,12 @@ def dashboard() -> Dashboard:
                     "stat",
                     "Burn rate now",
                     [Target(f"{q.CURRENT_BURN_RATE}{{{SEL}}}", LEGEND)],
-                    description=f"Error ratio over the shortest alert window ({SHORTEST}) divided "
-                    "by the error budget: 1 spends the budget exactly over the period.",
-                    thresholds=thresholds(("green", None), ("orange", 1), ("red", 6)),
+                    description="Error ratio over the shortest alert window (default "
+                    f"{SHORTEST}) divided by the error budget: 1 spends the budget exactly over "
+                    "the period; red from the lowest page factor of a 30d period.",
+                    thresholds=thresholds(
+                        ("green", None), ("orange", 1), ("red", _page_factor(lowest=True))
+                    ),
                     width=5,
                     height=5,
                 ),
@@ -105,9 +109,11 @@ def dashboard() -> Dashboard:
                     "timeseries",
                     "SLI against objective",
                     [
+                        # The SLI over the shortest alert window of the SLO's own window set,
+                        # from the meta recordings (no window name assumed).
                         Target(
-                            f"1 - {q.SLI_ERROR_RATIO.format(window=SHORTEST)}{{{SEL}}}",
-                            f"SLI ({SHORTEST})",
+                            f"1 - {q.CURRENT_BURN_RATE}{{{SEL}}} * {q.ERROR_BUDGET}{{{SEL}}}",
+                            "SLI",
                         ),
                         Target(f"{q.OBJECTIVE}{{{SEL}}}", "objective"),
                     ],

@@ -36,7 +36,7 @@ def all_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_committed_files_are_what_the_generator_writes() -> None:
     committed = {p.name: p.read_text(encoding="utf-8") for p in packaged_dir().iterdir()}
-    assert committed == files(), "run: sre dashboards generate"
+    assert committed == files(), "run: sre dashboards generate sre_tools/data/dashboards"
 
 
 def test_cli_writes_the_same_files(tmp_path: Path) -> None:
