@@ -106,7 +106,7 @@ def _test_config(workdir: Path, inbox_url: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inbox, Stack]]:
+def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inbox, Stack, str]]:
     workdir = tmp_path_factory.mktemp("alerting")
     inbox = Inbox()
     with http_server(inbox.handler()) as server:
@@ -127,7 +127,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inbox,
                 f"not delivered in time: {inbox.received}\n{am_log.read_text()[-3000:]}"
             )
             time.sleep(SETTLE_SECONDS)
-            yield inbox, stack
+            yield inbox, stack, f"http://{am}"
 
 
 def _firing(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,23 +143,27 @@ def _keys(bodies: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {_key(a) for a in _firing(bodies)}
 
 
-def test_the_page_and_the_ecc_alert_reach_the_pager_once(delivered: tuple[Inbox, Stack]) -> None:
-    inbox, _ = delivered
+def test_the_page_and_the_ecc_alert_reach_the_pager_once(
+    delivered: tuple[Inbox, Stack, str],
+) -> None:
+    inbox, _, _ = delivered
     pager = _firing(inbox.on("/pager"))
     for key in (("ApiFastBurn", "api-fast"), ("GpuUncorrectedEccErrors", FAULTY_NODE)):
         assert [_key(a) for a in pager].count(key) == 1, pager
     assert {a["labels"]["severity"] for a in pager} <= {"page", "critical"}
 
 
-def test_the_slow_burn_reaches_the_ticket_receiver_once(delivered: tuple[Inbox, Stack]) -> None:
-    inbox, _ = delivered
+def test_the_slow_burn_reaches_the_ticket_receiver_once(
+    delivered: tuple[Inbox, Stack, str],
+) -> None:
+    inbox, _, _ = delivered
     tickets = _firing(inbox.on("/ticket"))
     assert [_key(a) for a in tickets].count(("ApiSlowBurn", "api-slow")) == 1, tickets
     assert {a["labels"]["severity"] for a in tickets} <= {"ticket", "warning"}
 
 
-def test_the_ticket_of_a_paging_slo_is_inhibited(delivered: tuple[Inbox, Stack]) -> None:
-    inbox, stack = delivered
+def test_the_ticket_of_a_paging_slo_is_inhibited(delivered: tuple[Inbox, Stack, str]) -> None:
+    inbox, stack, _ = delivered
     # Prometheus does fire the fast SLO's ticket...
     fired = stack.query('ALERTS{alertname="ApiFastBurn", severity="ticket", alertstate="firing"}')[
         "data"
@@ -169,8 +173,8 @@ def test_the_ticket_of_a_paging_slo_is_inhibited(delivered: tuple[Inbox, Stack])
     assert ("ApiFastBurn", "api-fast") not in _keys(inbox.on("/ticket"))
 
 
-def test_info_alerts_are_not_delivered(delivered: tuple[Inbox, Stack]) -> None:
-    inbox, stack = delivered
+def test_info_alerts_are_not_delivered(delivered: tuple[Inbox, Stack, str]) -> None:
+    inbox, stack, _ = delivered
     assert stack.query('ALERTS{severity="info", alertstate="firing"}')["data"]["result"]
     delivered_names = {
         a["labels"]["alertname"] for _, body in inbox.received for a in body.get("alerts", [])
@@ -178,8 +182,8 @@ def test_info_alerts_are_not_delivered(delivered: tuple[Inbox, Stack]) -> None:
     assert "GpuXidEvent" not in delivered_names
 
 
-def test_every_notification_carries_the_runbook(delivered: tuple[Inbox, Stack]) -> None:
-    inbox, _ = delivered
+def test_every_notification_carries_the_runbook(delivered: tuple[Inbox, Stack, str]) -> None:
+    inbox, _, _ = delivered
     for receiver in ("pager", "ticket"):
         for alert in _firing(inbox.on(f"/{receiver}")):
             url = alert["annotations"]["runbook_url"]
@@ -193,3 +197,44 @@ def test_every_notification_carries_the_runbook(delivered: tuple[Inbox, Stack]) 
         for url in webhook_runbooks:
             assert f"Runbook: {url}" in chat_text
         assert "none given" not in chat_text
+
+
+def test_a_node_page_inhibits_only_that_nodes_tickets(
+    delivered: tuple[Inbox, Stack, str],
+) -> None:
+    """Alerts added with amtool: a critical on node-a silences node-a's warning, not node-b's."""
+    inbox, _, am_url = delivered
+
+    def add(*labels: str) -> None:
+        run(
+            [
+                amtool(),
+                "alert",
+                "add",
+                f"--alertmanager.url={am_url}",
+                *labels,
+                f"--annotation=runbook_url={RUNBOOK_BASE}/gpu-node-health.md#test",
+                "--annotation=summary=added by the test",
+            ],
+            timeout=60,
+        )
+
+    add("alertname=AddedCritical", "severity=critical", "instance=node-a:9835")
+    time.sleep(1.5)  # the critical is active before the warnings arrive
+    add("alertname=AddedWarning", "severity=warning", "instance=node-a:9835")
+    add("alertname=AddedWarning", "severity=warning", "instance=node-b:9835")
+
+    def warned(instance: str) -> bool:
+        return any(
+            a["labels"]["alertname"] == "AddedWarning" and a["labels"]["instance"] == instance
+            for a in _firing(inbox.on("/ticket"))
+        )
+
+    assert inbox.wait_for(lambda: warned("node-b:9835")), inbox.received
+    assert inbox.wait_for(
+        lambda: any(
+            a["labels"]["alertname"] == "AddedCritical" for a in _firing(inbox.on("/pager"))
+        )
+    )
+    time.sleep(SETTLE_SECONDS)
+    assert not warned("node-a:9835")
