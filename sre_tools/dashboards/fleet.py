@@ -334,6 +334,22 @@ def dashboard() -> Dashboard:
                 "Port state, rate, symbol/link error rates and link flaps as the health engine "
                 "judges them (ib.* checks, node-level: no GPU).",
             ),
+            Panel(
+                "table",
+                "MIG instances",
+                [Target(f"{m.GPU_MIG_INSTANCE_INFO}{{{NODE}}}", instant=True)],
+                description="Each MIG instance with its parent GPU (telemetry is per physical "
+                "GPU): the MIG UUID jobs see in CUDA_VISIBLE_DEVICES, GPU and compute instance.",
+                transformations=[
+                    _organize(
+                        m.LABEL_MIG_NAME,
+                        m.LABEL_MIG_UUID,
+                        m.LABEL_GPU_INSTANCE,
+                        m.LABEL_COMPUTE_INSTANCE,
+                    )
+                ],
+                width=12,
+            ),
             _checks_table(
                 "MIG checks",
                 ("mig",),

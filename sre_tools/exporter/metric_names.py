@@ -37,6 +37,10 @@ LABEL_XID = "xid"
 LABEL_CHECK = "check"
 LABEL_ACTION = "action"
 LABEL_VERSION = "version"
+LABEL_MIG_UUID = "mig_uuid"  # MIG-xxxxxxxx-...: the instance's own UUID (CUDA_VISIBLE_DEVICES)
+LABEL_GPU_INSTANCE = "gpu_instance_id"
+LABEL_COMPUTE_INSTANCE = "compute_instance_id"
+LABEL_MIG_NAME = "mig_name"  # NVML's name of the instance, with its profile (... MIG 1g.10gb)
 
 # The Prometheus job name the alert rules expect for this exporter (scrape config `job_name`).
 SCRAPE_JOB = "sre-gpu-exporter"
@@ -94,6 +98,9 @@ GPU_NVLINK_LINKS_ACTIVE = "gpu_nvlink_links_active"
 GPU_NVLINK_ERRORS = "gpu_nvlink_errors_total"
 GPU_FABRIC_STATE = "gpu_fabric_state"
 GPU_FABRIC_STATUS = "gpu_fabric_status"
+# --- MIG ----------------------------------------------------------------------------------------
+GPU_MIG_MODE = "gpu_mig_mode"
+GPU_MIG_INSTANCE_INFO = "gpu_mig_instance_info"
 # --- XID ----------------------------------------------------------------------------------------
 GPU_XID_EVENTS = "gpu_xid_events_total"
 GPU_XID_LAST_EVENT = "gpu_xid_last_event_timestamp_seconds"
@@ -194,6 +201,20 @@ METRICS: tuple[MetricSpec, ...] = (
         "NVSwitch fabric registration: 0 not supported, 1 not started, 2 in progress, 3 completed.",
     ),
     _gpu(GPU_FABRIC_STATUS, _G, "NVML return code of the fabric registration (0 = success)."),
+    _gpu(
+        GPU_MIG_MODE,
+        _G,
+        "1 if MIG mode is enabled (current mode; a pending change shows in checks).",
+    ),
+    _gpu(
+        GPU_MIG_INSTANCE_INFO,
+        _G,
+        "One series per MIG instance of the GPU; always 1.",
+        LABEL_MIG_UUID,
+        LABEL_GPU_INSTANCE,
+        LABEL_COMPUTE_INSTANCE,
+        LABEL_MIG_NAME,
+    ),
     _gpu(GPU_XID_EVENTS, _C, "XID events seen by this exporter.", LABEL_XID),
     _gpu(GPU_XID_LAST_EVENT, _G, "Unix time of the latest XID event of this kind.", LABEL_XID),
     _gpu(

@@ -188,7 +188,33 @@ def _device_samples(r: _Reader, lab: LabelValues) -> list[Sample]:
     fabric = r.mapping("fabric")
     add(c.GPU_FABRIC_STATE, _number(fabric.get("state")))
     add(c.GPU_FABRIC_STATUS, _number(fabric.get("status")))
+    _mig(r, add)
     return out
+
+
+def _mig(r: _Reader, add: Callable[..., None]) -> None:
+    """MIG mode, and one info series per MIG instance (labelled with its parent GPU)."""
+    mode = r.get("mig_mode")
+    if not isinstance(mode, list | tuple) or not mode:
+        return  # not supported (no MIG on this GPU)
+    enabled = bool(mode[0])
+    add(c.GPU_MIG_MODE, float(enabled))
+    if not enabled:
+        return
+    devices = r.get("mig_devices")
+    if not isinstance(devices, list):
+        return
+    for dev in devices:
+        if not isinstance(dev, dict) or not dev.get("uuid"):
+            continue
+        add(
+            c.GPU_MIG_INSTANCE_INFO,
+            1.0,
+            _text(dev.get("uuid")),
+            _text(dev.get("gpu_instance_id")),
+            _text(dev.get("compute_instance_id")),
+            _text(dev.get("name")),
+        )
 
 
 def _nvlink(r: _Reader, add: Callable[..., None]) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from sre_tools.dashboards.generate import dashboards_json
 from tests.dashboards.test_generate import all_panels
-from tests.helpers.monitoring import NODES, Stack, get_json, monitoring_stack
+from tests.helpers.monitoring import MIG_INSTANCES, NODES, Stack, get_json, monitoring_stack
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +94,10 @@ def test_fleet_panels_show_every_node_and_the_faults(stack: Stack) -> None:
     assert by_node["gpu-ecc"] == 3  # crit: uncorrected ECC
     xids = stack.query("sum by (node, xid) (gpu_xid_events_total)")["data"]["result"]
     assert {(s["metric"]["node"], s["metric"]["xid"]) for s in xids} == {("gpu-xid", "79")}
+    mig = stack.query("gpu_mig_instance_info")["data"]["result"]
+    assert sorted(
+        (s["metric"]["node"], s["metric"]["gpu"], s["metric"]["mig_uuid"]) for s in mig
+    ) == [("gpu-ok", "1", instance["uuid"]) for instance in MIG_INSTANCES]
 
 
 def test_slo_panels_see_the_burning_slo(stack: Stack) -> None:

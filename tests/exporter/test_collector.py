@@ -462,3 +462,57 @@ def test_live_loop_exports_the_fabric_manager_unit_state(tmp_path: Path) -> None
     replayed = make_loop(RecordedBackend.load(SHARED / "hgx-h100-8-synthetic.json"), "h100-sxm-8")
     replayed.collect_once()
     assert values(scrape(replayed), c.GPU_HEALTH_CHECK_STATUS, check="fabric.manager") == []
+
+
+MIG_DEVICES = [
+    {
+        "index": 0,
+        "name": "NVIDIA H100 80GB HBM3 MIG 3g.40gb",
+        "uuid": "MIG-aaaaaaaa-1111-2222-3333-000000000000",
+        "gpu_instance_id": 1,
+        "compute_instance_id": 0,
+    },
+    {
+        "index": 1,
+        "name": "NVIDIA H100 80GB HBM3 MIG 3g.40gb",
+        "uuid": "MIG-aaaaaaaa-1111-2222-3333-000000000001",
+        "gpu_instance_id": 2,
+        "compute_instance_id": 0,
+    },
+]
+
+
+def test_mig_mode_and_instances_are_labelled_with_their_gpu() -> None:
+    backend = CountingBackend.from_file(HEALTHY)
+    backend.set_reading(1, "mig_mode", {"value": [1, 1]})
+    backend.set_reading(1, "mig_devices", {"value": MIG_DEVICES})
+    loop = make_loop(backend)
+    loop.collect_once()
+    text = scrape(loop)
+    g0 = {"uuid": UUID0, "gpu": "0", "pci_bus_id": BUS0}
+    g1 = {"uuid": UUID1, "gpu": "1", "pci_bus_id": BUS1}
+    assert one(text, c.GPU_MIG_MODE, **g0) == 0
+    assert one(text, c.GPU_MIG_MODE, **g1) == 1
+    instances = [labels for n, labels, _ in samples(text) if n == c.GPU_MIG_INSTANCE_INFO]
+    assert instances == [
+        {
+            **g1,
+            "mig_uuid": dev["uuid"],
+            "gpu_instance_id": str(dev["gpu_instance_id"]),
+            "compute_instance_id": "0",
+            "mig_name": dev["name"],
+        }
+        for dev in MIG_DEVICES
+    ]
+    assert sum(values(text, c.EXPORTER_COLLECTION_ERRORS)) == 0
+
+
+def test_no_mig_series_where_mig_is_not_supported() -> None:
+    backend = CountingBackend.from_file(HEALTHY)
+    for index in (0, 1):
+        backend.set_reading(index, "mig_mode", {"error": "NOT_SUPPORTED"})
+    loop = make_loop(backend)
+    loop.collect_once()
+    names = {n for n, _, _ in samples(scrape(loop))}
+    assert c.GPU_MIG_MODE not in names
+    assert c.GPU_MIG_INSTANCE_INFO not in names

@@ -1,7 +1,8 @@
 """A monitoring stack on loopback for the dashboard and alerting tests.
 
-Three ``sre exporter --replay`` nodes (a healthy H100 pair, a pair with ECC errors and a pending
-row remap, an 8-GPU HGX on the h100-sxm-8 profile whose kernel log has an XID),
+Three ``sre exporter --replay`` nodes (a healthy H100 pair with GPU 1 in MIG mode, a pair with
+ECC errors and a pending row remap, an 8-GPU HGX on the h100-sxm-8 profile whose kernel log has
+an XID),
 ``sre reliability metrics`` over a store with incidents and a drill run, a synthetic service
 whose request counters feed two SLOs (one burning fast, one slowly), and a real Prometheus
 scraping them every second and evaluating the generated SLO rules and the packaged GPU rules
@@ -37,9 +38,11 @@ RUNBOOK_BASE = "https://runbooks.example.test/sre"
 WAIT_SECONDS = 60.0
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-# node name -> (recording, kernel-log lines or None)
+HEALTHY = ROOT / "tests/exporter/fixtures/h100-2gpu-healthy.json"
+# node name -> (recording, kernel-log lines or None); gpu-ok's GPU 1 is switched to MIG mode with
+# two instances when the stack starts (mig_recording).
 NODES: dict[str, tuple[Path, list[str] | None]] = {
-    "gpu-ok": (ROOT / "tests/exporter/fixtures/h100-2gpu-healthy.json", None),
+    "gpu-ok": (HEALTHY, None),
     "gpu-ecc": (ROOT / "tests/exporter/fixtures/h100-2gpu-faults.json", None),
     "gpu-xid": (
         ROOT / "tests/fixtures/gpu/hgx-h100-8-synthetic.json",
@@ -279,6 +282,29 @@ def make_store(path: Path) -> Path:
     return path
 
 
+MIG_INSTANCES = [
+    {
+        "index": i,
+        "name": "NVIDIA H100 80GB HBM3 MIG 3g.40gb",
+        "uuid": f"MIG-aaaaaaaa-1111-2222-3333-00000000000{i}",
+        "gpu_instance_id": i + 1,
+        "compute_instance_id": 0,
+    }
+    for i in range(2)
+]
+
+
+def mig_recording(workdir: Path) -> Path:
+    """The healthy pair with GPU 1 in MIG mode, two 3g.40gb instances."""
+    data = json.loads(HEALTHY.read_text())
+    readings = data["devices"][1]["readings"]
+    readings["mig_mode"] = {"value": [1, 1]}
+    readings["mig_devices"] = {"value": MIG_INSTANCES}
+    path = workdir / "h100-2gpu-mig.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
 def prometheus_config(
     ports: dict[str, int], rule_files: list[Path], alertmanager: str | None
 ) -> str:
@@ -336,7 +362,8 @@ class Stack:
 def monitoring_stack(workdir: Path, alertmanager: str | None = None) -> Iterator[Stack]:
     store = make_store(workdir / "store.db")
     commands: dict[str, list[str]] = {}
-    for name, (recording, kernel_log) in NODES.items():
+    for name, (recorded, kernel_log) in NODES.items():
+        recording = mig_recording(workdir) if name == "gpu-ok" else recorded
         argv = _sre(
             "exporter",
             "--replay",
