@@ -87,3 +87,29 @@ def test_preflight_refuses_alertmanager_without_targets(tmp_path: Path) -> None:
     result = play_role_tasks(tmp_path, "gpu_monitoring", "preflight.yml", extra)
     assert result.returncode != 0
     assert "gpu_monitoring_alertmanager_targets" in result.stdout
+
+
+def test_file_sd_fragments_name_the_jobs_the_rules_select(tmp_path: Path) -> None:
+    """The sre exporter's fragment carries the job the GPU alert rules (GpuExporterDown/Absent)
+    and the fleet dashboard select; node_exporter and dcgm-exporter keep their own jobs."""
+    import json
+
+    from sre_tools.exporter.metric_names import SCRAPE_JOB
+
+    sd_dir = tmp_path / "file_sd"
+    extra = {
+        "gpu_monitoring_file_sd_dir": str(sd_dir),
+        "gpu_monitoring_file_sd_delegate_to": "",
+        "gpu_monitoring_file_sd_labels": {"cluster": "c1"},
+        "gpu_monitoring_dcgm_enabled": True,
+        "gpu_monitoring_dcgm_exporter_enabled": True,
+    }
+    result = play_role_tasks(tmp_path, "gpu_monitoring", "file_sd.yml", extra)
+    assert result.returncode == 0, result.stdout[-3000:]
+    jobs = {
+        path.name.split("-", 1)[0]: json.loads(path.read_text())[0]["labels"]["job"]
+        for path in sd_dir.iterdir()
+    }
+    assert jobs == {"node": "gpu-node", "dcgm": "gpu-dcgm", "sre": SCRAPE_JOB}
+    rules = Path(__file__).resolve().parents[2] / "sre_tools/data/alerts/gpu-health.rules.yml"
+    assert f'up{{job="{SCRAPE_JOB}"}}' in rules.read_text(encoding="utf-8")

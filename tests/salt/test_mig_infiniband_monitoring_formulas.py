@@ -22,6 +22,7 @@ import jinja2
 import pytest
 import yaml
 
+from sre_tools.exporter.metric_names import SCRAPE_JOB
 from tests.helpers.salt import (
     SALT_DIR,
     SaltError,
@@ -262,6 +263,9 @@ def test_gpu_monitoring_defaults(rendered: dict[str, dict[str, Any]]) -> None:
     assert set(names) == {
         f"/etc/prometheus/file_sd/{job}-gpu-node-01.json" for job in ("node", "dcgm", "sre")
     }
+    # The sre exporter's job is the one the GPU alert rules and the dashboards select.
+    sre = names["/etc/prometheus/file_sd/sre-gpu-node-01.json"][0]["dataset"]
+    assert sre[0]["labels"]["job"] == SCRAPE_JOB
 
 
 def test_gpu_monitoring_binary_secrets_and_shared_cuda_source(

@@ -288,7 +288,7 @@ def test_cuda_repo_formulas(record_property: Any) -> None:
                 {
                     "targets": [f"gpu-h100-05:{port}"],
                     "labels": {
-                        "job": f"gpu-{job}",
+                        "job": "sre-gpu-exporter" if job == "sre" else f"gpu-{job}",
                         "node": "gpu-h100-05",
                         "cluster": "salt-containers",
                     },

@@ -81,7 +81,8 @@ gpu_monitoring-config-file-file-serialize:
                    gpu_monitoring.dcgm_exporter.listen_address),
                   ("sre", sre.enabled, sre.listen_address)] %}
 {%-   for job, enabled, address in jobs if enabled %}
-{%-     set labels = {"job": "gpu-" ~ job, "node": grains.id} %}
+{#-     The sre exporter's job is the one the GPU alert rules and dashboards select. #}
+{%-     set labels = {"job": "sre-gpu-exporter" if job == "sre" else "gpu-" ~ job, "node": grains.id} %}
 {%-     do labels.update(fsd.labels) %}
       - {{ fsd.dir }}/{{ job }}-{{ grains.id }}.json:
         - dataset: {{ [{"targets": [(fsd.target_host or grains.id) ~ ":" ~ address.split(":")[-1]], "labels": labels}] | json }}

@@ -160,7 +160,8 @@ def test_file_sd_fragments(host, role_vars):
         data = json.loads(fragment.content_string)
         port = address.rsplit(":", 1)[1]
         assert data[0]["targets"] == [f"{target_host}:{port}"]
-        assert data[0]["labels"]["job"] == f"gpu-{job}"
+        # The sre exporter's job is the one the alert rules select (GpuExporterDown/Absent).
+        assert data[0]["labels"]["job"] == ("sre-gpu-exporter" if job == "sre" else f"gpu-{job}")
         for key, value in role_vars["gpu_monitoring_file_sd_labels"].items():
             assert data[0]["labels"][key] == value
 
