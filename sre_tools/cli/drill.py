@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import Seconds, store_option
+from sre_tools.cli.common import Seconds, store_location, store_option
 from sre_tools.cli.output import console, emit_json, printable, table
 
 EXIT_OK = 0
@@ -53,9 +53,9 @@ def _operator() -> str:
 
 def _safety(store_path: Path | None) -> Any:
     from sre_tools.chaos.safety import Safety
-    from sre_tools.store import default_store_path
+    from sre_tools.store import default_store_location
 
-    return Safety(store_path or default_store_path())
+    return Safety(store_path or default_store_location())
 
 
 journal_dir_option = click.option(
@@ -286,7 +286,7 @@ def _preconditions(
 )
 @click.option(
     "--remediation-state",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=store_location,
     default=None,
     help="Remediation engine state, for its drain budget (default: $SRE_REMEDIATION_STATE or "
     "$XDG_STATE_HOME/sre-tools/remediation.db).",

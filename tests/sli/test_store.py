@@ -48,8 +48,9 @@ def slo(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "store.db") as opened:
+def store(store_location: str | Path) -> Iterator[Store]:
+    """The same cases on both engines: a SQLite file and a PostgreSQL database."""
+    with Store(store_location) as opened:
         yield opened
 
 
