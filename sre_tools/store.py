@@ -333,7 +333,13 @@ class Database:
             ) from exc
 
     def _open_pg(self) -> Any:
+        import logging
+
         import psycopg
+
+        # psycopg warns on stderr while it drops a pipeline of a lost connection; the error
+        # itself reaches the caller as one StoreError line.
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
 
         timeout = int(os.environ.get("SRE_STORE_STATEMENT_TIMEOUT_MS", STATEMENT_TIMEOUT_MS))
         try:

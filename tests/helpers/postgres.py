@@ -109,10 +109,16 @@ class PostgresServer:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
     def stop(self) -> None:
-        """A fast shutdown (clients are disconnected, nothing is lost)."""
+        """A fast shutdown (clients are disconnected, committed data is kept)."""
         if self.process is None:
             return
-        self.process.terminate()
+        run(
+            _as_server_user(
+                [str(PG_BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"]
+            ),
+            check=False,
+            timeout=60,
+        )
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
