@@ -97,6 +97,20 @@ def validate_url(url: str, field: str = "--store") -> None:
         )
 
 
+def statement_timeout_ms() -> int:
+    """``$SRE_STORE_STATEMENT_TIMEOUT_MS`` (a whole number of milliseconds, at least 100), else
+    :data:`STATEMENT_TIMEOUT_MS`."""
+    text = os.environ.get("SRE_STORE_STATEMENT_TIMEOUT_MS", "").strip()
+    if not text:
+        return STATEMENT_TIMEOUT_MS
+    if not text.isdigit() or not 100 <= int(text) <= 86_400_000:
+        raise ValidationError(
+            f"must be milliseconds between 100 and 86400000, got {text!r}",
+            field="$SRE_STORE_STATEMENT_TIMEOUT_MS",
+        )
+    return int(text)
+
+
 def location_label(location: str | Path) -> str:
     """How a store is named in messages: its path, or its URL without a password."""
     return redact(str(location)) if is_url(location) else str(location)
@@ -341,7 +355,7 @@ class Database:
         # itself reaches the caller as one StoreError line.
         logging.getLogger("psycopg").setLevel(logging.ERROR)
 
-        timeout = int(os.environ.get("SRE_STORE_STATEMENT_TIMEOUT_MS", STATEMENT_TIMEOUT_MS))
+        timeout = statement_timeout_ms()
         try:
             return psycopg.connect(
                 self.url,

@@ -38,7 +38,11 @@ def _as_server_user(argv: list[str]) -> list[str]:
 class PostgresServer:
     """One server; :meth:`database` gives each test a fresh, empty database."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        """``settings``: server options over the tests' (``fsync`` off: a test server's data
+        need not survive a crash of the machine)."""
+        self.settings = {"fsync": "off", "max_connections": "200", "shared_buffers": "32MB"}
+        self.settings.update(settings or {})
         for tool in ("initdb", "postgres", "pg_ctl"):
             if not (PG_BIN / tool).exists():
                 raise MissingPostgresError(
@@ -141,12 +145,7 @@ class PostgresServer:
                         str(self.port),
                         "-c",
                         "listen_addresses=127.0.0.1",
-                        "-c",
-                        "fsync=off",
-                        "-c",
-                        "max_connections=200",
-                        "-c",
-                        "shared_buffers=32MB",
+                        *(a for k, v in self.settings.items() for a in ("-c", f"{k}={v}")),
                     ]
                 ),
                 stdout=subprocess.DEVNULL,

@@ -431,3 +431,44 @@ def test_sqlite_and_health_paths_never_import_psycopg(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert proc.stdout.strip().splitlines()[-1] == "0 False", proc.stdout + proc.stderr
+
+
+def test_every_statement_has_a_timeout(pg_server: PostgresServer, tmp_path: Path) -> None:
+    """A writer stuck behind a lock (here another session holding the store's writer lock) is
+    cancelled by statement_timeout: a one-line runtime error, not a hang."""
+    import psycopg
+
+    url = pg_server.database()
+    store = Store(url)
+    key = store.lock_key
+    store.close()
+    csv = tmp_path / "s.csv"
+    csv.write_text(sli_csv(3, "svc-t"))
+    with psycopg.connect(url, autocommit=True) as blocker:
+        blocker.execute("SELECT pg_advisory_lock(%s)", (key,))
+        start = time.monotonic()
+        proc = subprocess.run(
+            [*SRE, "sli", "import", str(csv), "--store", url],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SRE_STORE_STATEMENT_TIMEOUT_MS": "700"},
+            timeout=60,
+            cwd=ROOT,
+        )
+        elapsed = time.monotonic() - start
+    assert proc.returncode == 1, proc.stderr
+    assert "statement timeout" in proc.stderr and proc.stderr.count("\n") == 1
+    assert elapsed < 15
+    with Store(url) as opened:
+        assert opened.query("SELECT COUNT(*) FROM sli_buckets") == [(0,)]
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "-5", "1e3"])
+def test_a_bad_statement_timeout_is_an_input_error(
+    pg_server: PostgresServer, sre: Sre, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    url = pg_server.database()
+    monkeypatch.setenv("SRE_STORE_STATEMENT_TIMEOUT_MS", value)
+    code, _, err = sre("sli", "list", "--store", url)
+    assert code == 2 and err.count("\n") == 1
+    assert "$SRE_STORE_STATEMENT_TIMEOUT_MS: must be milliseconds" in err
