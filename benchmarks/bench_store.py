@@ -55,8 +55,8 @@ from tests.remediation.fakes import FakeSlurm, RecordingRunner
 state, audit, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 nodes = [f"w{worker}n{i:05d}" for i in range(count)]
 cfg = RemediationConfig(max_drained_nodes=100000, max_drained_percent=100, node_exec="local")
-rem = Remediator(cfg, SlurmClient(FakeSlurm.cluster({f"gpu{worker}": nodes}), timeout=5), state, audit,
-                 runner=RecordingRunner(), dry_run=False)
+slurm = SlurmClient(FakeSlurm.cluster({f"gpu{worker}": nodes}), timeout=5)
+rem = Remediator(cfg, slurm, state, audit, runner=RecordingRunner(), dry_run=False)
 print("ready", flush=True)
 sys.stdin.readline()
 t0 = time.perf_counter()
