@@ -126,11 +126,6 @@ def default_store_location() -> str | Path:
     return Path(base) / "sre-tools" / "store.db"
 
 
-def default_store_path() -> str | Path:
-    """Kept for the callers that predate PostgreSQL: same as :func:`default_store_location`."""
-    return default_store_location()
-
-
 def as_location(value: str | Path | None) -> str | Path | None:
     """A CLI value (a file path or a URL) as a location; URLs keep their ``//``."""
     if value is None or isinstance(value, Path):

@@ -472,3 +472,36 @@ def test_a_bad_statement_timeout_is_an_input_error(
     code, _, err = sre("sli", "list", "--store", url)
     assert code == 2 and err.count("\n") == 1
     assert "$SRE_STORE_STATEMENT_TIMEOUT_MS: must be milliseconds" in err
+
+
+def test_copy_a_remediation_state(pg_server: PostgresServer, tmp_path: Path, sre: Sre) -> None:
+    state_file = tmp_path / "state.db"
+    slurm = FakeSlurm.cluster({"gpu": ["gpu01", "gpu02", "gpu03"]})
+    engine = Remediator(
+        RemediationConfig(node_exec="local", max_drained_percent=100),
+        SlurmClient(slurm, timeout=5),
+        state_file,
+        tmp_path / "audit.jsonl",
+        runner=RecordingRunner(),
+        dry_run=False,
+    )
+    assert engine.handle(request("gpu02", "copied-1")).acted
+    url = pg_server.database()
+    code, out, err = sre("store", "copy", str(state_file), url, "--component", "remediation")
+    assert code == 0, err
+    assert "drains" in out and "events" in out
+    copied = RemediationState(url)
+    assert [d.to_dict() for d in copied.drains()] == [
+        d.to_dict() for d in RemediationState(state_file).drains()
+    ]
+    # The copy carries the guardrails on: the same event is a duplicate there.
+    other = Remediator(
+        RemediationConfig(node_exec="local", max_drained_percent=100),
+        SlurmClient(slurm, timeout=5),
+        url,
+        url,
+        runner=RecordingRunner(),
+        dry_run=False,
+    )
+    assert other.handle(request("gpu02", "copied-1")).code == "duplicate_event"
+    copied.close()
