@@ -238,6 +238,15 @@ class Cursor:
         self.raw.executemany(_pg_sql(sql) if self.postgres else sql, rows)
         return self
 
+    def insert_id(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one ``INSERT`` into a table with an ``{id}`` key; the new row's id. (``RETURNING``
+        on PostgreSQL; ``lastrowid`` on SQLite, where RETURNING needs 3.35 and RHEL 9 ships
+        3.34.)"""
+        if self.postgres:
+            return int(self.execute(sql + " RETURNING id", params).fetchone()[0])
+        self.execute(sql, params)
+        return int(self.raw.lastrowid)
+
     def fetchone(self) -> Any:
         return self.raw.fetchone()
 

@@ -103,7 +103,7 @@ def open_incident(
     )
     validate_incident(incident, where="--")
     with _writing(store) as cur:
-        new_id = int(cur.execute(_INSERT + " RETURNING id", _params(incident)).fetchone()[0])
+        new_id = cur.insert_id(_INSERT, _params(incident))
     return get_incident(store, new_id)
 
 
