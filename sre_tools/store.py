@@ -168,6 +168,13 @@ POSTGRESQL = Dialect(
 )
 
 
+# Below this many rows a plain executemany is as quick as COPY and a temporary table.
+BULK_MIN_ROWS = 1000
+_INSERT_VALUES = re.compile(
+    r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \(\?(?:, \?)*\)(.*)", re.DOTALL
+)
+
+
 @lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
@@ -237,6 +244,32 @@ class Cursor:
     def executemany(self, sql: str, rows: Any) -> Cursor:
         self.raw.executemany(_pg_sql(sql) if self.postgres else sql, rows)
         return self
+
+    def insert_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run ``INSERT INTO t (cols) VALUES (?, ...) [ON CONFLICT ...]`` for many rows whose
+        conflict keys are distinct. SQLite: ``executemany``. PostgreSQL: the rows are streamed
+        with ``COPY`` into a temporary table dropped at commit, then inserted with one
+        ``INSERT ... SELECT`` carrying the same ``ON CONFLICT`` clause (one statement instead of
+        one per row)."""
+        if not self.postgres or len(rows) < BULK_MIN_ROWS:
+            self.executemany(sql, rows)
+            return
+        match = _INSERT_VALUES.fullmatch(sql.strip())
+        if match is None:
+            raise ValueError(f"not an INSERT ... VALUES statement: {sql[:80]}")
+        table, columns, rest = match.group(1), match.group(2), match.group(3)
+        self.raw.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS _sre_bulk_{table} ON COMMIT DROP AS "
+            f"SELECT {columns} FROM {table} WITH NO DATA"
+        )
+        with self.raw.copy(f"COPY _sre_bulk_{table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        self.raw.execute(
+            _pg_sql(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _sre_bulk_{table} {rest}"
+            )
+        )
 
     def insert_id(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run one ``INSERT`` into a table with an ``{id}`` key; the new row's id. (``RETURNING``

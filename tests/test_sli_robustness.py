@@ -67,7 +67,8 @@ def _importing(store: Path | str) -> bool:
     with Store(store) as opened:
         rows = opened.query(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'sre_tools' "
-            "AND xact_start < now() - interval '50 milliseconds' AND query LIKE 'INSERT INTO sli%'"
+            "AND xact_start < now() - interval '50 milliseconds' "
+            "AND (query LIKE 'INSERT INTO sli%' OR query LIKE 'COPY _sre_bulk%')"
         )
     return int(rows[0][0]) > 0
 

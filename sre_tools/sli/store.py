@@ -138,6 +138,17 @@ def _upsert(store: Store, samples: Iterable[Sample]) -> int:
     return count
 
 
+def _merged(samples: Iterable[Sample]) -> list[tuple[str, int, float, float]]:
+    """One row per bucket, counts added (what one upsert per sample would store): a file may
+    hold several samples of one bucket, and a bulk upsert takes each key once."""
+    buckets: dict[tuple[str, int], list[float]] = {}
+    for s in samples:
+        counts = buckets.setdefault((s.slo, s.start), [0.0, 0.0])
+        counts[0] += s.good
+        counts[1] += s.total
+    return [(slo, start, good, total) for (slo, start), (good, total) in buckets.items()]
+
+
 def record(store: Store, samples: Sequence[Sample]) -> int:
     """Add counts to their buckets (counts accumulate: record is additive)."""
     return _upsert(store, samples)
@@ -169,10 +180,7 @@ def import_csv(
             "path = excluded.path, rows = excluded.rows, imported = excluded.imported",
             (digest, source, len(samples), int(time.time())),
         )
-        cur.executemany(
-            _UPSERT,
-            ((s.slo, s.start, s.good, s.total) for s in samples),
-        )
+        cur.insert_many(_UPSERT, _merged(samples))
     return len(samples)
 
 

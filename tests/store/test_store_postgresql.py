@@ -386,7 +386,7 @@ def test_database_stopped_mid_import_and_mid_storm(
     with Store(url) as store:
         while not store.query(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'sre_tools' "
-            "AND query LIKE 'INSERT INTO sli%'"
+            "AND (query LIKE 'INSERT INTO sli%' OR query LIKE 'COPY _sre_bulk%')"
         )[0][0]:
             assert time.monotonic() < deadline and importer.poll() is None
             time.sleep(0.01)
