@@ -387,6 +387,7 @@ class Database:
         import logging
 
         import psycopg
+        from psycopg.conninfo import conninfo_to_dict
 
         # psycopg warns on stderr while it drops a pipeline of a lost connection; the error
         # itself reaches the caller as one StoreError line.
@@ -394,13 +395,24 @@ class Database:
 
         timeout = statement_timeout_ms()
         try:
+            given = conninfo_to_dict(self.url)
+        except psycopg.Error as exc:
+            raise ValidationError(f"{self.label}: {_first_line(exc)}", field="--store") from None
+        # Ours are defaults: a connect_timeout or options in the URL (or PGCONNECT_TIMEOUT) win.
+        extra: dict[str, Any] = {}
+        if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
+            extra["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        options = (
+            f"-c statement_timeout={timeout} "
+            f"-c idle_in_transaction_session_timeout={max(timeout, 60_000)}"
+        )
+        try:
             return psycopg.connect(
                 self.url,
                 autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                application_name="sre_tools",
-                options=f"-c statement_timeout={timeout} "
-                f"-c idle_in_transaction_session_timeout={max(timeout, 60_000)}",
+                application_name=str(given.get("application_name") or "sre_tools"),
+                options=f"{options} {given.get('options') or ''}".strip(),
+                **extra,
             )
         except psycopg.Error as exc:
             raise StoreError(

@@ -505,3 +505,30 @@ def test_copy_a_remediation_state(pg_server: PostgresServer, tmp_path: Path, sre
     )
     assert other.handle(request("gpu02", "copied-1")).code == "duplicate_event"
     copied.close()
+    # The operator's view reads the audit table.
+    code, out, err = sre("remediation", "audit", "--audit", url, "--json")
+    assert code == 0, err
+    assert [(r["event_id"], r["code"]) for r in json.loads(out)] == [
+        ("copied-1", "duplicate_event")
+    ]
+
+
+def test_a_server_that_never_answers_times_out(sre: Sre) -> None:
+    """TCP connects (the socket listens) but no PostgreSQL speaks: the connect timeout ends it."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    try:
+        start = time.monotonic()
+        code, _, err = sre(
+            "sli", "list", "--store", f"postgresql://sre@127.0.0.1:{port}/sre?connect_timeout=2"
+        )
+        elapsed = time.monotonic() - start
+    finally:
+        listener.close()
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"postgresql://sre@127.0.0.1:{port}/sre" in err and "cannot connect" in err
+    assert 1.5 < elapsed < 10, elapsed
