@@ -421,10 +421,13 @@ def test_database_stopped_mid_import_and_mid_storm(
 
 def test_sqlite_and_health_paths_never_import_psycopg(tmp_path: Path) -> None:
     Store(tmp_path / "s.db").close()
+    replay = ROOT / "tests" / "fixtures" / "gpu" / "h100-capture.json"
     code = (
         "import sys\n"
         "from sre_tools.cli.main import main\n"
         f"rc = main(['sli', 'list', '--store', {str(tmp_path / 's.db')!r}])\n"
+        f"main(['health', '--replay', {str(replay)!r}])\n"
+        "main(['--help'])\n"
         "print(rc, 'psycopg' in sys.modules)\n"
     )
     proc = subprocess.run(
