@@ -116,7 +116,7 @@ def location_label(location: str | Path) -> str:
     return redact(str(location)) if is_url(location) else str(location)
 
 
-def default_store_location() -> str | Path:
+def default_store_path() -> str | Path:
     """``$SRE_STORE`` (a file or a PostgreSQL URL), else ``$XDG_DATA_HOME/sre-tools/store.db``
     (``~/.local/share`` default)."""
     explicit = os.environ.get("SRE_STORE")
@@ -765,7 +765,7 @@ CREATE INDEX IF NOT EXISTS incidents_started ON incidents (started)""",
 # Chaos drill results (sre drill run / recover): one row per run, one per expectation and node;
 # the fleet drill lock and the abort flags. The results were added to version 1 of SQLite files
 # without a bump; a version 1 file lacking them gains them here.
-_V2 = (
+_V2: tuple[Table, ...] = (
     Table(
         "drill_runs",
         """
@@ -814,6 +814,49 @@ CREATE TABLE IF NOT EXISTS drill_aborts (
     operator TEXT NOT NULL,
     at       {real} NOT NULL
 )""",
+    ),
+)
+# Active diagnostics (sre diag): one row per tool run, one per finding; every query on them is
+# in sre_tools/diag/history.py. Main added them to SQLite's version 1 without a bump; here they
+# are part of step 2, which a version 1 file (with or without them) runs.
+_V2 += (
+    Table(
+        "diag_runs",
+        """
+CREATE TABLE IF NOT EXISTS diag_runs (
+    run_id         TEXT PRIMARY KEY,
+    node           TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    level          {int} NOT NULL,
+    started        {real} NOT NULL,
+    ended          {real} NOT NULL,
+    status         TEXT NOT NULL,
+    exit_code      {int},
+    source         TEXT NOT NULL,
+    tool_version   TEXT NOT NULL,
+    driver_version TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS diag_runs_node ON diag_runs (node, kind, ended)""",
+    ),
+    Table(
+        "diag_results",
+        """
+CREATE TABLE IF NOT EXISTS diag_results (
+    run_id          TEXT NOT NULL REFERENCES diag_runs (run_id) ON DELETE CASCADE,
+    seq             {int} NOT NULL,
+    check_id        TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    summary         TEXT NOT NULL,
+    gpu_index       {int},
+    gpu_uuid        TEXT NOT NULL,
+    gpu_serial      TEXT NOT NULL,
+    vbios_version   TEXT NOT NULL,
+    inforom_version TEXT NOT NULL,
+    evidence        TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS diag_results_serial ON diag_results (gpu_serial)""",
     ),
 )
 STORE_SCHEMA = Schema("store", "store", (_V1, _V2))

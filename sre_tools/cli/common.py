@@ -85,9 +85,9 @@ store_option = click.option(
 
 
 def open_store(path: Path | str | None, *, create: bool = True) -> Any:
-    from sre_tools.store import Store, default_store_location
+    from sre_tools.store import Store, default_store_path
 
-    return Store(path or default_store_location(), create=create)
+    return Store(path or default_store_path(), create=create)
 
 
 def period_option(f: Any) -> Any:

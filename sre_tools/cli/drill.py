@@ -53,9 +53,9 @@ def _operator() -> str:
 
 def _safety(store_path: Path | None) -> Any:
     from sre_tools.chaos.safety import Safety
-    from sre_tools.store import default_store_location
+    from sre_tools.store import default_store_path
 
-    return Safety(store_path or default_store_location())
+    return Safety(store_path or default_store_path())
 
 
 journal_dir_option = click.option(

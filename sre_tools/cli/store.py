@@ -43,9 +43,9 @@ def migrate(store_path: Path | str | None, state_path: Path | str | None, as_jso
 
     On PostgreSQL run it as the tables' owner, before the tools' role uses them."""
     from sre_tools import store_admin
-    from sre_tools.store import default_store_location
+    from sre_tools.store import default_store_path
 
-    done = [store_admin.migrate(store_path or default_store_location(), "store")]
+    done = [store_admin.migrate(store_path or default_store_path(), "store")]
     if state_path is not None:
         done.append(store_admin.migrate(state_path, "remediation"))
 
