@@ -43,6 +43,12 @@ if [ "${SRE_NEED_CONTAINERS:-0}" = "1" ]; then
       || need_apt+=("${tool_pkg#*:}")
   done
 fi
+if [ "${SRE_NEED_POSTGRESQL:-0}" = "1" ]; then
+  # The server binaries (initdb, postgres, pg_ctl) the store tests start as an unprivileged user
+  # (runuser, from util-linux); Debian 12 ships PostgreSQL 15.
+  [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
+  command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -37,9 +37,11 @@ SRE_NEED_PROMETHEUS=1
 SRE_NEED_SLURM=1
 SRE_NEED_CHROMIUM=1
 SRE_NEED_CONTAINERS=1
+# The store tests run the same cases on SQLite and on a real PostgreSQL 15 server they start.
+SRE_NEED_POSTGRESQL=1
 set_up() {
   # shellcheck source=scripts/bootstrap.sh
-  source "$ROOT/scripts/bootstrap.sh" "dev,salt,ansible,chaos"
+  source "$ROOT/scripts/bootstrap.sh" "dev,salt,ansible,chaos,postgresql"
 }
 step "set-up (apt, venv, pip)" set_up
 

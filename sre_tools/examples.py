@@ -101,7 +101,11 @@ def seed(store: Store, now: int) -> bool:
     import_sli(store, generate_sli_csv(end), "examples:sli", force=True)
     import_incidents(store, shifted_incidents(end), "examples:incidents.csv", force=True)
     with store.transaction() as cur:
-        cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META_KEY, str(end)))
+        cur.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (META_KEY, str(end)),
+        )
     return True
 
 

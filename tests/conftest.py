@@ -5,6 +5,10 @@ uses, started once per session; under pytest-xdist once per worker, each on its 
 and in its own temporary directory. ``cluster``: the same cluster for one test, every served node
 idle again before and after it.
 
+``pg_server``: one real PostgreSQL 15 server per session (tests/helpers/postgres.py);
+``store_location``: a store location per engine (a SQLite file, a fresh PostgreSQL database), for
+the tests that run the same cases on both.
+
 ``sre``: run ``sre ARGS...`` in-process, returning (exit code, stdout, stderr).
 
 Every test gets its own ``$XDG_STATE_HOME`` and ``$XDG_DATA_HOME`` (the default homes of the
@@ -16,10 +20,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from sre_tools.cli.main import main
+from tests.helpers.postgres import MissingPostgresError, PostgresServer
 from tests.helpers.slurm import MissingSlurmError, SlurmCluster, SlurmClusterError, suite_cluster
 
 
@@ -112,3 +118,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if workers > 1 and rest:
             head.append(rest.pop())  # a short one (collection order puts light tests last)
     items[:] = head + long[workers:] + rest
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL 15 server per session (per pytest-xdist worker). Missing binaries fail,
+    never skip."""
+    try:
+        server = PostgresServer()
+        server.start()
+    except MissingPostgresError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a store lives, once per engine: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "store.db"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.database()

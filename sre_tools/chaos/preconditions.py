@@ -74,7 +74,7 @@ def drains(experiment: Experiment) -> bool:
     return any(check.measures == "drain" for check in experiment.expect)
 
 
-def drain_budget(state_path: Path, config_path: Path | None, needed: int) -> Precondition:
+def drain_budget(state_path: Path | str, config_path: Path | None, needed: int) -> Precondition:
     """The remediation engine's state at ``state_path`` (a missing file holds no drains) and its
     configuration (``config_path``, else ``$SRE_REMEDIATION_CONFIG``, else the defaults)."""
 
@@ -83,7 +83,16 @@ def drain_budget(state_path: Path, config_path: Path | None, needed: int) -> Pre
         from sre_tools.remediation.state import RemediationState
 
         config = load_config(config_path)
-        held = RemediationState(state_path).usage()[0] if state_path.exists() else 0
+        from sre_tools.store import is_url
+
+        if is_url(state_path) or Path(state_path).exists():
+            state = RemediationState(state_path)
+            try:
+                held = state.usage()[0]
+            finally:
+                state.close()
+        else:
+            held = 0
         free = max(0, config.max_drained_nodes - held)
         if free >= needed:
             return None

@@ -12,7 +12,6 @@ from incidents.
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,8 +72,9 @@ def record_run(store: Store, events: Sequence[Mapping[str, Any]]) -> bool:
             expectations[(str(e["name"]), str(e["node"]))] = e
     try:
         _write(store, run_id, start, end, nodes, recover_seconds, expectations)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{store.path}: cannot record drill run {run_id}: {exc}") from None
+    except StoreError as exc:
+        detail = str(exc).removeprefix(f"{store.label}: ")
+        raise StoreError(f"{store.label}: cannot record drill run {run_id}: {detail}") from None
     return True
 
 
@@ -113,10 +113,7 @@ def _write(
 
 
 def _has_tables(store: Store) -> bool:
-    rows = store.query(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", _TABLES
-    )
-    return int(str(rows[0][0])) == len(_TABLES)
+    return store.has_tables(*_TABLES)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """Safety of a drill run: the allowlist, the blast radius, one fleet lock, the abort switch and
 preconditions.
 
-The lock and the abort flags live in tables of the SQLite store file (the same file ``sre sli``
-and ``sre incident`` use), so every process on the controller, and any controller sharing the
-store, sees them. A lock left by a process that died on this host is detected and reported, never
-taken silently: ``break_stale=True`` (``--break-stale-lock``) takes it explicitly.
+The lock and the abort flags live in tables of the store (the SQLite file or the PostgreSQL
+database ``sre sli`` and ``sre incident`` use), so every process on the controller, and every
+controller sharing a PostgreSQL store, sees them. A lock left by a dead holder is detected and
+reported, never taken silently: ``break_stale=True`` (``--break-stale-lock``) takes it explicitly.
+A holder is dead when it ran on this host and its pid is gone, or (PostgreSQL) when the database
+session it holds for the whole run has ended: the server frees a session's advisory lock when its
+process dies or its connection drops, on whatever machine it ran.
 """
 
 from __future__ import annotations
@@ -25,23 +28,6 @@ from sre_tools.inputs import MAX_SPEC_BYTES, load_yaml, read_text_capped
 
 ALLOWLIST_GROUP = "chaos_targets"
 ALL_RUNS = "*"
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS drill_lock (
-    name     TEXT PRIMARY KEY,
-    run_id   TEXT NOT NULL,
-    pid      INTEGER NOT NULL,
-    host     TEXT NOT NULL,
-    operator TEXT NOT NULL,
-    started  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS drill_aborts (
-    scope    TEXT PRIMARY KEY,
-    reason   TEXT NOT NULL,
-    operator TEXT NOT NULL,
-    at       REAL NOT NULL
-)
-"""
 
 
 class DrillRefused(SreError):
@@ -165,7 +151,11 @@ class LockHolder:
     host: str
     operator: str
     started: float
-    stale: bool  # the holder is a dead process on this host
+    stale: bool  # the holder is dead: a gone pid on this host, or (PostgreSQL) its session
+
+
+# The session-level advisory lock a live drill holds on PostgreSQL for its whole run.
+FLEET_SESSION_LOCK = 0x53524500_00000D01
 
 
 class Safety:
@@ -173,7 +163,7 @@ class Safety:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         *,
         host: str | None = None,
         alive: Callable[[int], bool] = pid_alive,
@@ -185,9 +175,6 @@ class Safety:
         self.host = host or socket.gethostname()
         self.alive = alive
         self.clock = clock
-        with self.store.transaction() as cur:
-            for statement in _TABLES.split(";"):
-                cur.execute(statement)
 
     def close(self) -> None:
         self.store.close()
@@ -199,30 +186,57 @@ class Safety:
             ).fetchone()
         return None if row is None else self._holder(row)
 
-    def _holder(self, row: Any) -> LockHolder:
+    def _holder(self, row: Any, *, session_ours: bool = False) -> LockHolder:
+        """``session_ours``: this process holds the session lock (PostgreSQL), so a recorded
+        holder that is not this process is dead."""
         run_id, pid, host, operator, started = row
         stale = host == self.host and not self.alive(int(pid))
+        if self.store.postgres and not stale:
+            me = host == self.host and int(pid) == os.getpid()
+            held = me if session_ours else self.store.session_lock_held(FLEET_SESSION_LOCK)
+            stale = not held
         return LockHolder(str(run_id), int(pid), str(host), str(operator), float(started), stale)
 
     def acquire(
         self, run_id: str, operator: str, *, break_stale: bool = False, takeover: bool = False
     ) -> LockHolder | None:
         """Take the fleet lock for ``run_id``; return the stale holder it replaced, if any.
-        ``takeover``: a recovery of the same run may take its own dead run's lock."""
+        ``takeover``: a recovery of the same run may take its own dead run's lock.
+
+        On PostgreSQL the run first takes the session lock that proves it alive; another live
+        holder's session refuses it at once."""
+        if not self.store.hold_session_lock(FLEET_SESSION_LOCK):
+            row = self.store.query(
+                "SELECT run_id, pid, host, operator, started FROM drill_lock WHERE name = 'fleet'"
+            )
+            if row:
+                raise DrillRefused(self._held_message(self._holder(row[0])))
+            raise DrillRefused("another drill is taking the fleet lock right now")
+        try:
+            return self._acquire(run_id, operator, break_stale=break_stale, takeover=takeover)
+        except BaseException:
+            self.store.drop_session_lock(FLEET_SESSION_LOCK)
+            raise
+
+    def _acquire(
+        self, run_id: str, operator: str, *, break_stale: bool, takeover: bool
+    ) -> LockHolder | None:
         with self.store.transaction() as cur:
             row = cur.execute(
                 "SELECT run_id, pid, host, operator, started FROM drill_lock WHERE name = 'fleet'"
             ).fetchone()
             replaced = None
             if row is not None:
-                replaced = self._holder(row)
+                replaced = self._holder(row, session_ours=self.store.postgres)
                 stale = replaced.stale
                 own = takeover and replaced.run_id == run_id and stale
                 if not (own or (stale and break_stale)):
                     raise DrillRefused(self._held_message(replaced))
             cur.execute(
-                "INSERT OR REPLACE INTO drill_lock (name, run_id, pid, host, operator, started) "
-                "VALUES ('fleet', ?, ?, ?, ?, ?)",
+                "INSERT INTO drill_lock (name, run_id, pid, host, operator, started) "
+                "VALUES ('fleet', ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "run_id = excluded.run_id, pid = excluded.pid, host = excluded.host, "
+                "operator = excluded.operator, started = excluded.started",
                 (run_id, os.getpid(), self.host, operator, self.clock()),
             )
         return replaced
@@ -242,12 +256,14 @@ class Safety:
     def release(self, run_id: str) -> None:
         with self.store.transaction() as cur:
             cur.execute("DELETE FROM drill_lock WHERE name = 'fleet' AND run_id = ?", (run_id,))
+        self.store.drop_session_lock(FLEET_SESSION_LOCK)
 
     def set_abort(self, scope: str, reason: str, operator: str) -> None:
         with self.store.transaction() as cur:
             cur.execute(
-                "INSERT OR REPLACE INTO drill_aborts (scope, reason, operator, at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO drill_aborts (scope, reason, operator, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (scope) DO UPDATE SET reason = excluded.reason, "
+                "operator = excluded.operator, at = excluded.at",
                 (scope, reason, operator, self.clock()),
             )
 

@@ -43,16 +43,48 @@ class Seconds(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # gener
         return number
 
 
+class StoreLocation(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
+    """A SQLite file path or a ``postgresql://`` URL (kept as text: a path would fold its
+    ``//``). A URL with a password is an input error that never repeats the password."""
+
+    name = "path|url"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path | str:
+        if isinstance(value, Path):
+            return value
+        from sre_tools.store import is_url, validate_url
+
+        option = param.opts[0] if param is not None and param.opts else "--store"
+        text = str(value)
+        if is_url(text):
+            validate_url(text, field=option)
+            return text
+        scheme = text.split("://", 1)[0] if "://" in text else ""
+        if scheme and scheme.isalnum():
+            raise ValidationError(
+                f"unsupported URL scheme {scheme!r}: a SQLite file path or postgresql://...",
+                field=option,
+            )
+        if not text:
+            raise ValidationError("empty path", field=option)
+        return Path(text)
+
+
+store_location = StoreLocation()
+
 store_option = click.option(
     "--store",
     "store_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=store_location,
     default=None,
-    help="SQLite store (default: $SRE_STORE or $XDG_DATA_HOME/sre-tools/store.db).",
+    help="Store: a SQLite file or a postgresql:// URL without a password (default: $SRE_STORE "
+    "or $XDG_DATA_HOME/sre-tools/store.db).",
 )
 
 
-def open_store(path: Path | None, *, create: bool = True) -> Any:
+def open_store(path: Path | str | None, *, create: bool = True) -> Any:
     from sre_tools.store import Store, default_store_path
 
     return Store(path or default_store_path(), create=create)

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import Seconds, html_option, store_option
+from sre_tools.cli.common import Seconds, html_option, store_location, store_option
 from sre_tools.cli.output import console, emit_json, table
 from sre_tools.text import printable
 
@@ -287,7 +287,7 @@ def _preconditions(
 )
 @click.option(
     "--remediation-state",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=store_location,
     default=None,
     help="Remediation engine state, for its drain budget (default: $SRE_REMEDIATION_STATE or "
     "$XDG_STATE_HOME/sre-tools/remediation.db).",
@@ -637,7 +637,7 @@ def report(
     since_at = _since(since)
     with open_store(store_path, create=False) as store:
         rows = drill_report(load_runs(store, since=since_at, drill=drill_name))
-        where = store.path
+        where = store.label
     if html_path is not None:
         window = f" since {since}" if since else ""
         write_html(

@@ -186,6 +186,6 @@ def import_cmd(
     text, source = read_example() if example else read_input(str(file), MAX_CSV_BYTES)
     with open_store(store_path, create=True) as store:
         count = import_csv(store, text, source, force=force)
-        where = str(store.path)
+        where = store.label
     data = {"imported": count, "source": source, "store": where, "sha256": content_sha256(text)}
     emit(data, as_json, lambda d: click.echo(f"imported {d['imported']} incidents from {source}"))

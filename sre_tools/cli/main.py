@@ -29,6 +29,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("sre_tools.cli.report", "report", "On-call report: SLOs, reliability, GPU health."),
     "slo": ("sre_tools.cli.slo", "slo", "SLO specs: validate, generate rules, report, gate."),
     "sli": ("sre_tools.cli.sli", "sli", "Record and import SLI counts into the store."),
+    "store": (
+        "sre_tools.cli.store",
+        "store",
+        "The store: migrate, copy SQLite into PostgreSQL, grants.",
+    ),
     "incident": ("sre_tools.cli.incident", "incident", "Open, resolve, list and import incidents."),
     "reliability": (
         "sre_tools.cli.reliability",

@@ -127,7 +127,7 @@ def report_cmd(
         # No --until: up to now, including a drill that started in this very second.
         runs = load_runs(store, since=result.since, until=until_at)
         series = build_series(store, result) if html_path is not None else None
-        where = store.path
+        where = store.label
     data = report_json(result, series)
     data["drills"] = measured_times(runs)
     if html_path is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from sre_tools.cli.common import store_location
 from sre_tools.cli.output import (
     console,
     emit,
@@ -39,18 +40,18 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--audit",
         "audit_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=store_location,
         default=None,
-        help="Audit log (default: $SRE_REMEDIATION_AUDIT or "
-        "$XDG_STATE_HOME/sre-tools/remediation-audit.jsonl).",
+        help="Audit log: a JSON-lines file or a postgresql:// URL (default: "
+        "$SRE_REMEDIATION_AUDIT or $XDG_STATE_HOME/sre-tools/remediation-audit.jsonl).",
     )(f)
     f = click.option(
         "--state",
         "state_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=store_location,
         default=None,
-        help="Engine state (default: $SRE_REMEDIATION_STATE or "
-        "$XDG_STATE_HOME/sre-tools/remediation.db).",
+        help="Engine state: a SQLite file or a postgresql:// URL (default: "
+        "$SRE_REMEDIATION_STATE or $XDG_STATE_HOME/sre-tools/remediation.db).",
     )(f)
     f = click.option(
         "--config",
@@ -264,10 +265,10 @@ def _since(value: str | None) -> float | None:
 @click.option(
     "--audit",
     "audit_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=store_location,
     default=None,
-    help="Audit log (default: $SRE_REMEDIATION_AUDIT or "
-    "$XDG_STATE_HOME/sre-tools/remediation-audit.jsonl).",
+    help="Audit log: a JSON-lines file or a postgresql:// URL (default: "
+    "$SRE_REMEDIATION_AUDIT or $XDG_STATE_HOME/sre-tools/remediation-audit.jsonl).",
 )
 @json_option
 def audit(
@@ -315,7 +316,7 @@ def audit(
 
 @remediation.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--state", "state_path", type=store_location)
 @click.option("--controller", default=None, help="Run sinfo on this host through ssh.")
 @json_option
 def status(

@@ -83,7 +83,7 @@ def report(
     files = list(slo_files)
     data: dict[str, Any] = {}
     with common.open_store(store_path) as store:
-        data["store"] = str(store.path)
+        data["store"] = store.label
         if examples:
             from sre_tools import examples as ex
 

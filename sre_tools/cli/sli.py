@@ -36,7 +36,7 @@ def record(
     sample = make_sample(slo_id, when, g, t, bucket=DEFAULT_BUCKET_SECONDS, source="command line")
     with common.open_store(store_path) as store:
         record_samples(store, [sample])
-        path = str(store.path)
+        path = store.label
     data = {"slo": slo_id, "bucket": iso(sample.start), "good": g, "total": t, "store": path}
     emit(
         data,

@@ -1,23 +1,22 @@
 """The incident log in the store: open, resolve, list and import.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction (:meth:`Store.transaction`), so concurrent
-writers queue on the busy timeout instead of failing, and an import either lands completely or not
-at all: rows are all parsed and validated first, then inserted in a single transaction together
-with the file's sha256 in the ``imports`` table.
+Every write is one transaction (:meth:`Store.transaction`: ``BEGIN IMMEDIATE`` on SQLite, the
+store's advisory lock on PostgreSQL), so concurrent writers queue instead of failing, and an
+import either lands completely or not at all: rows are all parsed and validated first, then
+inserted in a single transaction together with the file's sha256 in the ``imports`` table.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from sre_tools.exceptions import NotFoundError, StoreError, ValidationError
+from sre_tools.exceptions import NotFoundError, ValidationError
 from sre_tools.reliability.loader import parse_incidents_csv
 from sre_tools.reliability.model import Incident, validate_incident
-from sre_tools.store import Store
+from sre_tools.store import Cursor, Store
 from sre_tools.timeutil import iso
 
 IMPORT_KIND = "incidents"
@@ -69,13 +68,10 @@ def _now() -> int:
 
 
 @contextmanager
-def _writing(store: Store) -> Iterator[sqlite3.Cursor]:
-    """:meth:`Store.transaction`, with SQLite errors inside it reported as :class:`StoreError`."""
-    try:
-        with store.transaction() as cur:
-            yield cur
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{store.path}: write failed: {exc}") from exc
+def _writing(store: Store) -> Iterator[Cursor]:
+    """:meth:`Store.transaction` (driver errors inside it are a :class:`StoreError` there)."""
+    with store.transaction() as cur:
+        yield cur
 
 
 def open_incident(
@@ -107,9 +103,7 @@ def open_incident(
     )
     validate_incident(incident, where="--")
     with _writing(store) as cur:
-        cur.execute(_INSERT, _params(incident))
-        new_id = cur.lastrowid
-    assert new_id is not None
+        new_id = cur.insert_id(_INSERT, _params(incident))
     return get_incident(store, new_id)
 
 
@@ -209,8 +203,9 @@ def insert_incidents(
             )
         cur.executemany(_INSERT, batch)
         cur.execute(
-            "INSERT OR REPLACE INTO imports (sha256, kind, path, rows, imported) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO imports (sha256, kind, path, rows, imported) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (sha256, kind) DO UPDATE SET path = excluded.path, "
+            "rows = excluded.rows, imported = excluded.imported",
             (sha256, IMPORT_KIND, source_name, len(batch), _now()),
         )
     return len(batch)

@@ -1,5 +1,8 @@
 """The audit log: one JSON line per decision (acted, refused and why, dry run, failed).
 
+In a file by default (below); with a PostgreSQL URL, one row per record in the ``audit_log``
+table, where the tools' role may only INSERT and SELECT (docs/store.md, the grants).
+
 Append-only and safe for concurrent writers, threads or processes: every record is written by
 one process at a time (``flock`` on the file, ``O_APPEND`` so it lands at the end whoever wrote
 last), in full (a loop over short writes), and flushed to disk (``fsync``) before the lock is let
@@ -121,11 +124,43 @@ def append_audit(path: Path | str, record: Mapping[str, Any]) -> None:
         os.close(fd)
 
 
+def _database(location: str) -> Any:
+    from sre_tools.remediation.state import REMEDIATION_SCHEMA
+    from sre_tools.store import Database
+
+    return Database(location, REMEDIATION_SCHEMA, shared=False)
+
+
+def _insert(db: Any, record: Mapping[str, Any]) -> None:
+    """One row of the ``audit_log`` table (the tools' role may INSERT and SELECT it, nothing
+    else): the record whole, as the line a file would get, plus the columns it is searched by."""
+    line = _encode(record).decode("ascii").strip().rsplit("\n", 1)[-1]
+    at = record.get("at")
+    with db.transaction(exclusive=False) as cur:
+        cur.execute(
+            "INSERT INTO audit_log (at, node, event_id, outcome, code, record) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                float(at) if isinstance(at, int | float) else 0.0,
+                record.get("node"),
+                record.get("event_id"),
+                str(record.get("outcome")),
+                record.get("code"),
+                line,
+            ),
+        )
+
+
 class AuditLog:
-    """The audit log at ``path``: :meth:`write` a decision, :meth:`read` for the operator view."""
+    """The audit log at ``path`` (a JSON-lines file) or in a database (a PostgreSQL URL):
+    :meth:`write` a decision, :meth:`read` for the operator view."""
 
     def __init__(self, path: Path | str):
-        self.path = Path(path)
+        from sre_tools.store import is_url
+
+        self.db = _database(str(path)) if is_url(path) else None
+        self.path = Path(path) if self.db is None else None
+        self.label = str(path) if self.db is None else self.db.label
 
     def write(
         self,
@@ -136,13 +171,53 @@ class AuditLog:
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         record = audit_record(decision, request, dry_run=dry_run, extra=extra)
-        append_audit(self.path, record)
+        if self.db is not None:
+            _insert(self.db, record)
+        else:
+            assert self.path is not None
+            append_audit(self.path, record)
         return record
 
     def read(
         self, *, since: float | None = None, node: str | None = None, strict: bool = False
     ) -> list[dict[str, Any]]:
+        if self.db is not None:
+            return _read_table(self.db, since=since, node=node, strict=strict)
+        assert self.path is not None
         return read_audit(self.path, since=since, node=node, strict=strict)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+
+def _read_table(
+    db: Any, *, since: float | None, node: str | None, strict: bool
+) -> list[dict[str, Any]]:
+    sql = "SELECT id, record FROM audit_log"
+    where: list[str] = []
+    params: list[object] = []
+    if since is not None:
+        where.append("at >= ?")
+        params.append(since)
+    if node is not None:
+        where.append("node = ?")
+        params.append(node)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    out = []
+    for row_id, text in db.query(sql + " ORDER BY id", tuple(params)):
+        try:
+            record = json.loads(str(text))
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            if strict:
+                raise ValidationError(f"row {row_id}: {exc}", source=db.label) from None
+            _log.warning("%s: audit row %s is not a JSON record, skipped", db.label, row_id)
+            continue
+        out.append(record)
+    return out
 
 
 def iter_audit(path: Path | str, *, strict: bool = False) -> Iterator[dict[str, Any]]:
@@ -184,7 +259,16 @@ def read_audit(
     node: str | None = None,
     strict: bool = False,
 ) -> list[dict[str, Any]]:
-    """Records at or after ``since`` (unix seconds) and for ``node``, oldest first."""
+    """Records at or after ``since`` (unix seconds) and for ``node``, oldest first, from a file
+    or (a PostgreSQL URL) the ``audit_log`` table."""
+    from sre_tools.store import is_url
+
+    if is_url(path):
+        db = _database(str(path))
+        try:
+            return _read_table(db, since=since, node=node, strict=strict)
+        finally:
+            db.close()
     out = []
     for record in iter_audit(path, strict=strict):
         at = record.get("at")

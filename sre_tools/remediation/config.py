@@ -162,13 +162,19 @@ def _state_dir() -> Path:
     return Path(base) / "sre-tools"
 
 
-def default_state_path() -> Path:
-    """``$SRE_REMEDIATION_STATE``, else ``$XDG_STATE_HOME/sre-tools/remediation.db``."""
-    explicit = os.environ.get("SRE_REMEDIATION_STATE")
-    return Path(explicit) if explicit else _state_dir() / "remediation.db"
+def default_state_path() -> Path | str:
+    """``$SRE_REMEDIATION_STATE`` (a file or a PostgreSQL URL), else
+    ``$XDG_STATE_HOME/sre-tools/remediation.db``."""
+    from sre_tools.store import as_location
+
+    explicit = as_location(os.environ.get("SRE_REMEDIATION_STATE") or None)
+    return explicit if explicit is not None else _state_dir() / "remediation.db"
 
 
-def default_audit_path() -> Path:
-    """``$SRE_REMEDIATION_AUDIT``, else ``$XDG_STATE_HOME/sre-tools/remediation-audit.jsonl``."""
-    explicit = os.environ.get("SRE_REMEDIATION_AUDIT")
-    return Path(explicit) if explicit else _state_dir() / "remediation-audit.jsonl"
+def default_audit_path() -> Path | str:
+    """``$SRE_REMEDIATION_AUDIT`` (a file or a PostgreSQL URL), else
+    ``$XDG_STATE_HOME/sre-tools/remediation-audit.jsonl``."""
+    from sre_tools.store import as_location
+
+    explicit = as_location(os.environ.get("SRE_REMEDIATION_AUDIT") or None)
+    return explicit if explicit is not None else _state_dir() / "remediation-audit.jsonl"

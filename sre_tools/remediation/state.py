@@ -1,38 +1,36 @@
-"""The engine's memory: drains we hold, per-node cooldowns, event ids seen. One SQLite file.
+"""The engine's memory: drains we hold, per-node cooldowns, event ids seen.
 
-The same pattern as :mod:`sre_tools.store` (WAL, ``busy_timeout``, every write in one
-``BEGIN IMMEDIATE`` transaction), in a file of its own: it lives on the controller next to the
-audit log, not in an operator's SLO store. Each operation opens its own short connection, so one
-:class:`RemediationState` is safe to share between threads and processes: the budget check and
-the drain reservation happen in a single ``BEGIN IMMEDIATE`` transaction, which SQLite runs one
-at a time, so no number of concurrent events can drain past the budget.
+A SQLite file of its own by default (it lives on the controller next to the audit log, not in an
+operator's SLO store), or a PostgreSQL database shared by every controller of a cluster (two Salt
+masters, an Ansible controller): then the budget, the cooldown and the de-duplication hold per
+cluster, not per machine. Through :class:`sre_tools.store.Database`: the budget check and the
+drain reservation happen in one write transaction, and writers of the state run one at a time
+(``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL a transaction-level advisory lock taken first, at
+READ COMMITTED), so no number of concurrent events, processes or controllers can drain past the
+budget. An event id is de-duplicated by the ``events`` table's primary key.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sre_tools.exceptions import StoreError
 from sre_tools.remediation import guardrails
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.guardrails import Refusal
 from sre_tools.remediation.model import RemediationRequest
-from sre_tools.store import connect, create_schema, immediate
+from sre_tools.store import Cursor, Database, Schema, Table
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
+_V1 = (
+    Table(
+        "drains",
+        """
 -- One row per node drained by us. 'reserved': budget taken, scontrol not yet confirmed.
 CREATE TABLE IF NOT EXISTS drains (
     node           TEXT PRIMARY KEY,
@@ -40,31 +38,66 @@ CREATE TABLE IF NOT EXISTS drains (
     event_id       TEXT NOT NULL,
     reason         TEXT NOT NULL,
     status         TEXT NOT NULL CHECK (status IN ('reserved', 'drained')),
-    reserved_at    REAL NOT NULL,
-    drained_at     REAL,
-    last_action_at REAL,
-    actions_done   INTEGER NOT NULL DEFAULT 0,
+    reserved_at    {real} NOT NULL,
+    drained_at     {real},
+    last_action_at {real},
+    actions_done   {int} NOT NULL DEFAULT 0,
     gpus           TEXT NOT NULL DEFAULT '[]',
     checks         TEXT NOT NULL DEFAULT '[]'
-);
+)""",
+    ),
+    Table(
+        "drain_partitions",
+        """
 CREATE TABLE IF NOT EXISTS drain_partitions (
     node      TEXT NOT NULL REFERENCES drains (node) ON DELETE CASCADE,
     partition TEXT NOT NULL,
     PRIMARY KEY (node, partition)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS drain_partitions_partition ON drain_partitions (partition);
+) {without_rowid};
+CREATE INDEX IF NOT EXISTS drain_partitions_partition ON drain_partitions (partition)""",
+    ),
+    Table(
+        "cooldowns",
+        """
 -- Last time we drained, acted on or resumed each node (the cooldown's start).
 CREATE TABLE IF NOT EXISTS cooldowns (
     node       TEXT PRIMARY KEY,
-    last_acted REAL NOT NULL
-) WITHOUT ROWID;
+    last_acted {real} NOT NULL
+) {without_rowid}""",
+    ),
+    Table(
+        "events",
+        """
+-- Event ids seen: the primary key is the de-duplication (a second insert does nothing).
 CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY,
     node     TEXT NOT NULL,
-    seen_at  REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_seen_at ON events (seen_at);
-"""
+    seen_at  {real} NOT NULL
+) {without_rowid};
+CREATE INDEX IF NOT EXISTS events_seen_at ON events (seen_at)""",
+    ),
+)
+# The audit log as a table, for an audit target that is a database (``--audit postgresql://``):
+# append-only for the tools' role (SELECT and INSERT granted, never UPDATE or DELETE).
+_V2 = (
+    Table(
+        "audit_log",
+        """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id       {id},
+    at       {real} NOT NULL,
+    node     TEXT,
+    event_id TEXT,
+    outcome  TEXT NOT NULL,
+    code     TEXT,
+    record   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at)""",
+        grant="append",
+    ),
+)
+REMEDIATION_SCHEMA = Schema("remediation", "remediation state", (_V1, _V2))
+SCHEMA_VERSION = REMEDIATION_SCHEMA.version
 
 
 @dataclass(frozen=True)
@@ -106,41 +139,31 @@ _DRAIN_COLUMNS = (
 
 
 class RemediationState:
-    """Drains, cooldowns and seen event ids in ``path`` (created on first use)."""
+    """Drains, cooldowns and seen event ids in a SQLite file (created on first use) or a
+    PostgreSQL database (a URL). Safe to share between threads: every operation takes its own
+    connection (SQLite) or one from a small pool (PostgreSQL)."""
 
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot create directory: {exc.strerror}") from exc
-        with self.transaction() as cur:
-            create_schema(cur, _SCHEMA, SCHEMA_VERSION, self.path, "remediation state")
+    def __init__(self, location: Path | str):
+        self.db = Database(
+            location, REMEDIATION_SCHEMA, shared=False, busy_timeout_ms=BUSY_TIMEOUT_MS
+        )
+        self.path = self.db.path  # None for a database URL
+        self.label = self.db.label
 
     # --- plumbing ---
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = connect(self.path, BUSY_TIMEOUT_MS)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open remediation state: {exc}") from exc
-        try:
-            yield conn
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: remediation state: {exc}") from exc
-        finally:
-            conn.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """One ``BEGIN IMMEDIATE`` .. ``COMMIT`` on a fresh connection; rolled back on error."""
-        with self._connect() as conn, immediate(conn, self.path, "remediation state") as cur:
+    def transaction(self) -> Iterator[Cursor]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite, the component's advisory lock
+        on PostgreSQL); rolled back on error."""
+        with self.db.transaction() as cur:
             yield cur
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._connect() as conn:
-            return list(conn.execute(sql, params).fetchall())
+        return self.db.query(sql, params)
+
+    def close(self) -> None:
+        self.db.close()
 
     # --- event ids ---
 
@@ -149,7 +172,8 @@ class RemediationState:
         with self.transaction() as cur:
             cur.execute("DELETE FROM events WHERE seen_at < ?", (now - ttl,))
             cur.execute(
-                "INSERT OR IGNORE INTO events (event_id, node, seen_at) VALUES (?, ?, ?)",
+                "INSERT INTO events (event_id, node, seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (event_id) DO NOTHING",
                 (event_id, node, now),
             )
             return cur.rowcount == 1
@@ -167,7 +191,7 @@ class RemediationState:
     # --- drains ---
 
     @staticmethod
-    def _record(cur: sqlite3.Cursor, row: tuple[Any, ...]) -> DrainRecord:
+    def _record(cur: Cursor, row: tuple[Any, ...]) -> DrainRecord:
         node = str(row[0])
         parts = cur.execute(
             "SELECT partition FROM drain_partitions WHERE node = ? ORDER BY partition", (node,)
@@ -188,16 +212,14 @@ class RemediationState:
         )
 
     def get_drain(self, node: str) -> DrainRecord | None:
-        with self._connect() as conn:
-            cur = conn.cursor()
+        with self.db.reading() as cur:
             row = cur.execute(
                 f"SELECT {_DRAIN_COLUMNS} FROM drains WHERE node = ?", (node,)
             ).fetchone()
             return None if row is None else self._record(cur, row)
 
     def drains(self) -> list[DrainRecord]:
-        with self._connect() as conn:
-            cur = conn.cursor()
+        with self.db.reading() as cur:
             rows = cur.execute(f"SELECT {_DRAIN_COLUMNS} FROM drains ORDER BY node").fetchall()
             return [self._record(cur, row) for row in rows]
 
@@ -207,7 +229,7 @@ class RemediationState:
 
     @staticmethod
     def _budget(
-        cur: sqlite3.Cursor, node_partitions: Mapping[str, int], config: RemediationConfig
+        cur: Cursor, node_partitions: Mapping[str, int], config: RemediationConfig
     ) -> Refusal | None:
         total = int(cur.execute("SELECT COUNT(*) FROM drains").fetchone()[0])
         by_partition: dict[str, int] = {}
@@ -225,9 +247,9 @@ class RemediationState:
 
     def usage(self) -> tuple[int, dict[str, int]]:
         """Drains we hold: in total and per partition."""
-        with self._connect() as conn:
-            total = int(conn.execute("SELECT COUNT(*) FROM drains").fetchone()[0])
-            rows = conn.execute(
+        with self.db.reading() as cur:
+            total = int(cur.execute("SELECT COUNT(*) FROM drains").fetchone()[0])
+            rows = cur.execute(
                 "SELECT partition, COUNT(*) FROM drain_partitions GROUP BY partition"
             ).fetchall()
             return total, {str(p): int(n) for p, n in rows}
@@ -236,8 +258,8 @@ class RemediationState:
         self, node_partitions: Mapping[str, int], config: RemediationConfig
     ) -> Refusal | None:
         """The budget verdict for one more drain, without taking it (dry runs)."""
-        with self._connect() as conn:
-            return self._budget(conn.cursor(), node_partitions, config)
+        with self.db.reading() as cur:
+            return self._budget(cur, node_partitions, config)
 
     def reserve(
         self,
@@ -327,8 +349,9 @@ class RemediationState:
         """
         with self.transaction() as cur:
             cur.execute(
-                f"INSERT OR IGNORE INTO drains ({_DRAIN_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, 'drained', ?, NULL, NULL, 0, ?, ?)",
+                f"INSERT INTO drains ({_DRAIN_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, 'drained', ?, NULL, NULL, 0, ?, ?) "
+                "ON CONFLICT (node) DO NOTHING",
                 (
                     request.node,
                     action or request.action.value,
@@ -341,7 +364,8 @@ class RemediationState:
             )
             if cur.rowcount == 1:
                 cur.executemany(
-                    "INSERT OR IGNORE INTO drain_partitions (node, partition) VALUES (?, ?)",
+                    "INSERT INTO drain_partitions (node, partition) VALUES (?, ?) "
+                    "ON CONFLICT (node, partition) DO NOTHING",
                     [(request.node, p) for p in sorted(partitions)],
                 )
 
@@ -398,7 +422,7 @@ class RemediationState:
             return cur.rowcount == 1
 
     @staticmethod
-    def _touch(cur: sqlite3.Cursor, node: str, now: float) -> None:
+    def _touch(cur: Cursor, node: str, now: float) -> None:
         cur.execute(
             "INSERT INTO cooldowns (node, last_acted) VALUES (?, ?) "
             "ON CONFLICT (node) DO UPDATE SET last_acted = excluded.last_acted",

@@ -28,6 +28,11 @@ from sre_tools.timeutil import parse_time
 DEFAULT_BUCKET_SECONDS = 60
 CSV_HEADER = ("timestamp", "slo", "good", "total")
 MAX_COUNT = 1e15
+_UPSERT = (
+    "INSERT INTO sli_buckets (slo, start, good, total) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (slo, start) DO UPDATE SET good = sli_buckets.good + excluded.good, "
+    "total = sli_buckets.total + excluded.total"
+)
 
 
 @dataclass(frozen=True)
@@ -126,13 +131,22 @@ def _upsert(store: Store, samples: Iterable[Sample]) -> int:
     with store.transaction() as cur:
         for s in samples:
             cur.execute(
-                "INSERT INTO sli_buckets (slo, start, good, total) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (slo, start) DO UPDATE SET good = good + excluded.good, "
-                "total = total + excluded.total",
+                _UPSERT,
                 (s.slo, s.start, s.good, s.total),
             )
             count += 1
     return count
+
+
+def _merged(samples: Iterable[Sample]) -> list[tuple[str, int, float, float]]:
+    """One row per bucket, counts added (what one upsert per sample would store): a file may
+    hold several samples of one bucket, and a bulk upsert takes each key once."""
+    buckets: dict[tuple[str, int], list[float]] = {}
+    for s in samples:
+        counts = buckets.setdefault((s.slo, s.start), [0.0, 0.0])
+        counts[0] += s.good
+        counts[1] += s.total
+    return [(slo, start, good, total) for (slo, start), (good, total) in buckets.items()]
 
 
 def record(store: Store, samples: Sequence[Sample]) -> int:
@@ -161,16 +175,12 @@ def import_csv(
                 source=source,
             )
         cur.execute(
-            "INSERT OR REPLACE INTO imports (sha256, kind, path, rows, imported) "
-            "VALUES (?, 'sli', ?, ?, ?)",
+            "INSERT INTO imports (sha256, kind, path, rows, imported) "
+            "VALUES (?, 'sli', ?, ?, ?) ON CONFLICT (sha256, kind) DO UPDATE SET "
+            "path = excluded.path, rows = excluded.rows, imported = excluded.imported",
             (digest, source, len(samples), int(time.time())),
         )
-        cur.executemany(
-            "INSERT INTO sli_buckets (slo, start, good, total) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (slo, start) DO UPDATE SET good = good + excluded.good, "
-            "total = total + excluded.total",
-            ((s.slo, s.start, s.good, s.total) for s in samples),
-        )
+        cur.insert_many(_UPSERT, _merged(samples))
     return len(samples)
 
 
@@ -215,13 +225,16 @@ class StoreSource:
                 "GROUP BY (start - ?) / ? HAVING SUM(total) > 0"
             )
             if slo.budgeting is BudgetingMethod.TIMESLICES:
-                sql = f"SELECT SUM(ratio > ?), COUNT(*) FROM ({per_slice})"
+                sql = (
+                    "SELECT SUM(CASE WHEN ratio > ? THEN 1 ELSE 0 END), COUNT(*) "
+                    f"FROM ({per_slice}) AS slices"
+                )
                 params: tuple[object, ...] = (slice_threshold(slo), slo.id, begin, end, begin, step)
                 bad_slices, slices = self.store.query(sql, params)[0]
                 n = int(str(slices))
                 out[window] = None if n == 0 else float(str(bad_slices)) / n
             else:
-                sql = f"SELECT AVG(ratio), COUNT(*) FROM ({per_slice})"
+                sql = f"SELECT AVG(ratio), COUNT(*) FROM ({per_slice}) AS slices"
                 mean, slices = self.store.query(sql, (slo.id, begin, end, begin, step))[0]
                 out[window] = None if int(str(slices)) == 0 else float(str(mean))
         return out

@@ -250,7 +250,11 @@ def test_a_store_without_the_drill_tables(drill_env: DrillEnv, sre: Sre) -> None
     old = drill_env.root / "old.db"
     Store(old).close()
     conn = sqlite3.connect(old)
-    conn.executescript("DROP TABLE drill_expectations; DROP TABLE drill_runs;")
+    # As an older sre_tools wrote it: schema version 1, no drill tables.
+    conn.executescript(
+        "DROP TABLE drill_expectations; DROP TABLE drill_runs; DROP TABLE drill_lock; "
+        "DROP TABLE drill_aborts; UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
     conn.execute("INSERT INTO incidents (started, resolved, component) VALUES (100, 200, 'gpu')")
     conn.commit()
     conn.close()

@@ -67,8 +67,8 @@ def test_hard_cap_refuses_extra_targets() -> None:
     assert info.value.field == "x-sre.blast_radius"
 
 
-def test_lock_refuses_a_second_run_and_is_released(drill_env: DrillEnv) -> None:
-    first, second = Safety(drill_env.store), Safety(drill_env.store)
+def test_lock_refuses_a_second_run_and_is_released(store_location: Path | str) -> None:
+    first, second = Safety(store_location), Safety(store_location)
     try:
         first.acquire("run-a", "alice")
         with pytest.raises(DrillRefused, match="another drill holds the fleet lock: run run-a"):
@@ -80,16 +80,16 @@ def test_lock_refuses_a_second_run_and_is_released(drill_env: DrillEnv) -> None:
         second.close()
 
 
-def test_a_second_process_sees_the_lock(drill_env: DrillEnv) -> None:
-    safety = Safety(drill_env.store)
+def test_a_second_process_sees_the_lock(store_location: Path | str) -> None:
+    safety = Safety(store_location)
     try:
         safety.acquire("run-a", "alice")
         code = (
-            "import sys; from pathlib import Path; from sre_tools.chaos.safety import Safety\n"
-            "h = Safety(Path(sys.argv[1])).holder(); print(h.run_id, h.stale)"
+            "import sys; from sre_tools.chaos.safety import Safety\n"
+            "h = Safety(sys.argv[1]).holder(); print(h.run_id, h.stale)"
         )
         out = subprocess.run(
-            [sys.executable, "-c", code, str(drill_env.store)],
+            [sys.executable, "-c", code, str(store_location)],
             capture_output=True,
             text=True,
             timeout=30,
@@ -106,8 +106,8 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_stale_lock_is_reported_not_stolen(drill_env: DrillEnv) -> None:
-    safety = Safety(drill_env.store)
+def test_stale_lock_is_reported_not_stolen(store_location: Path | str) -> None:
+    safety = Safety(store_location)
     try:
         with safety.store.transaction() as cur:
             cur.execute(
@@ -125,6 +125,8 @@ def test_stale_lock_is_reported_not_stolen(drill_env: DrillEnv) -> None:
 
 
 def test_lock_held_on_another_host_is_never_stale(drill_env: DrillEnv) -> None:
+    """SQLite: a pid on another host cannot be checked, so its lock is never stale. (On
+    PostgreSQL a holder's liveness is its session: tests/store, the dead holder.)"""
     safety = Safety(drill_env.store)
     try:
         with safety.store.transaction() as cur:
@@ -138,8 +140,8 @@ def test_lock_held_on_another_host_is_never_stale(drill_env: DrillEnv) -> None:
         safety.close()
 
 
-def test_abort_flags(drill_env: DrillEnv) -> None:
-    safety = Safety(drill_env.store)
+def test_abort_flags(store_location: Path | str) -> None:
+    safety = Safety(store_location)
     try:
         safety.set_abort("run-a", "pager fired", "alice")
         assert safety.abort_for("run-a") is not None

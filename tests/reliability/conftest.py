@@ -11,11 +11,12 @@ from sre_tools.store import Store
 
 
 @pytest.fixture
-def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "store.db"
+def store_path(store_location: str | Path) -> str | Path:
+    """The same cases on both engines: a SQLite file and a PostgreSQL database."""
+    return store_location
 
 
 @pytest.fixture
-def store(store_path: Path) -> Iterator[Store]:
+def store(store_path: str | Path) -> Iterator[Store]:
     with Store(store_path) as opened:
         yield opened

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -379,7 +378,7 @@ def test_invalid_events_are_refused_and_audited(make_rig: RigFactory) -> None:
     lines = rig.audit()
     assert len(lines) == len(FORGED) + 3
     assert all(r["code"] == "invalid_event" and r["node"] is None for r in lines)
-    raw = rig.audit_path.read_bytes()
+    raw = rig.raw_audit()
     assert b"\x1b" not in raw and b"\x07" not in raw  # escaped in JSON, never raw
 
 
@@ -426,9 +425,8 @@ def test_concurrent_events_never_exceed_the_budget(make_rig: RigFactory) -> None
     assert len(resets) == 3
     assert sum(d.acted for d in decisions) == 3
     assert len(rig.audit()) == 300
-    with sqlite3.connect(rig.state_path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM drains").fetchone()[0] == 3
-        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 300
+    assert rig.engine.state.db.query("SELECT COUNT(*) FROM drains") == [(3,)]
+    assert rig.engine.state.db.query("SELECT COUNT(*) FROM events") == [(300,)]
 
 
 def test_status(make_rig: RigFactory) -> None:

@@ -107,15 +107,15 @@ def test_resume_after_a_healthy_fresh_report(cluster: SlurmCluster, tmp_path: Pa
 STORM = r"""
 import json, sys, threading
 from concurrent.futures import ThreadPoolExecutor
-from sre_tools.remediation.config import RemediationConfig
+from pathlib import Path
+from sre_tools.remediation.config import load_config
 from sre_tools.remediation.engine import Remediator
 from sre_tools.remediation.slurm import SlurmClient
 from tests.remediation.fakes import RecordingRunner
 
-conf, state, audit, events_file = sys.argv[1:5]
+conf, state, audit, events_file, config_file = sys.argv[1:6]
 events = json.loads(open(events_file).read())
-cfg = RemediationConfig(max_drained_nodes=3, max_drained_percent=50, cooldown_seconds=3600,
-                        node_exec="local")
+cfg = load_config(Path(config_file))
 runner = RecordingRunner()
 rem = Remediator(cfg, SlurmClient(timeout=20, slurm_conf=conf), state, audit, runner=runner,
                  dry_run=False)
@@ -125,7 +125,18 @@ print(json.dumps({"codes": codes, "node_commands": [list(c) for c in runner.call
 """
 
 
-def test_a_storm_of_1000_events_stays_within_budget(cluster: SlurmCluster, tmp_path: Path) -> None:
+# Two controllers (say two Salt masters), each with its own configuration file and the same
+# budget, sharing one state: drains hold per cluster, not per controller.
+CONTROLLER_CONFIG = (
+    "max_drained_nodes: 3\nmax_drained_percent: 50\ncooldown_seconds: 3600\nnode_exec: local\n"
+)
+
+
+def test_a_storm_of_1000_events_stays_within_budget(
+    cluster: SlurmCluster, tmp_path: Path, store_location: Path | str
+) -> None:
+    """1,000 events from four processes through two controllers into one state and audit log:
+    a SQLite file (processes on one machine) or a PostgreSQL database (any machines)."""
     rng = random.Random(7)
     actions = ["reset_gpu", "reboot", "drain_and_reset", "rma_candidate", "restart_fabric_manager"]
     events = []
@@ -148,18 +159,29 @@ def test_a_storm_of_1000_events_stays_within_budget(cluster: SlurmCluster, tmp_p
         path = tmp_path / f"events-{p}.json"
         path.write_text(json.dumps(events[p::processes]))
         files.append(path)
-    state, audit = tmp_path / "state.db", tmp_path / "audit.jsonl"
+    if isinstance(store_location, Path):
+        state, audit = str(tmp_path / "state.db"), str(tmp_path / "audit.jsonl")
+    else:
+        state = audit = store_location
+    configs = []
+    for name in ("controller-a", "controller-b"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(CONTROLLER_CONFIG)
+        configs.append(path)
     start = time.monotonic()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", STORM, str(cluster.conf), str(state), str(audit), str(f)],
+            [
+                *(sys.executable, "-c", STORM, str(cluster.conf), state, audit, str(f)),
+                str(configs[i % 2]),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **cluster.env},
         )
-        for f in files
+        for i, f in enumerate(files)
     ]
     results = []
     for proc in procs:

@@ -48,8 +48,9 @@ def slo(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "store.db") as opened:
+def store(store_location: str | Path) -> Iterator[Store]:
+    """The same cases on both engines: a SQLite file and a PostgreSQL database."""
+    with Store(store_location) as opened:
         yield opened
 
 
@@ -392,3 +393,20 @@ def test_files_of_a_newer_schema_are_refused_and_left_alone(tmp_path: Path) -> N
             assert conn.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'"
             ).fetchone() == ("99",)
+
+
+def test_a_large_import_with_repeated_buckets_adds_up(store: Store):
+    """Past the bulk threshold (COPY and one upsert on PostgreSQL): samples of one bucket in the
+    file add up, and add to what the bucket already held."""
+    from sre_tools.store import BULK_MIN_ROWS
+
+    record(store, [make_sample("bulk-a", T0, 5, 10, bucket=60, source="t")])
+    n = BULK_MIN_ROWS + 500
+    lines = [f"@{T0 + 60 * (i // 2) + i % 2},bulk-a,{i % 3},3" for i in range(n)]
+    assert import_csv(store, csv_text(*lines), "bulk.csv") == n
+    got = rows(store, "bulk-a")
+    assert len(got) == (n + 1) // 2
+    assert got[T0] == (5 + 0 + 1, 10 + 3 + 3)
+    expected_good = 5 + sum(i % 3 for i in range(n))
+    assert sum(g for g, _ in got.values()) == expected_good
+    assert sum(t for _, t in got.values()) == 10 + 3 * n
