@@ -19,7 +19,7 @@ from tests.diag.conftest import FIXTURES, HGX, FakeTool, argv_of
 Sre = Callable[..., CliResult]
 
 
-def _run(sre: Sre, store: Path, *args: str) -> CliResult:
+def _run(sre: Sre, store: Path | str, *args: str) -> CliResult:
     return sre(
         "diag", "run", "--replay", str(HGX), "--store", str(store), "--node", "hgx-h100-8", *args
     )
@@ -180,9 +180,11 @@ def test_nccl_run_passes_the_profile_sizes(
 def test_results_are_stored_with_serials_and_versions(
     sre: Sre,
     fake_tool: FakeTool,
-    tmp_path: Path,
+    store_location: Path | str,
 ) -> None:
-    store = tmp_path / "s.db"
+    """On both engines (a SQLite file, a PostgreSQL database): the remediation gate reads the
+    same history wherever the store lives."""
+    store = store_location
     fake_tool("dcgmi", "dcgm/level2-memory-fail-gpu3.json", rc=226)
     before = time.time()
     assert _run(sre, store, "--level", "2", "--format", "nhc")[0] == 2
@@ -207,8 +209,8 @@ def test_results_are_stored_with_serials_and_versions(
     assert rc == 0 and serial in out
 
 
-def test_import_judges_and_stores_every_format(sre: Sre, tmp_path: Path) -> None:
-    store = tmp_path / "s.db"
+def test_import_judges_and_stores_every_format(sre: Sre, store_location: Path | str) -> None:
+    store = store_location
     files = [
         FIXTURES / "dcgm/level3-pass.json",
         FIXTURES / "nvbandwidth/h100-8-pass.json",

@@ -25,6 +25,9 @@ from tests.helpers.procs import CommandError, free_ports, run
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "postgres"
 RUN_AS = "nobody"
+# Resolved once, at import: a test may start the session's server while it has PATH narrowed to
+# its stand-in tools (tests/diag's fake dcgmi).
+RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
 
 
 class MissingPostgresError(RuntimeError):
@@ -32,7 +35,7 @@ class MissingPostgresError(RuntimeError):
 
 
 def _as_server_user(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", RUN_AS, "--", *argv] if os.geteuid() == 0 else argv
+    return [RUNUSER, "-u", RUN_AS, "--", *argv] if os.geteuid() == 0 else argv
 
 
 class PostgresServer:
