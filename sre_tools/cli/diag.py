@@ -198,16 +198,22 @@ def run(
     inventory = _inventory(replay)
     policy = _node_policy(policy, inventory)
     name = node or socket.gethostname().split(".")[0]
+    from sre_tools.cli.progress import progress, wanted
+    from sre_tools.diag.model import TOOLS
+
     runner = Runner(policy, inventory, name)
-    runs = []
-    if not no_dcgm:
-        runs.append(runner.run(Kind.DCGM, level))
-    if with_nvbandwidth:
-        runs.append(runner.run(Kind.NVBANDWIDTH))
-    if with_nccl:
-        runs.append(runner.run(Kind.NCCL))
-    if not runs:
+    plan = [(Kind.DCGM, level)] if not no_dcgm else []
+    plan += [(Kind.NVBANDWIDTH, 0)] if with_nvbandwidth else []
+    plan += [(Kind.NCCL, 0)] if with_nccl else []
+    if not plan:
         raise click.UsageError("nothing to run: --no-dcgm without --nvbandwidth or --nccl")
+    runs = []
+    # A bar for people at a terminal (minutes at level 2 and above); never for --json or nhc.
+    with progress("diagnostics", enabled=wanted(as_json or fmt != "table")) as bar:
+        for step, (kind, lvl) in enumerate(plan):
+            what = TOOLS[kind] + (f" diag -r {lvl}" if kind is Kind.DCGM else "")
+            bar(step, len(plan), what)
+            runs.append(runner.run(kind, lvl))
     report = combined(runs, name, runs[-1].ended)
     if not no_store:
         try:

@@ -357,37 +357,44 @@ def run(
         f"drill {printable(exp.title)} ({mode}) on: {', '.join(resolved.selected)}", err=as_json
     )
 
-    def show_event(record: dict[str, Any]) -> None:
-        if as_json or record["event"] in ("run-start", "targets-resolved", "probe-result"):
-            return
-        what = record.get("name") or record.get("when") or ""
-        status = record.get("status", record.get("met", ""))
-        node = record.get("node", "")
-        click.echo(printable(f"  {record['event']:<15} {what} {node} {status}".rstrip()))
+    from sre_tools.cli.progress import progress, wanted
 
-    safety = _safety(store_path)
-    try:
-        runner = Runner(
-            exp,
-            resolved,
-            safety=safety,
-            journal_dir=_journal_dir(journal_dir),
-            execute=execute,
-            operator=_operator(),
-            reason=reason,
-            variables=_vars(variables),
-            transport_factory=factory,
-            preconditions=checks,
-            break_stale_lock=break_stale_lock,
-            source=source,
-            on_event=show_event,
-            inventory=str(Path(inventory).resolve()),
-            transports=reached,
-        )
-        result = runner.run()
-        _record(safety.store, result.journal)
-    finally:
-        safety.close()
+    # A spinner with the step under way and the time so far (a drill waits minutes for alerts
+    # and drains); the event lines print above it. Never with --json or off a terminal.
+    with progress(f"drill {exp.title}", enabled=wanted(as_json)) as report:
+
+        def show_event(record: dict[str, Any]) -> None:
+            if as_json or record["event"] in ("run-start", "targets-resolved", "probe-result"):
+                return
+            what = record.get("name") or record.get("when") or ""
+            status = record.get("status", record.get("met", ""))
+            node = record.get("node", "")
+            report(0, None, printable(f"{record['event']} {what} {node}".rstrip()))
+            report.log(printable(f"  {record['event']:<15} {what} {node} {status}".rstrip()))
+
+        safety = _safety(store_path)
+        try:
+            runner = Runner(
+                exp,
+                resolved,
+                safety=safety,
+                journal_dir=_journal_dir(journal_dir),
+                execute=execute,
+                operator=_operator(),
+                reason=reason,
+                variables=_vars(variables),
+                transport_factory=factory,
+                preconditions=checks,
+                break_stale_lock=break_stale_lock,
+                source=source,
+                on_event=show_event,
+                inventory=str(Path(inventory).resolve()),
+                transports=reached,
+            )
+            result = runner.run()
+            _record(safety.store, result.journal)
+        finally:
+            safety.close()
     data = {
         "run_id": result.run_id,
         "status": result.status,

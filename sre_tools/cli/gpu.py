@@ -29,14 +29,19 @@ def gpu() -> None:
 @json_option
 def capture(output: Path, as_json: bool) -> None:
     """Record every reading the health checks use from this machine's GPUs."""
+    from sre_tools.cli.progress import progress, wanted
     from sre_tools.exceptions import SreError
     from sre_tools.gpu.backend import RealBackend
     from sre_tools.gpu.backend import capture as do_capture
     from sre_tools.timeutil import iso, now
 
-    data = do_capture(
-        RealBackend(), host=socket.gethostname(), captured_at=iso(now().timestamp()) or ""
-    )
+    with progress("reading NVML", enabled=wanted(as_json)) as report:
+        data = do_capture(
+            RealBackend(),
+            host=socket.gethostname(),
+            captured_at=iso(now().timestamp()) or "",
+            progress=report,
+        )
     folder = output.parent if str(output.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)

@@ -184,8 +184,13 @@ def import_cmd(
     if example == (file is not None):
         raise click.UsageError("give either FILE.csv (or - for stdin) or --example")
     text, source = read_example() if example else read_input(str(file), MAX_CSV_BYTES)
-    with open_store(store_path, create=True) as store:
-        count = import_csv(store, text, source, force=force)
+    from sre_tools.cli.progress import progress, wanted
+
+    with (
+        progress(f"importing {Path(source).name}", enabled=wanted(as_json)) as report,
+        open_store(store_path, create=True) as store,
+    ):
+        count = import_csv(store, text, source, force=force, progress=report)
         where = store.label
     data = {"imported": count, "source": source, "store": where, "sha256": content_sha256(text)}
     emit(data, as_json, lambda d: click.echo(f"imported {d['imported']} incidents from {source}"))

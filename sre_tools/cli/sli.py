@@ -58,8 +58,13 @@ def import_(file: str, force: bool, store_path: Path | None, as_json: bool) -> N
     from sre_tools.sli.store import import_csv
 
     text, source = common.read_input(file, MAX_CSV_BYTES)
-    with common.open_store(store_path) as store:
-        count = import_csv(store, text, source, force=force)
+    from sre_tools.cli.progress import progress, wanted
+
+    with (
+        progress(f"importing {Path(source).name}", enabled=wanted(as_json)) as report,
+        common.open_store(store_path) as store,
+    ):
+        count = import_csv(store, text, source, force=force, progress=report)
     emit(
         {"file": file, "rows": count},
         as_json,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sre_tools.exceptions import ValidationError
 from sre_tools.gpu import readings
@@ -21,6 +21,9 @@ from sre_tools.gpu.errors import (
     NvmlInitError,
     ReadError,
 )
+
+if TYPE_CHECKING:
+    from sre_tools.progress import Progress
 
 RECORDING_VERSION = 1
 
@@ -243,8 +246,15 @@ class RecordedBackend:
         return list(self.data.get("events", []))
 
 
-def capture(backend: Backend, *, host: str = "", captured_at: str = "") -> dict[str, Any]:
-    """Record every reading the checks use from ``backend`` (normally the real one)."""
+def capture(
+    backend: Backend,
+    *,
+    host: str = "",
+    captured_at: str = "",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Record every reading the checks use from ``backend`` (normally the real one);
+    ``progress`` (see sre_tools.progress) hears each GPU as it starts."""
 
     def entry(fn: Any, *args: Any) -> dict[str, Any]:
         try:
@@ -263,7 +273,10 @@ def capture(backend: Backend, *, host: str = "", captured_at: str = "") -> dict[
             "system": {name: entry(backend.system, name) for name in readings.SYSTEM},
             "devices": [],
         }
-        for index in range(backend.device_count()):
+        count = backend.device_count()
+        for index in range(count):
+            if progress is not None:
+                progress(index, count, f"GPU {index}")
             dev: dict[str, Any] = {}
             for name in readings.DEVICE:
                 for args in readings.DEVICE_ARGS.get(name, [()]):

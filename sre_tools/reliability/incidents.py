@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from sre_tools.exceptions import NotFoundError, ValidationError
+from sre_tools.progress import Progress
 from sre_tools.reliability.loader import parse_incidents_csv
 from sre_tools.reliability.model import Incident, validate_incident
 from sre_tools.store import Cursor, Store
@@ -211,14 +212,23 @@ def insert_incidents(
     return len(batch)
 
 
-def import_csv(store: Store, text: str, source_name: str, *, force: bool = False) -> int:
+def import_csv(
+    store: Store,
+    text: str,
+    source_name: str,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> int:
     """Import an incident CSV (see :mod:`sre_tools.reliability.loader`); return the row count.
 
     All rows are validated before anything is written; the rows and the file's sha256 then land
     in one transaction. The same content imported again raises :class:`ValidationError`
     ("already imported") unless ``force``.
     """
-    incidents = parse_incidents_csv(text, source_name)
+    incidents = parse_incidents_csv(text, source_name, progress=progress)
+    if progress is not None:
+        progress(0, None, f"storing {len(incidents)} incidents")
     return insert_incidents(
         store, incidents, sha256=content_sha256(text), source_name=source_name, force=force
     )

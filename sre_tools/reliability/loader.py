@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 
 from sre_tools.exceptions import ValidationError
+from sre_tools.progress import EVERY, Progress, rows_in
 from sre_tools.reliability.model import Incident, validate_incident
 from sre_tools.timeutil import parse_time, to_unix
 
@@ -136,10 +137,13 @@ def _row(cells: Sequence[str], names: Sequence[str], source: str, row: int) -> I
     return incident
 
 
-def parse_incidents_csv(text: str, source: str = "<stdin>") -> list[Incident]:
+def parse_incidents_csv(
+    text: str, source: str = "<stdin>", *, progress: Progress | None = None
+) -> list[Incident]:
     """Parse and validate every row of an incident CSV; raise on the first bad field."""
     if text.startswith("\ufeff"):
         text = text[1:]
+    lines = rows_in(text) if progress is not None else 0
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -151,6 +155,8 @@ def parse_incidents_csv(text: str, source: str = "<stdin>") -> list[Incident]:
     try:
         for cells in reader:
             row = reader.line_num
+            if progress is not None and row % EVERY == 0:
+                progress(row, lines, "reading rows")
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # blank line
             if columns is None:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sre_tools.exceptions import ValidationError
+from sre_tools.progress import EVERY, Progress, rows_in
 from sre_tools.slo.model import SLO, BudgetingMethod
 from sre_tools.slo.promql import slice_threshold
 from sre_tools.store import Store
@@ -82,9 +83,16 @@ def make_sample(
     return Sample(slo, start, good, total)
 
 
-def parse_csv(text: str, source: str, *, bucket: int = DEFAULT_BUCKET_SECONDS) -> list[Sample]:
+def parse_csv(
+    text: str,
+    source: str,
+    *,
+    bucket: int = DEFAULT_BUCKET_SECONDS,
+    progress: Progress | None = None,
+) -> list[Sample]:
     """Validate a whole CSV text; raise ValidationError naming file, row and field."""
     text = text.removeprefix("\ufeff")  # a byte-order mark, as spreadsheets write it
+    lines = rows_in(text) if progress is not None else 0
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader, None)
@@ -105,6 +113,8 @@ def parse_csv(text: str, source: str, *, bucket: int = DEFAULT_BUCKET_SECONDS) -
     try:
         for row in reader:
             line = reader.line_num
+            if progress is not None and line % EVERY == 0:
+                progress(line, lines, "reading rows")
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != len(CSV_HEADER):
@@ -161,9 +171,13 @@ def import_csv(
     *,
     force: bool = False,
     bucket: int = DEFAULT_BUCKET_SECONDS,
+    progress: Progress | None = None,
 ) -> int:
-    """Validate the whole file, then add it in one transaction; refuse a second import."""
-    samples = parse_csv(text, source, bucket=bucket)
+    """Validate the whole file, then add it in one transaction; refuse a second import.
+    ``progress`` hears the rows read, then the write (a spinner: one statement)."""
+    samples = parse_csv(text, source, bucket=bucket, progress=progress)
+    if progress is not None:
+        progress(0, None, f"storing {len(samples)} samples")
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     with store.transaction() as cur:
         seen = cur.execute(
