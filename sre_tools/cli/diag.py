@@ -214,6 +214,14 @@ def run(
             what = TOOLS[kind] + (f" diag -r {lvl}" if kind is Kind.DCGM else "")
             bar(step, len(plan), what)
             runs.append(runner.run(kind, lvl))
+    from dataclasses import replace
+
+    from sre_tools.diag.runner import gpu_count
+
+    count = gpu_count(policy, inventory)
+    if count is not None:
+        # Once per invocation, with the first run (a lost GPU is stored with the run it spoils).
+        runs[0] = replace(runs[0], findings=(count, *runs[0].findings))
     report = combined(runs, name, runs[-1].ended)
     if not no_store:
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sre_tools.diag.model import DiagRun, GpuInfo, Inventory, Kind
-from sre_tools.diag.outcome import DCGM_TIMEOUT_RC, check_id, dcgm_code
+from sre_tools.diag.outcome import DCGM_TIMEOUT_RC, ISOLATE_RC, check_id, dcgm_code
 from sre_tools.exceptions import ValidationError
 from sre_tools.health.model import Action, Finding, GpuRef, Severity
 
@@ -43,6 +43,7 @@ ERROR_ACTIONS: dict[int, Action] = {
     30: Action.CHECK_MECHANICALS,  # DCGM_FR_LOW_BANDWIDTH (pcie test)
     45: Action.CHECK_MECHANICALS,  # DCGM_FR_PCIE_GENERATION
     46: Action.CHECK_MECHANICALS,  # DCGM_FR_PCIE_WIDTH
+    51: Action.DRAIN_AND_RESET,  # DCGM_FR_CUDA_API (e.g. cuInit failed: "Reset GPU", its NEXT)
     52: Action.RMA_CANDIDATE,  # DCGM_FR_FAULTY_MEMORY
     57: Action.RMA_CANDIDATE,  # DCGM_FR_CUDA_DBE
     58: Action.RMA_CANDIDATE,  # DCGM_FR_MEMORY_MISMATCH
@@ -132,6 +133,7 @@ class DcgmOutput:
     serials: dict[int, str] = field(default_factory=dict)  # GPU entity id -> serial
     version: str = ""
     driver_version: str = ""
+    gpu_entities: tuple[int, ...] = ()  # every GPU in entity_groups: the GPUs the run covered
 
     @property
     def level(self) -> int:
@@ -223,6 +225,7 @@ def parse(data: Any, source: str) -> DcgmOutput:
             "neither test_categories nor runtime_error", source=source, field=ROOT
         )
     serials: dict[int, str] = {}
+    entities: list[int] = []
     for gi, raw_group in enumerate(_list(doc.get("entity_groups"), source, "entity_groups")):
         at = f"entity_groups[{gi}]"
         group = _obj(raw_group, source, at)
@@ -231,6 +234,7 @@ def parse(data: Any, source: str) -> DcgmOutput:
         for ei, raw_ent in enumerate(_list(group.get("entities"), source, f"{at}.entities")):
             ent = _obj(raw_ent, source, f"{at}.entities[{ei}]")
             eid = _int(ent.get("entity_id"), source, f"{at}.entities[{ei}].entity_id")
+            entities.append(eid)
             if ent.get("serial_num") is not None:
                 serials[eid] = _str(ent["serial_num"], source, f"{at}.entities[{ei}].serial_num")
     tests = []
@@ -270,7 +274,7 @@ def parse(data: Any, source: str) -> DcgmOutput:
                     _errors(summary.get("warnings"), source, f"{at}.test_summary.warnings"),
                 )
             )
-    return DcgmOutput(tuple(tests), None, serials, version, driver)
+    return DcgmOutput(tuple(tests), None, serials, version, driver, tuple(sorted(set(entities))))
 
 
 def _name(test: str) -> str:
@@ -307,24 +311,97 @@ def _summary(
     return text
 
 
+# The error ids that make a "Fail" a warning. dcgmi's JSON prints a warning as "Fail"
+# (dcgmi/Diag.cpp HelperDisplayDiagResult: DDR_NO_DISPLAY_WARN is the default), so the status
+# word cannot tell them apart; neither can error_severity (a real failure such as cuInit failing
+# in the memory test, DCGM_FR_CUDA_API 51, nvvs/plugin_src/memory/memory.cpp ~430, carries
+# DCGM_ERROR_MONITOR; real warnings carry CONFIG, RESET or ISOLATE). Listed here: ids that nvvs
+# itself only ever reports with NVVS_RESULT_WARN and that concern the node's configuration, not
+# the GPU (DCGM 4.6, commit 72fa3fe, nvvs/src/Software.cpp):
+WARN_ERROR_IDS: dict[int, str] = {
+    28: "DCGM_FR_BAD_CUDA_ENV: a CUDA-limiting environment variable (Software.cpp ~977)",
+    29: "DCGM_FR_PERSISTENCE_MODE: persistence mode off (Software.cpp ~646)",
+}
+# Not listed, though Software.cpp reports them as WARN: 18/20 (fewer readable /dev/nvidia* than
+# NVML GPUs, ~297: jobs cannot open the GPU), 22 (a library cannot be opened: the same id is a
+# Fail for libnvidia-ml, ~365), 25 (graphics processes, ~613: DCGM's own severity is RESET) and
+# 118 (SRAM threshold exceeded, ~567: DCGM's own severity is ISOLATE). Those stay CRIT.
+
+
 def _severity(status: str, errors: tuple[DcgmError, ...]) -> Severity:
-    """The status word, except that a ``Fail`` whose every error is DCGM_ERROR_MONITOR ("can
-    perform workload, but needs to be monitored") is a WARN: dcgmi's JSON prints a warning as
-    ``Fail`` (``HelperDisplayDiagResult`` hides ``Warn`` by default), so the error severity is
-    what tells them apart."""
+    """The status word; a ``Fail`` whose every error is one of :data:`WARN_ERROR_IDS` is WARN.
+    Any other ``Fail`` is CRIT, whatever the errors' severities."""
     severity = STATUSES[status]
-    if (
-        severity is Severity.CRIT
-        and errors
-        and all(e.severity == ERROR_SEVERITY_MONITOR for e in errors)
-    ):
+    if severity is Severity.CRIT and errors and all(e.error_id in WARN_ERROR_IDS for e in errors):
         return Severity.WARN
     return severity
 
 
+def _ref(eid: int, info: GpuInfo | None) -> GpuRef:
+    if info is None:
+        return GpuRef(eid)
+    return GpuRef(info.index, info.uuid, info.pci_bus_id)
+
+
+def _serial(
+    evidence: dict[str, Any], eid: int, out: DcgmOutput, info: GpuInfo | None
+) -> dict[str, Any]:
+    serial = out.serials.get(eid) or (info.serial if info else "")
+    if serial:
+        evidence["serial"] = serial
+    return evidence
+
+
+def _key(e: DcgmError) -> tuple[int, str]:
+    return e.error_id, " ".join(e.message.split())
+
+
+def _identities(
+    out: DcgmOutput, inventory: Inventory
+) -> tuple[dict[int, GpuInfo | None], list[Finding]]:
+    """DCGM GPU entity id -> the NVML GPU it is. Matched by serial (entity_groups' serial_num)
+    where both sides have one; by index where DCGM gives no serial or NVML none at all. A DCGM
+    serial that no NVML GPU has is an UNKNOWN ``diag.dcgm.identity`` finding with both
+    identities, and the entity's findings carry DCGM's identity only (never NVML's guess)."""
+    by_serial = {g.serial: g for g in inventory.gpus if g.serial}
+    ids = set(out.gpu_entities) | set(out.serials)
+    mapping: dict[int, GpuInfo | None] = {}
+    problems: list[Finding] = []
+    for eid in sorted(ids):
+        serial = out.serials.get(eid, "")
+        by_index = inventory.gpu(eid)
+        if not serial or not by_serial:
+            mapping[eid] = by_index
+            continue
+        match = by_serial.get(serial)
+        mapping[eid] = match
+        if match is None:
+            problems.append(
+                Finding(
+                    check_id(Kind.DCGM, "identity"),
+                    Severity.UNKNOWN,
+                    f"DCGM GPU {eid} (serial {serial}) is no GPU NVML lists"
+                    + (
+                        f" (NVML GPU {eid} has serial {by_index.serial})"
+                        if by_index and by_index.serial
+                        else ""
+                    )
+                    + ": its results cannot be tied to a GPU of this node",
+                    evidence={
+                        "dcgm_entity_id": eid,
+                        "dcgm_serial": serial,
+                        "nvml": by_index.to_dict() if by_index else None,
+                    },
+                )
+            )
+    return mapping, problems
+
+
 def judge(out: DcgmOutput, inventory: Inventory, *, rc: int = 0) -> list[Finding]:
     """Findings for every test result (one per test and GPU, one per test for whole-node
-    results). ``rc`` is dcgmi's exit status where it ran (0 for an imported file)."""
+    results), the test summaries (errors tied to no GPU live only there), every expected GPU
+    without a result, and dcgmi's exit status. ``rc`` is dcgmi's exit status where it ran (0
+    for an imported file)."""
     meaning, _ = dcgm_code(rc)
     if out.runtime_error is not None:
         severity = Severity.CRIT if rc == DCGM_TIMEOUT_RC else Severity.UNKNOWN
@@ -338,23 +415,34 @@ def judge(out: DcgmOutput, inventory: Inventory, *, rc: int = 0) -> list[Finding
                 evidence={"runtime_error": out.runtime_error, "exit_code": rc, "meaning": meaning},
             )
         ]
-    findings: list[Finding] = []
+    identity, findings = _identities(out, inventory)
+    # The GPUs the run should have covered: DCGM's entity list, NVML's GPUs, any GPU with a result.
+    expected = set(identity) | {g.index for g in inventory.gpus}
+    ran: dict[int, set[str]] = {}  # GPU -> tests that ran on it (Pass, Warn or Fail)
+    missing: list[tuple[int, DcgmTest, str, dict[str, Any]]] = []
     for test in out.tests:
         cid = check_id(Kind.DCGM, _name(test.name))
         base = {"test": test.name, "category": test.category}
+        test_findings: list[Finding] = []
+        with_result: set[int] = set()
         for r in test.results:
             severity = _severity(r.status, r.errors)
             ref = None
             evidence: dict[str, Any] = dict(base, status=r.status)
             if r.entity_id is not None and r.group in ("GPU", ""):
-                info = inventory.gpu(r.entity_id)
-                ref = GpuRef(
-                    r.entity_id, info.uuid if info else "", info.pci_bus_id if info else ""
-                )
+                with_result.add(r.entity_id)
+                expected.add(r.entity_id)
+                if r.status in ("Pass", "Warn", "Fail"):
+                    ran.setdefault(r.entity_id, set()).add(test.name)
+                # None where DCGM's serial matches no NVML GPU: DCGM's identity only then.
+                info = identity.get(r.entity_id, inventory.gpu(r.entity_id))
+                ref = _ref(r.entity_id, info)
                 serial = out.serials.get(r.entity_id) or (info.serial if info else "")
                 if serial:
                     evidence["serial"] = serial
-                where = f"GPU {r.entity_id}"
+                if info is not None and info.index != r.entity_id:
+                    evidence["dcgm_entity_id"] = r.entity_id
+                where = f"GPU {ref.index}"
             elif r.entity_id is not None:
                 where = f"{r.group} {r.entity_id}"
                 evidence["entity"] = f"{r.group} {r.entity_id}"
@@ -367,7 +455,7 @@ def judge(out: DcgmOutput, inventory: Inventory, *, rc: int = 0) -> list[Finding
             action = Action.NONE
             if severity in (Severity.CRIT, Severity.WARN):
                 action = _action(test.name, r.errors)
-            findings.append(
+            test_findings.append(
                 Finding(
                     cid,
                     severity,
@@ -377,26 +465,53 @@ def judge(out: DcgmOutput, inventory: Inventory, *, rc: int = 0) -> list[Finding
                     evidence,
                 )
             )
-        if not test.results and test.summary:
-            severity = _severity(test.summary, test.summary_errors)
-            action = Action.NONE
-            if severity in (Severity.CRIT, Severity.WARN):
-                action = _action(test.name, test.summary_errors)
-            summary_evidence: dict[str, Any] = dict(base, status=test.summary)
-            if test.summary_errors:
-                summary_evidence["errors"] = [e.to_dict() for e in test.summary_errors]
-            findings.append(
-                Finding(
-                    cid,
-                    severity,
-                    _summary("node", test, test.summary, test.summary_errors, severity),
-                    action,
-                    None,
-                    summary_evidence,
-                )
+        test_findings += _judge_summary(test, cid, base, test_findings)
+        if with_result:
+            # dcgmi prints no result for a GPU a test did not run on (Diag.cpp
+            # HelperJsonAddResult drops "Not Run"): silence is not a pass.
+            missing += [(gpu, test, cid, base) for gpu in sorted(expected - with_result)]
+        findings += test_findings
+    idle = {gpu for gpu in expected if not ran.get(gpu)} if out.tests else set()
+    for gpu, test, cid, base in missing:
+        if gpu in idle:
+            continue  # one finding below says it for every test
+        info = identity.get(gpu, inventory.gpu(gpu))
+        findings.append(
+            Finding(
+                cid,
+                Severity.UNKNOWN,
+                f"GPU {gpu} has no result for {test.name}: the test did not run on it",
+                gpu=_ref(gpu, info),
+                evidence=_serial(dict(base, status="absent"), gpu, out, info),
             )
+        )
+    for gpu in sorted(idle):
+        info = identity.get(gpu, inventory.gpu(gpu))
+        findings.append(
+            Finding(
+                check_id(Kind.DCGM, "not_run"),
+                Severity.UNKNOWN,
+                f"GPU {gpu}: none of the run's tests ran on it (skipped, not run or absent): "
+                "no evidence that it is healthy",
+                gpu=_ref(gpu, info),
+                evidence=_serial({"tests": [t.name for t in out.tests]}, gpu, out, info),
+            )
+        )
     failed = any(f.severity is Severity.CRIT for f in findings)
-    if rc not in (0,) and not failed:
+    if rc == ISOLATE_RC and not failed:
+        # DCGM_ST_NVVS_ISOLATE_ERROR: nvvs asks to isolate a GPU, whether or not the JSON shows
+        # which. Never a pass; drain, as for an isolate-class error.
+        findings.append(
+            Finding(
+                check_id(Kind.DCGM, "exit_status"),
+                Severity.CRIT,
+                f"dcgmi exited with status {rc} ({meaning}) but no test result failed: drain "
+                "the node and rerun",
+                Action.DRAIN_AND_RESET,
+                evidence={"exit_code": rc, "meaning": meaning},
+            )
+        )
+    elif rc not in (0,) and not failed:
         # dcgmi said it failed, yet no result failed: never read that as a pass.
         findings.append(
             Finding(
@@ -406,15 +521,55 @@ def judge(out: DcgmOutput, inventory: Inventory, *, rc: int = 0) -> list[Finding
                 evidence={"exit_code": rc, "meaning": meaning},
             )
         )
-    if not findings:
+    if not any(f.severity is not Severity.SKIPPED for f in findings):
         findings.append(
             Finding(
                 check_id(Kind.DCGM, "results"),
                 Severity.UNKNOWN,
-                "dcgmi diag reported no test results",
+                "dcgmi diag reported no test results"
+                if not findings
+                else "dcgmi diag ran no test (every result skipped)",
             )
         )
     return findings
+
+
+def _judge_summary(
+    test: DcgmTest, cid: str, base: dict[str, Any], results: list[Finding]
+) -> list[Finding]:
+    """The test summary, always: it holds every error of the test, including those tied to no
+    GPU (an NVSwitch fatal error, entity DCGM_FE_NONE) that appear in no per-GPU result."""
+    if not test.summary:
+        return []
+    severity = _severity(test.summary, test.summary_errors)
+    seen = {_key(e) for r in test.results for e in r.errors}
+    own = tuple(e for e in test.summary_errors if _key(e) not in seen)
+    worst = max((f.severity for f in results), key=lambda s: s.rank, default=Severity.OK)
+    if own and severity in (Severity.CRIT, Severity.WARN):
+        errors = own  # errors of the node, not of a GPU: their own finding
+        severity = _severity(test.summary, own)
+    elif severity in (Severity.CRIT, Severity.WARN) and worst.rank < Severity.WARN.rank:
+        errors = test.summary_errors  # the summary failed, no result says why: the node did
+    elif not results:
+        errors = test.summary_errors  # a test reported by its summary only
+    else:
+        return []
+    action = Action.NONE
+    if severity in (Severity.CRIT, Severity.WARN):
+        action = _action(test.name, errors)
+    evidence: dict[str, Any] = dict(base, status=test.summary, scope="test_summary")
+    if errors:
+        evidence["errors"] = [e.to_dict() for e in errors]
+    return [
+        Finding(
+            cid,
+            severity,
+            _summary("node", test, test.summary, errors, severity),
+            action,
+            None,
+            evidence,
+        )
+    ]
 
 
 def to_run(

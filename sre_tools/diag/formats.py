@@ -73,6 +73,8 @@ def judge_text(
             inventory,
             policy.get("diag.nvbandwidth"),
             policy.name,
+            fabric=policy.get("nvswitch") is True,
+            expected_gpus=policy.get("expected_gpus"),
             **common,
         )
     return nccl.to_run(

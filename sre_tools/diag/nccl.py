@@ -195,18 +195,23 @@ def judge(
         )
     large = int(limits.get("large_message_bytes", 0) or 0)
     judged = [r for r in out.rows if r.size >= large]
+    short: str | None = None  # why the run cannot be judged against the floor
+    floor: float | None
     if multinode:
-        per_nic = float(limits.get("multinode_busbw_per_nic_min_gbps", 0) or 0)
-        nics = int(limits.get("nics_per_node", 0) or 0)
-        floor = per_nic * nics
-        basis = f"{len(nodes)} nodes: {per_nic:g} GB/s per NIC x {nics} NICs"
+        per_nic = limits.get("multinode_busbw_per_nic_min_gbps")
+        nics = limits.get("nics_per_node")
+        floor = None if per_nic is None or nics is None else float(per_nic) * int(nics)
+        basis = f"{len(nodes)} nodes: {per_nic} GB/s per NIC x {nics} NICs"
     else:
-        floor = float(limits.get("busbw_min_gbps", 0) or 0)
+        raw = limits.get("busbw_min_gbps")
+        floor = None if raw is None else float(raw)
         basis = f"one node, {out.ranks} GPUs"
-        if floor and expected_gpus is not None and out.ranks != expected_gpus:
-            # The floor is for the whole node; a run on fewer GPUs is recorded, not judged.
-            floor = 0.0
-            basis += f" (the floor is for {expected_gpus})"
+        if floor and expected_gpus is not None and out.ranks < expected_gpus:
+            # The floor is for the whole node: a run on fewer GPUs proves nothing about the
+            # GPUs it left out (a lost GPU, or CUDA_VISIBLE_DEVICES narrowing the run).
+            short = f"ran on {out.ranks} of {expected_gpus} GPUs"
+        elif floor and expected_gpus is not None and out.ranks > expected_gpus:
+            short = f"ran {out.ranks} ranks on one node; profile {profile} expects {expected_gpus}"
     band = float(limits.get("warn_band_percent", 5))
     if out.failures or (out.avg_busbw is None and out.rows and not judged):
         pass  # the run did not finish: the findings above say why, not a missing size
@@ -226,17 +231,37 @@ def judge(
             base,
             busbw_gbps=best.busbw,
             size_bytes=best.size,
-            floor_gbps=floor or None,
+            floor_gbps=floor,
             basis=basis,
             profile=profile,
         )
-        if not floor:
+        measured = f"all_reduce bus bandwidth {best.busbw:.1f} GB/s at {best.size} bytes ({basis})"
+        if short is not None:
+            findings.append(
+                Finding(
+                    CHECK,
+                    Severity.UNKNOWN,
+                    f"{measured}: {short}, not judged against the node's floor of {floor:g} GB/s;"
+                    " rerun on every GPU of the node",
+                    evidence=dict(base, **evidence, expected_gpus=expected_gpus),
+                )
+            )
+        elif floor is None:
+            findings.append(
+                Finding(
+                    CHECK,
+                    Severity.UNKNOWN,
+                    f"{measured}: profile {profile} has no floor, not judged; name the node's "
+                    "profile (--profile) or set the floor in the site file",
+                    evidence=evidence,
+                )
+            )
+        elif not floor:
             findings.append(
                 Finding(
                     CHECK,
                     Severity.SKIPPED,
-                    f"all_reduce bus bandwidth {best.busbw:.1f} GB/s at {best.size} bytes "
-                    f"({basis}): no floor in profile {profile}",
+                    f"{measured}: floor 0 in profile {profile} (not judged)",
                     evidence=evidence,
                 )
             )
@@ -251,8 +276,7 @@ def judge(
                 Finding(
                     CHECK,
                     severity,
-                    f"all_reduce bus bandwidth {best.busbw:.1f} GB/s at {best.size} bytes "
-                    f"({basis}), {verb} {floor:g} GB/s",
+                    f"{measured}, {verb} {floor:g} GB/s",
                     # A node that cannot reach its NVLink (or NIC) bandwidth: support case.
                     Action.CONTACT_SUPPORT if severity is Severity.CRIT else Action.NONE,
                     evidence=evidence,

@@ -19,7 +19,7 @@ from sre_tools.diag import outcome
 from sre_tools.diag.formats import MAX_OUTPUT_BYTES, judge_text
 from sre_tools.diag.model import TOOLS, DiagRun, GpuInfo, Inventory, Kind
 from sre_tools.exceptions import ValidationError
-from sre_tools.health.model import Finding, Severity
+from sre_tools.health.model import Action, Finding, Severity
 from sre_tools.health.policy import Policy
 
 # nvbandwidth's test cases that are judged (sre_tools.diag.nvbandwidth.JUDGED).
@@ -96,6 +96,51 @@ def inventory_from_backend(backend: Any, sysfs: Path | None = None) -> Inventory
         return Inventory(tuple(gpus), driver, "", model, nvswitch)
     finally:
         backend.shutdown()
+
+
+# Variables that narrow or renumber the GPUs a CUDA program sees. Inside a Slurm step or a
+# container CUDA device 0 may be physical GPU 4: the tools must see the whole node, numbered as
+# NVML numbers it, or a finding names the wrong GPU (and the wrong serial in history).
+DEVICE_SELECTION_ENV = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+
+
+def tool_env(env: dict[str, str], kind: Kind) -> dict[str, str]:
+    """The environment a tool runs with: the caller's, without :data:`DEVICE_SELECTION_ENV`,
+    and (for the CUDA programs) ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so that CUDA's device numbers
+    are NVML's indices."""
+    out = {k: v for k, v in env.items() if k not in DEVICE_SELECTION_ENV}
+    if kind is not Kind.DCGM:
+        out["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    return out
+
+
+def gpu_count(policy: Policy, inventory: Inventory) -> Finding | None:
+    """``diag.gpu_count``: fewer GPUs in NVML than the profile expects, judged as ``sre health``
+    judges ``gpu.count`` (CRIT, power cycle). The tools only test the GPUs they can see, so a
+    lost GPU would otherwise pass every diagnostic. ``None`` where nothing can be said (no NVML
+    answer, no expected count)."""
+    expected = policy.get("expected_gpus")
+    have = len(inventory.gpus)
+    if expected is None or not have:
+        return None
+    evidence = {"nvml": have, "expected": expected, "profile": policy.name}
+    if have < expected:
+        return Finding(
+            "diag.gpu_count",
+            Severity.CRIT,
+            f"{have} of {expected} expected GPUs visible to NVML (profile {policy.name}): the "
+            "diagnostics cannot test the missing ones",
+            Action.POWER_CYCLE,
+            evidence=evidence,
+        )
+    if have > expected:
+        return Finding(
+            "diag.gpu_count",
+            Severity.WARN,
+            f"{have} GPUs present, profile {policy.name} expects {expected}",
+            evidence=evidence,
+        )
+    return Finding("diag.gpu_count", Severity.OK, f"{have} GPU(s) present", evidence=evidence)
 
 
 def _executable(path: str) -> bool:
@@ -209,9 +254,7 @@ class Runner:
         from sre_tools.transport.base import TransportError, TransportTimeout
         from sre_tools.transport.local import LocalTransport
 
-        env = dict(self.env)
-        if kind is not Kind.DCGM:
-            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's device numbers are NVML's indices
+        env = tool_env(self.env, kind)
         transport = self.transport or LocalTransport(env=env, max_output=MAX_OUTPUT_BYTES)
         argv = self.argv(kind, path, level, timeout)
         try:

@@ -4,8 +4,9 @@ site file.
 A site file is a YAML mapping that may name a profile (``profile: h100-sxm-8``) and override any
 key; unknown keys and wrong types are errors that name the file and the field. Without
 ``--profile`` and without a ``profile:`` in the site file the profile is picked from what the node
-is (:func:`profile_for_node`: model, GPU count, NVSwitch present) once NVML has answered, and the
-site file's overrides apply on top of it.
+is (:func:`profile_for_node`: model and NVSwitch present, never the GPU count) once NVML has
+answered, and the site file's overrides apply on top of it. ``sre health`` and ``sre diag`` both
+pick through :meth:`Policy.for_node`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ NULLABLE: dict[str, tuple[type, ...]] = {
     "diag.dcgm.path": (str,),
     "diag.nvbandwidth.path": (str,),
     "diag.nccl.path": (str,),
+    # Bandwidth floors: null is "no floor known for this SKU" (the generic profile), and a
+    # measurement judged against no floor is UNKNOWN; 0 is "deliberately not judged" (SKIPPED).
+    "diag.nvbandwidth.h2d_min_gbps": (int, float),
+    "diag.nvbandwidth.d2h_min_gbps": (int, float),
+    "diag.nvbandwidth.p2p_read_min_gbps": (int, float),
+    "diag.nccl.busbw_min_gbps": (int, float),
+    "diag.nccl.multinode_busbw_per_nic_min_gbps": (int, float),
+    "diag.nccl.nics_per_node": (int,),
 }
 
 
@@ -147,12 +156,19 @@ def _parsed_profile(name: str, depth: int = 0) -> dict[str, Any]:
 
 
 def profile_for_node(model: str, gpus: int, nvswitch: bool) -> str:
-    """The shipped profile for a node: H100 or A100 with 8 GPUs on an NVSwitch fabric get their
-    HGX profile, any other H100 node ``h100`` (no fabric expected), everything else ``generic``."""
+    """The shipped profile for a node: an H100 or A100 on an NVSwitch fabric is an HGX 8-GPU
+    board and gets its HGX profile; any other H100 node ``h100`` (no fabric expected); everything
+    else ``generic``.
+
+    ``gpus`` is deliberately not part of the choice: an HGX board that lost a GPU shows 7 to NVML,
+    and must still be judged as the 8-GPU board it is (``expected_gpus: 8`` then reports the
+    missing GPU, and the fabric floors stay in force). A VM given part of an HGX board's GPUs
+    with the fabric visible names its profile (``--profile`` or the site file's ``profile:``)."""
+    del gpus  # kept in the signature: callers report it in ``profile_from``
     name = model.upper()
     if "H100" in name:
-        return "h100-sxm-8" if gpus == 8 and nvswitch else "h100"
-    if "A100" in name and gpus == 8 and nvswitch:
+        return "h100-sxm-8" if nvswitch else "h100"
+    if "A100" in name and nvswitch:
         return "a100-sxm-8"
     return "generic"
 

@@ -110,7 +110,13 @@ def test_missing_tools_are_skipped_never_a_crash(
     data = json.loads(out)
     assert data["status"] == "ok"
     tools = {f["check"]: f for f in data["findings"]}
-    assert set(tools) == {"diag.dcgm.tool", "diag.nvbandwidth.tool", "diag.nccl.tool"}
+    assert set(tools) == {
+        "diag.dcgm.tool",
+        "diag.nvbandwidth.tool",
+        "diag.nccl.tool",
+        "diag.gpu_count",  # 8 of 8 GPUs in the recording
+    }
+    assert tools.pop("diag.gpu_count")["severity"] == "ok"
     assert all(f["severity"] == "skipped" for f in tools.values())
     assert tools["diag.dcgm.tool"]["summary"] == "dcgmi not run: dcgmi is not on PATH"
 
@@ -316,7 +322,9 @@ def test_bad_site_file_is_unknown_naming_the_field(sre: Sre, tmp_path: Path) -> 
     rc, out, err = sre("diag", "import", str(FIXTURES / "nccl/h100-8-pass.txt"), "--site",
                        str(site), "--no-store")  # fmt: skip
     assert (rc, out) == (3, "")
-    assert err == f"sre: error: {site}: diag.nccl.busbw_min_gbps: expected int, got 'fast'\n"
+    assert err == (
+        f"sre: error: {site}: diag.nccl.busbw_min_gbps: expected int or null, got 'fast'\n"
+    )
 
 
 def test_zero_timeout_in_site_file_is_refused(

@@ -51,21 +51,59 @@ CASES = [
         Action.CHECK_MECHANICALS,
         [("diag.dcgm.pcie", 5, Severity.CRIT, Action.CHECK_MECHANICALS)],
     ),
+    # Persistence mode off (DCGM error 29): one of the two ids DCGM reports only as a warning.
     (
         "dcgm/level1-persistence-off.json",
         Kind.DCGM,
         1,
-        Severity.CRIT,
+        Severity.WARN,
         Action.RESTART_APP,
-        [("diag.dcgm.software", i, Severity.CRIT, Action.RESTART_APP) for i in range(8)],
+        [("diag.dcgm.software", i, Severity.WARN, Action.RESTART_APP) for i in range(8)],
     ),
+    # A Fail is a failure, whatever the error's severity (40 is DCGM_ERROR_MONITOR).
     (
-        "dcgm/level3-thermal-warn-gpu6.json",
+        "dcgm/level3-thermal-fail-gpu6.json",
         Kind.DCGM,
         3,
-        Severity.WARN,
+        Severity.CRIT,
         Action.CHECK_MECHANICALS,
-        [("diag.dcgm.targeted_power", 6, Severity.WARN, Action.CHECK_MECHANICALS)],
+        [("diag.dcgm.targeted_power", 6, Severity.CRIT, Action.CHECK_MECHANICALS)],
+    ),
+    # cuInit failing in the memory test: DCGM_FR_CUDA_API, severity MONITOR, still a failure.
+    (
+        "dcgm/level2-memory-cuinit-gpu3.json",
+        Kind.DCGM,
+        2,
+        Severity.CRIT,
+        Action.DRAIN_AND_RESET,
+        [("diag.dcgm.memory", 3, Severity.CRIT, Action.DRAIN_AND_RESET)],
+    ),
+    # An NVSwitch fatal error, tied to no GPU: only the test summary has it.
+    (
+        "dcgm/level2-nvswitch-fatal-node.json",
+        Kind.DCGM,
+        2,
+        Severity.CRIT,
+        Action.CONTACT_SUPPORT,
+        [("diag.dcgm.pcie", None, Severity.CRIT, Action.CONTACT_SUPPORT)],
+    ),
+    # GPU 3 in DCGM's entity list, with no result in any test.
+    (
+        "dcgm/level2-gpu3-absent.json",
+        Kind.DCGM,
+        2,
+        Severity.UNKNOWN,
+        Action.NONE,
+        [("diag.dcgm.not_run", 3, Severity.UNKNOWN, Action.NONE)],
+    ),
+    # Every test skipped on every GPU: nothing was tested.
+    (
+        "dcgm/level2-all-skip.json",
+        Kind.DCGM,
+        2,
+        Severity.UNKNOWN,
+        Action.NONE,
+        [("diag.dcgm.not_run", i, Severity.UNKNOWN, Action.NONE) for i in range(8)],
     ),
     (
         "dcgm/runtime-error-hostengine.json",
@@ -100,6 +138,51 @@ CASES = [
         Action.CONTACT_SUPPORT,
         [("diag.nvbandwidth.p2p_read", 2, Severity.CRIT, Action.CONTACT_SUPPORT)],
     ),
+    # GPU 2 slow in both directions: blamed on GPU 2 alone, not on every reader.
+    (
+        "nvbandwidth/h100-8-p2p-low-gpu2-both-ways.json",
+        Kind.NVBANDWIDTH,
+        0,
+        Severity.CRIT,
+        Action.CONTACT_SUPPORT,
+        [("diag.nvbandwidth.p2p_read", 2, Severity.CRIT, Action.CONTACT_SUPPORT)],
+    ),
+    # No peer access to or from GPU 2 (its row and column N/A).
+    (
+        "nvbandwidth/h100-8-p2p-na-gpu2.json",
+        Kind.NVBANDWIDTH,
+        0,
+        Severity.CRIT,
+        Action.CONTACT_SUPPORT,
+        [("diag.nvbandwidth.p2p_read", 2, Severity.CRIT, Action.CONTACT_SUPPORT)],
+    ),
+    # Two bad pairs (0<->5, 3->6) that no one GPU explains: the pairs, no GPU blamed.
+    (
+        "nvbandwidth/h100-8-p2p-low-two-pairs.json",
+        Kind.NVBANDWIDTH,
+        0,
+        Severity.CRIT,
+        Action.CONTACT_SUPPORT,
+        [("diag.nvbandwidth.p2p_read", None, Severity.CRIT, Action.CONTACT_SUPPORT)],
+    ),
+    # nvbandwidth waived the peer test: no GPU pair has peer access on an NVSwitch board.
+    (
+        "nvbandwidth/h100-8-p2p-waived.json",
+        Kind.NVBANDWIDTH,
+        0,
+        Severity.CRIT,
+        Action.RESTART_FABRIC_MANAGER,
+        [("diag.nvbandwidth.p2p_read", None, Severity.CRIT, Action.RESTART_FABRIC_MANAGER)],
+    ),
+    # The peer test is not in the output: not measured.
+    (
+        "nvbandwidth/h100-8-p2p-absent.json",
+        Kind.NVBANDWIDTH,
+        0,
+        Severity.UNKNOWN,
+        Action.NONE,
+        [("diag.nvbandwidth.p2p_read", None, Severity.UNKNOWN, Action.NONE)],
+    ),
     (
         "nvbandwidth/cuda-error.json",
         Kind.NVBANDWIDTH,
@@ -116,6 +199,15 @@ CASES = [
         Severity.CRIT,
         Action.CONTACT_SUPPORT,
         [("diag.nccl.all_reduce", None, Severity.CRIT, Action.CONTACT_SUPPORT)],
+    ),
+    # 7 ranks on a board the profile says has 8: not judged against the 8-GPU floor.
+    (
+        "nccl/h100-7-of-8-ranks.txt",
+        Kind.NCCL,
+        0,
+        Severity.UNKNOWN,
+        Action.NONE,
+        [("diag.nccl.all_reduce", None, Severity.UNKNOWN, Action.NONE)],
     ),
     (
         "nccl/h100-8-warn.txt",
@@ -177,6 +269,8 @@ def test_recorded_output_is_judged(
     assert run.kind is kind
     assert run.level == level
     assert run.report.severity is severity
+    exit_codes = {Severity.OK: 0, Severity.WARN: 1, Severity.CRIT: 2, Severity.UNKNOWN: 3}
+    assert int(run.report.exit_code) == exit_codes[severity]
     assert run.report.action is action
     got = [
         (f.check, None if f.gpu is None else f.gpu.index, f.severity, f.action)
@@ -238,12 +332,39 @@ def test_dcgm_failure_status_without_a_failing_result_is_unknown_not_ok() -> Non
     ],
     ids=["nvbandwidth", "nccl"],
 )
-def test_generic_profile_records_bandwidth_without_judging_it(fixture: str, check: str) -> None:
+def test_generic_profile_has_no_floor_so_a_measurement_is_unknown_never_ok(
+    fixture: str, check: str
+) -> None:
+    # The generic profile knows no SKU: its floors are null. A bandwidth judged against no floor
+    # proves nothing, so the run is UNKNOWN (exit 3), never OK (it was OK, exit 0, before).
     run = _judge(fixture, profile="generic")
-    assert run.report.severity is Severity.OK  # nothing judged: skipped findings only
+    assert run.report.severity is Severity.UNKNOWN
+    assert int(run.report.exit_code) == 3
+    judged = [f for f in run.findings if f.check == check]
+    assert judged and all(f.severity is Severity.UNKNOWN for f in judged)
+    assert all("profile generic has no floor" in f.summary for f in judged)
+
+
+def test_p2p_problem_on_a_generic_import_is_unknown_not_ok() -> None:
+    # The reviewer's case: the repository's own low-GPU-2 fixture imported without --profile.
+    run = _judge("nvbandwidth/h100-8-p2p-low-gpu2.json", profile="generic")
+    assert int(run.report.exit_code) == 3
+
+
+@pytest.mark.parametrize(
+    ("fixture", "check"),
+    [
+        ("nvbandwidth/h100-8-p2p-low-gpu2.json", "diag.nvbandwidth.p2p_read"),
+        ("nccl/h100-8-low.txt", "diag.nccl.all_reduce"),
+    ],
+    ids=["nvbandwidth", "nccl"],
+)
+def test_a_floor_of_zero_is_deliberately_not_judged(fixture: str, check: str) -> None:
+    # The h100 profile (no fabric) sets 0: peer read and all_reduce are recorded, skipped.
+    run = _judge(fixture, profile="h100")
     judged = [f for f in run.findings if f.check == check]
     assert judged and all(f.severity is Severity.SKIPPED for f in judged)
-    assert all("no floor in profile generic" in f.summary for f in judged)
+    assert all("floor 0 in profile h100" in f.summary for f in judged)
 
 
 def test_site_file_overrides_a_floor() -> None:
@@ -318,17 +439,29 @@ def _dcgm_doc(test: dict[str, object]) -> str:
 
 MONITOR = {"error_id": 40, "error_category": 9, "error_severity": 1, "warning": "thermal"}
 ISOLATE = {"error_id": 52, "error_category": 10, "error_severity": 2, "warning": "faulty"}
+CUDA_API = {"error_id": 51, "error_category": 6, "error_severity": 1, "warning": "cuInit"}
+PERSISTENCE = {"error_id": 29, "error_category": 8, "error_severity": 5, "warning": "persist"}
+CUDA_ENV = {"error_id": 28, "error_category": 6, "error_severity": 5, "warning": "env"}
+SRAM = {"error_id": 118, "error_category": 10, "error_severity": 2, "warning": "sram"}
 STATUS_CASES = [
     ("literal-warn", {"entity_group": "GPU", "entity_id": 1, "status": "Warn",
      "warnings": [MONITOR]}, Severity.WARN, Action.CHECK_MECHANICALS, 1),
-    ("fail-monitor-only-is-warn", {"entity_group": "GPU", "entity_id": 1, "status": "Fail",
-     "warnings": [MONITOR]}, Severity.WARN, Action.CHECK_MECHANICALS, 1),
+    ("fail-monitor-only-is-crit", {"entity_group": "GPU", "entity_id": 1, "status": "Fail",
+     "warnings": [MONITOR]}, Severity.CRIT, Action.CHECK_MECHANICALS, 1),
+    ("fail-cuda-api-monitor-is-crit", {"entity_group": "GPU", "entity_id": 1, "status": "Fail",
+     "warnings": [CUDA_API]}, Severity.CRIT, Action.DRAIN_AND_RESET, 1),
     ("fail-with-isolate-is-crit", {"entity_group": "GPU", "entity_id": 1, "status": "Fail",
      "warnings": [MONITOR, ISOLATE]}, Severity.CRIT, Action.RMA_CANDIDATE, 1),
+    ("fail-persistence-is-warn", {"entity_group": "GPU", "entity_id": 4, "status": "Fail",
+     "warnings": [PERSISTENCE]}, Severity.WARN, Action.RESTART_APP, 4),
+    ("fail-persistence-and-cuda-env-is-warn", {"entity_group": "GPU", "entity_id": 4,
+     "status": "Fail", "warnings": [PERSISTENCE, CUDA_ENV]}, Severity.WARN, Action.RESTART_APP, 4),
+    ("fail-persistence-and-isolate-is-crit", {"entity_group": "GPU", "entity_id": 4,
+     "status": "Fail", "warnings": [PERSISTENCE, ISOLATE]}, Severity.CRIT, Action.RMA_CANDIDATE, 4),
+    ("fail-sram-dcgm-warning-stays-crit", {"entity_group": "GPU", "entity_id": 4,
+     "status": "Fail", "warnings": [SRAM]}, Severity.CRIT, Action.RMA_CANDIDATE, 4),
     ("fail-without-errors-uses-the-test", {"entity_group": "GPU", "entity_id": 2, "status": "Fail"},
      Severity.CRIT, Action.RMA_CANDIDATE, 2),
-    ("skip", {"entity_group": "GPU", "entity_id": 0, "status": "Skip"}, Severity.SKIPPED,
-     Action.NONE, 0),
 ]  # fmt: skip
 
 
@@ -364,11 +497,18 @@ def test_dcgm_test_with_only_a_summary_is_a_node_finding() -> None:
 
 
 def test_one_node_floor_holds_only_for_the_profiles_gpu_count() -> None:
-    # 8 ranks judged by a profile for 4 GPUs: recorded, not judged against the 8-GPU floor.
+    # 8 ranks judged by a profile for 4 GPUs: not judged against the floor, and not OK.
     run = _judge("nccl/h100-8-low.txt", site="expected_gpus: 4\n")
     (f,) = [f for f in run.findings if f.check == "diag.nccl.all_reduce"]
-    assert f.severity is Severity.SKIPPED
-    assert "the floor is for 4" in f.summary
+    assert f.severity is Severity.UNKNOWN
+    assert "expects 4" in f.summary
+
+
+def test_fewer_ranks_than_the_boards_gpus_names_the_count() -> None:
+    run = _judge("nccl/h100-7-of-8-ranks.txt")
+    (f,) = run.report.problems()
+    assert "ran on 7 of 8 GPUs" in f.summary
+    assert f.evidence["ranks"] == 7 and f.evidence["expected_gpus"] == 8
 
 
 def test_nccl_per_iteration_columns_are_read() -> None:

@@ -146,6 +146,29 @@ def test_profile_for_node_table() -> None:
     assert profile_for_node("", 0, False) == "generic"
 
 
+@pytest.mark.parametrize("gpus", [7, 4, 1])
+def test_an_hgx_board_that_lost_gpus_keeps_its_hgx_profile(gpus: int) -> None:
+    # Model and fabric choose the profile, not the count: an HGX board with a GPU gone is still
+    # judged as the 8-GPU board it is (it was h100 / generic, whose floors are 0 or none).
+    from sre_tools.health.policy import profile_for_node
+
+    assert profile_for_node("NVIDIA H100 80GB HBM3", gpus, True) == "h100-sxm-8"
+    assert profile_for_node("NVIDIA A100-SXM4-80GB", gpus, True) == "a100-sxm-8"
+
+
+def test_health_on_an_hgx_board_with_a_lost_gpu_is_crit_against_8(run: Runner) -> None:
+    import json
+
+    data = json.loads(HGX.read_text())
+    data["devices"] = [d for d in data["devices"] if d["index"] != 7]
+    report = run(data)
+    (profile,) = only(report, "policy.profile")
+    assert profile.evidence["profile"] == "h100-sxm-8"
+    (count,) = only(report, "gpu.count")
+    assert count.severity is Severity.CRIT
+    assert count.summary == "7 of 8 expected GPUs present"
+
+
 @pytest.mark.parametrize("name", ["generic", "h100", "h100-sxm-8", "a100-sxm-8"])
 def test_shipped_profiles_parse_as_pyyaml_does(name: str) -> None:
     import yaml
