@@ -19,6 +19,7 @@ from sre_tools.exceptions import ValidationError
 from sre_tools.health.model import Action, Finding, GpuRef, Severity
 
 ROOT = "DCGM Diagnostic"
+ROOT_3X = "DCGM GPU Diagnostic"  # DCGM 3.x: not supported (formats.detect refuses it)
 STATUSES = {
     "Pass": Severity.OK,
     "Skip": Severity.SKIPPED,

@@ -26,6 +26,14 @@ def detect(text: str, source: str) -> tuple[Kind, Any]:
             return Kind.DCGM, data
         if isinstance(data, dict) and nvbandwidth.ROOT in data:
             return Kind.NVBANDWIDTH, data
+        if isinstance(data, dict) and dcgm.ROOT_3X in data:
+            # DCGM 3.x: results keyed by gpu_id, serials under "GPU Device Serials". Refused,
+            # never judged (docs/diagnostics.md, Import): a guess at it could pass a GPU.
+            raise ValidationError(
+                f"DCGM 3.x JSON ({dcgm.ROOT_3X!r}) is not supported: run DCGM 4 or later",
+                source=source,
+                field=dcgm.ROOT_3X,
+            )
         raise ValidationError(
             f"JSON that is neither 'dcgmi diag -j' ({dcgm.ROOT!r}) nor 'nvbandwidth -j' "
             f"({nvbandwidth.ROOT!r}) output",

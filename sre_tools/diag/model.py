@@ -32,6 +32,9 @@ LEVELS = {1: "seconds", 2: "about 2 minutes", 3: "about 15 minutes", 4: "an hour
 # evidence["runbook"].
 RUNBOOK = "runbooks/gpu-diagnostics.md"
 RUNBOOK_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("diag.gpu_count", "untested-gpus"),
+    ("diag.dcgm.not_run", "untested-gpus"),
+    ("diag.dcgm.identity", "untested-gpus"),
     ("diag.dcgm.memory", "memory"),
     ("diag.dcgm.memtest", "memory"),
     ("diag.dcgm.memory_bandwidth", "stress"),

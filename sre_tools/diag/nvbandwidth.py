@@ -451,7 +451,11 @@ def _judge_peer(
                 cid,
                 Severity.OK,
                 f"GPU {gpu} peer read (NVLink) {_fmt(value)} (worst peer: GPU {other}), at or "
-                f"above {floor_text}",
+                f"above {floor_text}"
+                if judge_floor
+                else f"GPU {gpu} peer read (NVLink) {_fmt(value)} (worst peer: GPU {other}): "
+                f"peer access to every GPU (bandwidth not judged: floor 0 in profile "
+                f"{base['profile']})",
                 gpu=_ref(gpu, inventory),
                 evidence=_gpu_evidence(base, gpu, inventory, gbps=value, worst_peer=other),
             )

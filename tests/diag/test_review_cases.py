@@ -216,3 +216,46 @@ def test_tool_env_drops_device_selection_for_every_kind() -> None:
     env = {"CUDA_VISIBLE_DEVICES": "1", "NVIDIA_VISIBLE_DEVICES": "all", "PATH": "/bin"}
     assert tool_env(env, Kind.DCGM) == {"PATH": "/bin"}
     assert tool_env(env, Kind.NCCL) == {"PATH": "/bin", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+@pytest.mark.parametrize(
+    ("fixture", "severity", "gpu"),
+    [
+        ("nvbandwidth/h100-8-p2p-low-gpu2.json", Severity.OK, None),  # no floor: not judged
+        ("nvbandwidth/h100-8-p2p-na-gpu2.json", Severity.CRIT, 2),  # no peer access: judged
+    ],
+    ids=["low-not-judged", "no-access-crit"],
+)
+def test_a100_board_requires_peer_access_without_a_bandwidth_floor(
+    fixture: str, severity: Severity, gpu: int | None
+) -> None:
+    from sre_tools.diag.formats import judge_text
+    from sre_tools.health.policy import load_policy
+
+    run = judge_text(
+        (FIXTURES / fixture).read_text(),
+        fixture,
+        policy=load_policy("a100-sxm-8"),
+        inventory=Inventory(),
+        node="n",
+        started=0.0,
+        ended=0.0,
+        label="x",
+    )
+    peer = [f for f in run.findings if f.check == "diag.nvbandwidth.p2p_read"]
+    worst = max(peer, key=lambda f: f.severity.rank)
+    assert worst.severity is severity
+    assert (worst.gpu.index if worst.gpu and severity is Severity.CRIT else None) == gpu
+
+
+def test_dcgm_3x_json_is_refused_not_judged(sre: Sre, tmp_path: Path) -> None:
+    # DCGM 3.3's layout (results keyed by gpu_id), a failing GPU 1 in it: exit 3, never judged.
+    doc = {"DCGM GPU Diagnostic": {"version": "3.3.3", "test_categories": [
+        {"category": "Hardware", "tests": [{"name": "GPU Memory", "results": [
+            {"gpu_id": "0", "status": "Pass"}, {"gpu_id": "1", "status": "Fail"}]}]}],
+        "GPU Device Serials": {"0": "1654922006536", "1": "1654922006537"}}}  # fmt: skip
+    path = tmp_path / "dcgm33.json"
+    path.write_text(json.dumps(doc))
+    rc, out, err = sre("diag", "import", str(path), "--no-store")
+    assert (rc, out) == (3, "")
+    assert "DCGM 3.x JSON ('DCGM GPU Diagnostic') is not supported" in err
