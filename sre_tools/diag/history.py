@@ -103,6 +103,10 @@ def record(store: Any, runs: list[DiagRun]) -> list[str]:
             for seq, f in enumerate(run.findings):
                 info = run.inventory.gpu(f.gpu.index) if f.gpu is not None else None
                 serial = str(f.evidence.get("serial", "")) or (info.serial if info else "")
+                if info is not None and info.serial and serial and info.serial != serial:
+                    # The finding's GPU (by the tool's serial) is not NVML's GPU at that index
+                    # (diag.dcgm.identity): attach none of NVML's identity to it.
+                    info = None
                 cur.execute(
                     _INSERT_RESULT,
                     (

@@ -259,3 +259,24 @@ def test_dcgm_3x_json_is_refused_not_judged(sre: Sre, tmp_path: Path) -> None:
     rc, out, err = sre("diag", "import", str(path), "--no-store")
     assert (rc, out) == (3, "")
     assert "DCGM 3.x JSON ('DCGM GPU Diagnostic') is not supported" in err
+
+
+def test_history_never_stores_nvmls_identity_for_a_gpu_dcgm_names_otherwise(
+    tmp_path: Path,
+) -> None:
+    from sre_tools.diag import history
+    from sre_tools.store import Store
+
+    gpus = tuple(
+        GpuInfo(i, f"GPU-nvml-{i}", f"NVML-SERIAL-{i}", vbios_version="NVML-VBIOS")
+        for i in range(8)
+    )
+    inventory = Inventory(gpus)
+    out = dcgm.parse(json.loads((FIXTURES / "dcgm/level2-memory-fail-gpu3.json").read_text()), "x")
+    run = dcgm.to_run(out, inventory, node="n", started=1.0, ended=2.0, source="x")
+    with Store(tmp_path / "s.db") as store:
+        history.record(store, [run])
+        rows = history.history(store, serial=SERIALS[3])
+    (crit,) = [r for r in rows if r["severity"] == "crit"]
+    assert (crit["gpu_index"], crit["gpu_serial"], crit["gpu_uuid"]) == (3, SERIALS[3], "")
+    assert crit["vbios_version"] == ""
