@@ -386,8 +386,10 @@ def _judge_peer(
             return [*out, _no_floor(cid, tc, key, base, worst)]
         return out + _peer_skipped(tc, inventory, cid, base, cells, n)
 
-    def worst_of(gpu: int) -> tuple[float | None, tuple[int, int]]:
-        mine = [(c, v) for c, v in cells.items() if gpu in c]
+    def worst_of(
+        gpu: int, skip: frozenset[tuple[int, int]] = frozenset()
+    ) -> tuple[float | None, tuple[int, int]]:
+        mine = [(c, v) for c, v in cells.items() if gpu in c and c not in skip]
         none = [c for c, v in mine if v is None]
         if none:
             return None, none[0]
@@ -441,10 +443,11 @@ def _judge_peer(
                     evidence=dict(base, pairs=pairs),
                 )
             )
+    attributed = frozenset(crit) | frozenset(warn)  # reported above, against their culprit
     for gpu in range(n):
         if gpu in blamed:
             continue
-        value, (i, j) = worst_of(gpu)
+        value, (i, j) = worst_of(gpu, attributed)
         other = j if i == gpu else i
         out.append(
             Finding(

@@ -280,3 +280,29 @@ def test_history_never_stores_nvmls_identity_for_a_gpu_dcgm_names_otherwise(
     (crit,) = [r for r in rows if r["severity"] == "crit"]
     assert (crit["gpu_index"], crit["gpu_serial"], crit["gpu_uuid"]) == (3, SERIALS[3], "")
     assert crit["vbios_version"] == ""
+
+
+def test_peers_of_the_blamed_gpu_are_ok_on_their_own_links() -> None:
+    # GPU 2 has no peer access: GPU 0's OK finding reports its worst *other* link, not GPU 2's N/A.
+    from sre_tools.diag.formats import judge_text
+    from sre_tools.health.policy import load_policy
+
+    name = "nvbandwidth/h100-8-p2p-na-gpu2.json"
+    run = judge_text(
+        (FIXTURES / name).read_text(),
+        name,
+        policy=load_policy("h100-sxm-8"),
+        inventory=Inventory(),
+        node="n",
+        started=0.0,
+        ended=0.0,
+        label="x",
+    )
+    peer = {
+        f.gpu.index: f for f in run.findings if f.check == "diag.nvbandwidth.p2p_read" and f.gpu
+    }
+    assert peer[2].severity is Severity.CRIT
+    assert len(peer[2].evidence["pairs"]) == 14
+    others = [peer[g] for g in range(8) if g != 2]
+    assert all(f.severity is Severity.OK for f in others)
+    assert all(f.evidence["worst_peer"] != 2 and f.evidence["gbps"] >= 335 for f in others)
