@@ -93,6 +93,19 @@ LEVEL_TESTS = (
 )
 
 
+# The tests each level must show (cumulative): nvvs/src/NvidiaValidationSuite.cpp (DCGM 4.6,
+# ~1133-1190) adds software at every level, memory and pcie from NVVS_SUITE_MEDIUM (-r 2),
+# diagnostic, memory_bandwidth, targeted_stress, targeted_power from NVVS_SUITE_LONG (-r 3) and
+# memtest, pulse_test from NVVS_SUITE_XLONG (-r 4). The optional ones (eud, cpu_eud, nvbandwidth,
+# nccl_tests, rist: installed or root only) are not required.
+REQUIRED_TESTS: dict[int, tuple[str, ...]] = {
+    1: ("software",),
+    2: ("pcie", "memory"),
+    3: ("diagnostic", "targeted_stress", "targeted_power", "memory_bandwidth"),
+    4: ("memtest", "pulse_test"),
+}
+
+
 @dataclass(frozen=True)
 class DcgmError:
     error_id: int
@@ -398,7 +411,9 @@ def _identities(
     return mapping, problems
 
 
-def judge(out: DcgmOutput, inventory: Inventory, *, rc: int = 0) -> list[Finding]:
+def judge(
+    out: DcgmOutput, inventory: Inventory, *, rc: int = 0, level: int | None = None
+) -> list[Finding]:
     """Findings for every test result (one per test and GPU, one per test for whole-node
     results), the test summaries (errors tied to no GPU live only there), every expected GPU
     without a result, and dcgmi's exit status. ``rc`` is dcgmi's exit status where it ran (0
@@ -498,6 +513,20 @@ def judge(out: DcgmOutput, inventory: Inventory, *, rc: int = 0) -> list[Finding
                 evidence=_serial({"tests": [t.name for t in out.tests]}, gpu, out, info),
             )
         )
+    if level is not None and out.tests:
+        present = {_name(t.name) for t in out.tests}
+        for lvl in range(1, level + 1):
+            for name in REQUIRED_TESTS.get(lvl, ()):
+                if name not in present:
+                    findings.append(
+                        Finding(
+                            check_id(Kind.DCGM, name),
+                            Severity.UNKNOWN,
+                            f"test {name} of level {level} is not in dcgmi's output: it did not "
+                            "run on any GPU",
+                            evidence={"test": name, "level": level, "tests": sorted(present)},
+                        )
+                    )
     failed = any(f.severity is Severity.CRIT for f in findings)
     if rc == ISOLATE_RC and not failed:
         # DCGM_ST_NVVS_ISOLATE_ERROR: nvvs asks to isolate a GPU, whether or not the JSON shows
@@ -584,10 +613,11 @@ def to_run(
     rc: int | None = None,
     level: int | None = None,
 ) -> DiagRun:
-    findings = judge(out, inventory, rc=rc or 0)
+    level = level if level is not None else out.level
+    findings = judge(out, inventory, rc=rc or 0, level=level)
     return DiagRun(
         Kind.DCGM,
-        level if level is not None else out.level,
+        level,
         node,
         started,
         ended,

@@ -202,6 +202,10 @@ def judge(
         nics = limits.get("nics_per_node")
         floor = None if per_nic is None or nics is None else float(per_nic) * int(nics)
         basis = f"{len(nodes)} nodes: {per_nic} GB/s per NIC x {nics} NICs"
+        per_node = {h: out.hosts.count(h) for h in nodes}
+        few = {h: c for h, c in per_node.items() if expected_gpus and c < expected_gpus}
+        if floor and few:
+            short = ", ".join(f"{h} ran on {c} of {expected_gpus} GPUs" for h, c in few.items())
     else:
         raw = limits.get("busbw_min_gbps")
         floor = None if raw is None else float(raw)

@@ -27,7 +27,14 @@ def _run(sre: Sre, store: Path | str, *args: str) -> CliResult:
 
 # (what the fake dcgmi does, exit code, NHC lines expected to contain)
 RUN_CASES = [
-    ("level1-pass", {"fixture": "dcgm/level1-pass.json"}, 0, []),
+    ("level2-pass", {"fixture": "dcgm/level2-pass.json"}, 0, []),
+    # Level 2 asked, only level 1's test in the output: pcie and memory did not run.
+    (
+        "level2-asked-level1-output",
+        {"fixture": "dcgm/level1-pass.json"},
+        3,
+        ["diag.dcgm.pcie", "test pcie of level 2 is not in dcgmi's output"],
+    ),
     (
         "memory-fail-nvvs-error",
         {"fixture": "dcgm/level2-memory-fail-gpu3.json", "rc": 226},

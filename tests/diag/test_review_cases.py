@@ -306,3 +306,26 @@ def test_peers_of_the_blamed_gpu_are_ok_on_their_own_links() -> None:
     others = [peer[g] for g in range(8) if g != 2]
     assert all(f.severity is Severity.OK for f in others)
     assert all(f.evidence["worst_peer"] != 2 and f.evidence["gbps"] >= 335 for f in others)
+
+
+def test_an_imported_level_3_run_missing_a_level_3_test_is_unknown() -> None:
+    doc = json.loads((FIXTURES / "dcgm/level3-pass.json").read_text())
+    for cat in doc["DCGM Diagnostic"]["test_categories"]:
+        cat["tests"] = [t for t in cat["tests"] if t["name"] != "targeted_power"]
+    run = dcgm.to_run(dcgm.parse(doc, "x"), Inventory(), node="n", started=0, ended=0, source="x")
+    assert run.level == 3
+    assert _problems(list(run.findings)) == [
+        ("diag.dcgm.targeted_power", None, Severity.UNKNOWN, Action.NONE)
+    ]
+
+
+def test_multinode_all_reduce_with_a_node_short_of_gpus_is_unknown() -> None:
+    from sre_tools.diag import nccl
+
+    text = (FIXTURES / "nccl/2x-h100-8-ndr.txt").read_text()
+    lines = [line for line in text.splitlines() if "Rank 15 " not in line]  # hgx-h100-9: 7 ranks
+    out = nccl.parse("\n".join(lines) + "\n", "x")
+    (f,) = nccl.judge(out, {"large_message_bytes": 2**34, "multinode_busbw_per_nic_min_gbps": 46,
+                            "nics_per_node": 8}, "h100-sxm-8", 8)  # fmt: skip
+    assert f.severity is Severity.UNKNOWN
+    assert "hgx-h100-9 ran on 7 of 8 GPUs" in f.summary
