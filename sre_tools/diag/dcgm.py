@@ -435,7 +435,7 @@ def judge(
     # The GPUs the run should have covered: DCGM's entity list, NVML's GPUs, any GPU with a result.
     expected = set(identity) | {g.index for g in inventory.gpus}
     ran: dict[int, set[str]] = {}  # GPU -> tests that ran on it (Pass, Warn or Fail)
-    missing: list[tuple[int, DcgmTest, str, dict[str, Any]]] = []
+    covered: list[tuple[DcgmTest, str, dict[str, Any], set[int]]] = []  # per-GPU tests
     for test in out.tests:
         cid = check_id(Kind.DCGM, _name(test.name))
         base = {"test": test.name, "category": test.category}
@@ -483,33 +483,35 @@ def judge(
             )
         test_findings += _judge_summary(test, cid, base, test_findings)
         if with_result:
-            # dcgmi prints no result for a GPU a test did not run on (Diag.cpp
-            # HelperJsonAddResult drops "Not Run"): silence is not a pass.
-            missing += [(gpu, test, cid, base) for gpu in sorted(expected - with_result)]
+            covered.append((test, cid, base, with_result))
         findings += test_findings
+    # dcgmi prints no result for a GPU a test did not run on (Diag.cpp HelperJsonAddResult drops
+    # "Not Run"): silence is not a pass. A GPU no test ran on at all gets one finding.
     idle = {gpu for gpu in expected if not ran.get(gpu)} if out.tests else set()
-    for gpu, test, cid, base in missing:
-        if gpu in idle:
-            continue  # one finding below says it for every test
-        info = identity.get(gpu, inventory.gpu(gpu))
-        findings.append(
-            Finding(
-                cid,
-                Severity.UNKNOWN,
-                f"GPU {gpu} has no result for {test.name}: the test did not run on it",
-                gpu=_ref(gpu, info),
-                evidence=_serial(dict(base, status="absent"), gpu, out, info),
+    for test, cid, base, with_result in covered:
+        for gpu in sorted(expected - with_result - idle):
+            ref = _ref(gpu, identity.get(gpu, inventory.gpu(gpu)))
+            findings.append(
+                Finding(
+                    cid,
+                    Severity.UNKNOWN,
+                    f"GPU {ref.index} has no result for {test.name}: the test did not run on it",
+                    gpu=ref,
+                    evidence=_serial(
+                        dict(base, status="absent"), gpu, out, identity.get(gpu, inventory.gpu(gpu))
+                    ),
+                )
             )
-        )
     for gpu in sorted(idle):
         info = identity.get(gpu, inventory.gpu(gpu))
+        ref = _ref(gpu, info)
         findings.append(
             Finding(
                 check_id(Kind.DCGM, "not_run"),
                 Severity.UNKNOWN,
-                f"GPU {gpu}: none of the run's tests ran on it (skipped, not run or absent): "
-                "no evidence that it is healthy",
-                gpu=_ref(gpu, info),
+                f"GPU {ref.index}: none of the run's tests ran on it (skipped, not run or "
+                "absent): no evidence that it is healthy",
+                gpu=ref,
                 evidence=_serial({"tests": [t.name for t in out.tests]}, gpu, out, info),
             )
         )

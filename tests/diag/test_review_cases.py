@@ -329,3 +329,17 @@ def test_multinode_all_reduce_with_a_node_short_of_gpus_is_unknown() -> None:
                             "nics_per_node": 8}, "h100-sxm-8", 8)  # fmt: skip
     assert f.severity is Severity.UNKNOWN
     assert "hgx-h100-9 ran on 7 of 8 GPUs" in f.summary
+
+
+def test_a_gpu_seen_only_in_a_later_test_is_missing_from_the_earlier_ones() -> None:
+    # GPU 8 is in no entity list and only in the last test: software and pcie did not run on it.
+    doc = json.loads((FIXTURES / "dcgm/level2-pass.json").read_text())
+    for cat in doc["DCGM Diagnostic"]["test_categories"]:
+        for test in cat["tests"]:
+            if test["name"] == "memory":
+                test["results"].append(dict(test["results"][0], entity_id=8))
+    problems = _problems(dcgm.judge(dcgm.parse(doc, "x"), Inventory()))
+    assert problems == [
+        ("diag.dcgm.software", 8, Severity.UNKNOWN, Action.NONE),
+        ("diag.dcgm.pcie", 8, Severity.UNKNOWN, Action.NONE),
+    ]
