@@ -44,7 +44,7 @@ def inventory_from_backend(backend: Any, sysfs: Path | None = None) -> Inventory
     model and the NVSwitch fabric are found the way ``sre health`` finds them (NVML's fabric
     state, else an NVSwitch on the PCI bus under ``sysfs``), for :meth:`Policy.for_node`."""
     from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
-    from sre_tools.health.runner import nvswitch_bus_ids
+    from sre_tools.health.runner import node_model_and_fabric
 
     def read(index: int, name: str) -> str:
         try:
@@ -83,16 +83,7 @@ def inventory_from_backend(backend: Any, sysfs: Path | None = None) -> Inventory
                     read(i, "inforom_image_version"),
                 )
             )
-        model = read(0, "name") if gpus else ""
-        nvswitch = bool(sysfs is not None and nvswitch_bus_ids(sysfs))
-        for g in gpus:
-            if nvswitch:
-                break
-            try:
-                fabric = backend.read(g.index, "fabric")
-                nvswitch = isinstance(fabric, dict) and int(fabric.get("state", 0)) != 0
-            except (ReadError, NotSupported, TypeError, ValueError):
-                pass
+        model, nvswitch = node_model_and_fabric(backend, [g.index for g in gpus], sysfs)
         return Inventory(tuple(gpus), driver, "", model, nvswitch)
     finally:
         backend.shutdown()

@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -130,26 +131,36 @@ def _collect(ctx: Context, out: list[Finding]) -> None:
 
 
 def resolve_profile(ctx: Context) -> None:
-    """Where no profile was named, pick the node's (model, GPU count, NVSwitch present)."""
+    """Where no profile was named, pick the node's (model and NVSwitch present:
+    :func:`sre_tools.health.policy.profile_for_node`)."""
     if not ctx.policy.auto or ctx.discovery_failed:
         return
+    indices = [g.index for g in ctx.gpus if g.index not in ctx.lost]
+    model, nvswitch = node_model_and_fabric(ctx.backend, indices, ctx.sysfs)
+    ctx.policy = ctx.policy.for_node(model, len(ctx.gpus), nvswitch)
+
+
+def node_model_and_fabric(
+    backend: Backend, indices: Iterable[int], sysfs: Path | None
+) -> tuple[str, bool]:
+    """``(model, NVSwitch fabric present)`` for :meth:`Policy.for_node`, as ``sre health`` and
+    ``sre diag`` both find them: the first readable GPU name; an NVSwitch on the PCI bus under
+    ``sysfs``, else any GPU whose NVML fabric state is not "not supported"."""
     model = ""
-    nvswitch = bool(nvswitch_bus_ids(ctx.sysfs))
-    for gpu in ctx.gpus:
-        if gpu.index in ctx.lost:
-            continue
+    nvswitch = bool(sysfs is not None and nvswitch_bus_ids(sysfs))
+    for index in indices:
         if not model:
             with contextlib.suppress(NotSupported, ReadError):
-                model = str(ctx.backend.read(gpu.index, "name"))
+                model = str(backend.read(index, "name"))
         if not nvswitch:
             try:
-                fabric = ctx.backend.read(gpu.index, "fabric")
+                fabric = backend.read(index, "fabric")
                 nvswitch = isinstance(fabric, dict) and int(fabric.get("state", 0)) != 0
             except (NotSupported, ReadError, TypeError, ValueError):
                 pass
         if model and nvswitch:
             break
-    ctx.policy = ctx.policy.for_node(model, len(ctx.gpus), nvswitch)
+    return model, nvswitch
 
 
 def nvswitch_bus_ids(sysfs: Path) -> list[str]:
