@@ -90,6 +90,15 @@ def _read_report(file: str) -> Any:
     return parse_report_json(text, source=source)
 
 
+def _read_diag(file: str) -> Any:
+    from sre_tools.cli.common import read_input
+    from sre_tools.inputs import MAX_REPORT_BYTES
+    from sre_tools.remediation.model import parse_diag_json
+
+    text, source = read_input(file, MAX_REPORT_BYTES)
+    return parse_diag_json(text, source=source)
+
+
 def _outcome(record: dict[str, Any]) -> str:
     outcome = str(record.get("outcome") or "")
     if record.get("dry_run") and outcome != "dry_run":
@@ -218,12 +227,21 @@ def drain(
     required=True,
     help="A fresh HealthReport JSON of the node (`sre health --json`; - for stdin).",
 )
+@click.option(
+    "--diag",
+    "diag_files",
+    multiple=True,
+    help="A diagnostic result of the node (`sre diag run --json`; - for stdin; repeatable): "
+    "each must pass; after a GPU reset one must be a passing DCGM run of "
+    "resume_diag_level_after_reset (2) since the reset.",
+)
 @execute_option
 @_common
 @json_option
 def resume(
     node: str,
     report_file: str,
+    diag_files: tuple[str, ...],
     execute: bool,
     config_path: Path | None,
     state_path: Path | None,
@@ -235,9 +253,14 @@ def resume(
     from sre_tools.remediation.model import validate_node
 
     validate_node(node, field="--node")
+    if list(diag_files).count("-") + (report_file == "-") > 1:
+        from sre_tools.exceptions import ValidationError
+
+        raise ValidationError("stdin (-) can feed only one of --report and --diag", field="--diag")
     report = _read_report(report_file)
+    diags = [d for file in diag_files for d in _read_diag(file)]
     engine = _engine(config_path, state_path, audit_path, controller, execute)
-    _print_decision(engine.try_resume(node, report), as_json, engine.dry_run)
+    _print_decision(engine.try_resume(node, report, diags), as_json, engine.dry_run)
     return EXIT_OK
 
 

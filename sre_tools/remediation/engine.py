@@ -58,6 +58,7 @@ from sre_tools.remediation.guardrails import NodeOwner, Plan, Refusal
 from sre_tools.remediation.model import (
     MAX_EVENT_JSON_BYTES,
     Decision,
+    DiagEvidence,
     Outcome,
     RemediationRequest,
     decision,
@@ -66,7 +67,7 @@ from sre_tools.remediation.model import (
 )
 from sre_tools.remediation.runner import LocalRunner, Runner, SshRunner, validate_host
 from sre_tools.remediation.slurm import NodeInfo, SlurmClient
-from sre_tools.remediation.state import RemediationState
+from sre_tools.remediation.state import DrainRecord, RemediationState
 
 Clock = Callable[[], float]
 RECONCILE_INTERVAL_SECONDS = 30.0
@@ -206,12 +207,18 @@ class Remediator:
         )
         return self.handle(request, drain_only=True)
 
-    def try_resume(self, node: str, fresh_report: HealthReport) -> Decision:
-        """Resume ``node`` if we drained it and ``fresh_report`` shows it healthy again."""
+    def try_resume(
+        self, node: str, fresh_report: HealthReport, diags: Sequence[DiagEvidence] = ()
+    ) -> Decision:
+        """Resume ``node`` if we drained it and ``fresh_report`` shows it healthy again.
+
+        ``diags``: diagnostic runs offered as more proof; each must pass, and after a GPU reset
+        one must be a passing DCGM run of ``resume_diag_level_after_reset`` since the reset.
+        """
         node = validate_node(node)
         now = self.clock()
         try:
-            result = self._resume(node, fresh_report, now)
+            result = self._resume(node, fresh_report, now, tuple(diags))
         except SreError as exc:
             self._audit_failure(exc, None, node, now)
             raise
@@ -282,6 +289,21 @@ class Remediator:
         }
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _diag_requirement(self, node: str, record: DrainRecord | None) -> dict[str, Any]:
+        """What diagnostic a resume of ``node`` needs: after a GPU reset during our drain, a
+        passing DCGM run of the configured level since the reset; otherwise none."""
+        from sre_tools.timeutil import iso
+
+        level = self.config.resume_diag_level_after_reset
+        reset_at = _reset_at(record)
+        if not level or reset_at is None or record is None:
+            return {"required_level": 0, "since": None, "why": ""}
+        return {
+            "required_level": level,
+            "since": reset_at,
+            "why": f"{record.action} ran on {node} at {iso(reset_at)}",
+        }
 
     def _decide(
         self,
@@ -619,7 +641,9 @@ class Remediator:
             [*commands, *done],
         )
 
-    def _resume(self, node: str, report: HealthReport, now: float) -> Decision:
+    def _resume(
+        self, node: str, report: HealthReport, now: float, diags: tuple[DiagEvidence, ...] = ()
+    ) -> Decision:
         cfg = self.config
 
         def answer(
@@ -660,6 +684,10 @@ class Remediator:
             checks=() if record is None else record.checks,
             gpus=() if record is None else record.gpus,
         )
+        if refusal is None:
+            refusal = guardrails.check_resume_diag(
+                node=node, diags=diags, **self._diag_requirement(node, record)
+            )
         if refusal is not None:
             return answer(Outcome.REFUSED, refusal.code, refusal.message)
         argv = self.slurm.resume_argv(node)
@@ -670,6 +698,15 @@ class Remediator:
         return answer(
             Outcome.ACTED, "resumed", "back in service: the fresh report is healthy", [argv]
         )
+
+
+def _reset_at(record: DrainRecord | None) -> float | None:
+    """When a GPU reset last ran during this drain (None: no reset ran)."""
+    if record is None or record.action not in guardrails.RESET_ACTIONS:
+        return None
+    if record.actions_done < 1 or record.last_action_at is None:
+        return None
+    return record.last_action_at
 
 
 def _duplicate(request: RemediationRequest) -> Refusal:

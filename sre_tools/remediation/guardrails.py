@@ -13,7 +13,9 @@ says about a node, what the state file holds) and acts only when they allow it.
   ``cooldown_seconds``.
 - **Resume**: only our own drains, and only on a fresh report for that very node that shows
   nothing left that needs a disruptive action, none of the checks that caused the drain failing
-  and every drained GPU back.
+  and every drained GPU back. After a GPU reset, also on a passing DCGM diagnostic of the
+  configured level (``resume_diag_level_after_reset``, 2 by default) finished after the reset;
+  any diagnostic offered must pass.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 from sre_tools.health.model import Action, HealthReport, Severity
 from sre_tools.remediation.config import RemediationConfig
-from sre_tools.remediation.model import RemediationRequest, sanitize_text
+from sre_tools.remediation.model import DiagEvidence, RemediationRequest, sanitize_text
 
 HANDS_ON = frozenset(
     {Action.POWER_CYCLE, Action.CHECK_MECHANICALS, Action.CONTACT_SUPPORT, Action.RMA_CANDIDATE}
@@ -238,3 +240,58 @@ def check_resume(
                 f"GPU {', '.join(map(str, missing))} does not appear in the report (not back?)",
             )
     return None
+
+
+RESET_ACTIONS = frozenset({Action.RESET_GPU.value, Action.DRAIN_AND_RESET.value})
+
+
+def check_resume_diag(
+    *,
+    node: str,
+    diags: Sequence[DiagEvidence],
+    required_level: int,
+    since: float | None,
+    why: str,
+) -> Refusal | None:
+    """Do the diagnostics offered for a resume allow it?
+
+    Every diagnostic given must be of ``node`` and pass. When ``required_level`` is not 0 (a GPU
+    reset ran at ``since``: ``why`` says so), one of them must be a passing DCGM run of at least
+    that level that finished after ``since``.
+    """
+    for d in diags:
+        if d.node != node:
+            return Refusal(
+                "diag_mismatch", f"the diagnostic result is for {d.node!r}, not for node {node!r}"
+            )
+        bad = d.problem
+        if bad is not None:
+            return Refusal(
+                "diag_failed",
+                f"the {d.describe()} did not pass: {bad.check} is {bad.severity.value}"
+                f"{'' if bad.action in HARMLESS else ' (' + bad.action.value + ')'}: "
+                f"{sanitize_text(bad.summary, 120)}",
+            )
+    if not required_level:
+        return None
+    cutoff = None if since is None else math.floor(since)
+    candidates = [d for d in diags if d.kind == "dcgm"]
+    if any(
+        d.ran and d.level >= required_level and (cutoff is None or d.at >= cutoff)
+        for d in candidates
+    ):
+        return None
+    if not candidates:
+        got = "none was given"
+    elif not any(d.ran for d in candidates):
+        got = "the one given tested nothing (every test skipped)"
+    elif all(d.level < required_level for d in candidates):
+        got = f"the one given is level {max(d.level for d in candidates)}"
+    else:
+        got = "the one given finished before it"
+    return Refusal(
+        "diag_required",
+        f"{why}: a resume needs a passing level {required_level} DCGM diagnostic "
+        f"(sre diag run --level {required_level}) finished after it; {got} "
+        "(resume_diag_level_after_reset)",
+    )
