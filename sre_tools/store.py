@@ -81,6 +81,39 @@ CREATE TABLE IF NOT EXISTS drill_expectations (
     seconds  REAL,
     PRIMARY KEY (run_id, name, node)
 ) WITHOUT ROWID;
+-- Active diagnostics (sre diag): one row per tool run, one per finding. Added to version 1 like
+-- the drill tables. Plain SQL (DOUBLE PRECISION, TEXT, INTEGER) so that it ports: every query on
+-- them is in sre_tools/diag/history.py.
+CREATE TABLE IF NOT EXISTS diag_runs (
+    run_id         TEXT PRIMARY KEY,
+    node           TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    level          INTEGER NOT NULL,
+    started        DOUBLE PRECISION NOT NULL,
+    ended          DOUBLE PRECISION NOT NULL,
+    status         TEXT NOT NULL,
+    exit_code      INTEGER,
+    source         TEXT NOT NULL,
+    tool_version   TEXT NOT NULL,
+    driver_version TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS diag_runs_node ON diag_runs (node, kind, ended);
+CREATE TABLE IF NOT EXISTS diag_results (
+    run_id          TEXT NOT NULL REFERENCES diag_runs (run_id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    check_id        TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    summary         TEXT NOT NULL,
+    gpu_index       INTEGER,
+    gpu_uuid        TEXT NOT NULL,
+    gpu_serial      TEXT NOT NULL,
+    vbios_version   TEXT NOT NULL,
+    inforom_version TEXT NOT NULL,
+    evidence        TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS diag_results_serial ON diag_results (gpu_serial);
 """
 
 

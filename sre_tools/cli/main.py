@@ -3,7 +3,7 @@
 Sub-commands are imported only when invoked, so ``sre --help`` never imports NVML, Salt, Ansible
 or even the SLO engine. Exit codes (documented in the README):
 
-- health commands: Nagios codes, 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
+- health and diag commands: Nagios codes, 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
 - every other command: 0 ok, 1 runtime failure, 2 invalid input or usage;
 - ``sre slo gate`` adds 4: an SLO blocks (paging, or its error budget below the threshold).
 """
@@ -20,7 +20,7 @@ EXIT_INVALID = 2
 EXIT_BLOCKED = 4  # sre slo gate: an SLO blocks the change
 # Commands with Nagios exit codes: a usage error or bad option there is UNKNOWN (3), never a
 # WARNING (1) or CRITICAL (2) the node did not earn.
-NAGIOS_COMMANDS = {"health"}
+NAGIOS_COMMANDS = {"health", "diag"}
 EXIT_UNKNOWN = 3
 
 # name -> (module, attribute, one-line help). The help is here so that listing commands does not
@@ -44,6 +44,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "sre_tools.cli.health",
         "health",
         "GPU node health: findings and actions (Nagios codes).",
+    ),
+    "diag": (
+        "sre_tools.cli.diag",
+        "diag",
+        "Active diagnostics: DCGM diag, nvbandwidth, NCCL; history; RMA bundle (Nagios codes).",
     ),
     "gpu": (
         "sre_tools.cli.gpu",

@@ -29,6 +29,9 @@ NULLABLE: dict[str, tuple[type, ...]] = {
     "infiniband.expected_rate_gbps": (int, float),
     "mig.config_file": (str,),
     "mig.config_name": (str,),
+    "diag.dcgm.path": (str,),
+    "diag.nvbandwidth.path": (str,),
+    "diag.nccl.path": (str,),
 }
 
 

@@ -1,0 +1,1 @@
+"""Active diagnostics: ``dcgmi diag``, nvbandwidth and nccl-tests, judged as health findings."""

@@ -1,0 +1,237 @@
+"""Run the tools: found on PATH or configured, argv lists only, a timeout on every run.
+
+What the outside world provides is injected: the transport that runs commands (the local one by
+default: its own process group, killed whole on timeout), the clock, the NVML backend that names
+the GPUs, and the ``which`` that finds a tool.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sre_tools.diag import outcome
+from sre_tools.diag.formats import MAX_OUTPUT_BYTES, judge_text
+from sre_tools.diag.model import TOOLS, DiagRun, GpuInfo, Inventory, Kind
+from sre_tools.exceptions import ValidationError
+from sre_tools.health.model import Finding, Severity
+from sre_tools.health.policy import Policy
+
+# nvbandwidth's test cases that are judged (sre_tools.diag.nvbandwidth.JUDGED).
+NVBANDWIDTH_CASES = (
+    "host_to_device_memcpy_ce",
+    "device_to_host_memcpy_ce",
+    "device_to_device_memcpy_read_ce",
+)
+
+
+def inventory_from_backend(backend: Any) -> Inventory:
+    """The GPUs' identities from NVML (or a recording); what cannot be read stays empty."""
+    from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
+
+    def read(index: int, name: str) -> str:
+        try:
+            return str(backend.read(index, name))
+        except (ReadError, NotSupported):
+            return ""
+
+    try:
+        backend.init()
+    except NvmlInitError as exc:
+        return Inventory(note=f"NVML unavailable: {exc}")
+    try:
+        try:
+            driver = str(backend.system("driver_version"))
+        except (ReadError, NotSupported):
+            driver = ""
+        try:
+            count = backend.device_count()
+        except (ReadError, NotSupported) as exc:
+            return Inventory(driver_version=driver, note=f"NVML cannot count GPUs: {exc}")
+        gpus = []
+        for i in range(count):
+            pci = ""
+            try:
+                value = backend.read(i, "pci")
+                pci = str(value.get("bus_id", "")) if isinstance(value, dict) else ""
+            except (ReadError, NotSupported):
+                pci = backend.pci_bus_id(i) or ""
+            gpus.append(
+                GpuInfo(
+                    i,
+                    read(i, "uuid"),
+                    read(i, "serial"),
+                    pci,
+                    read(i, "vbios_version"),
+                    read(i, "inforom_image_version"),
+                )
+            )
+        return Inventory(tuple(gpus), driver)
+    finally:
+        backend.shutdown()
+
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+@dataclass
+class Runner:
+    policy: Policy
+    inventory: Inventory
+    node: str
+    transport: Any = None  # sre_tools.transport.local.LocalTransport by default
+    clock: Callable[[], float] = time.time
+    which: Callable[[str], str | None] = shutil.which
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def _timeout(self, kind: Kind, level: int) -> float:
+        key = (
+            f"diag.dcgm.timeout_level_{level}_seconds"
+            if kind is Kind.DCGM
+            else f"diag.{kind.value}.timeout_seconds"
+        )
+        value = self.policy.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise ValidationError(
+                "must be a number of seconds above 0", source=self.policy.source, field=key
+            )
+        return float(value)
+
+    def resolve(self, kind: Kind) -> tuple[str | None, str]:
+        """``(path, why not)``: the configured path, else the tool on PATH."""
+        tool = TOOLS[kind]
+        configured = self.policy.get(f"diag.{kind.value}.path")
+        if configured:
+            if _executable(str(configured)):
+                return str(configured), ""
+            return (
+                None,
+                f"configured path {configured} (diag.{kind.value}.path) is not an executable file",
+            )
+        found = self.which(tool)
+        if found is None:
+            return None, f"{tool} is not on PATH"
+        return found, ""
+
+    def argv(self, kind: Kind, path: str, level: int) -> list[str]:
+        if kind is Kind.DCGM:
+            return [path, "diag", "-r", str(level), "-j"]
+        if kind is Kind.NVBANDWIDTH:
+            return [path, "-j", "-t", *NVBANDWIDTH_CASES]
+        limits = self.policy.get("diag.nccl")
+        argv = [
+            path,
+            "-b",
+            str(int(limits["min_bytes"])),
+            "-e",
+            str(int(limits["max_bytes"])),
+            "-f",
+            "2",
+        ]
+        if self.inventory.gpus:
+            argv += ["-g", str(len(self.inventory.gpus))]
+        return argv
+
+    def run(self, kind: Kind, level: int = 0) -> DiagRun:
+        """One tool, judged. Never raises for what the tool does: a missing tool, a timeout, a
+        kill or unreadable output are findings."""
+        start = self.clock()
+        label = f"{TOOLS[kind]}" + (f" diag -r {level}" if kind is Kind.DCGM else "")
+
+        def done(*findings: Finding, rc: int | None = None) -> DiagRun:
+            return DiagRun(
+                kind,
+                level,
+                self.node,
+                start,
+                self.clock(),
+                tuple(findings),
+                label,
+                rc,
+                "",
+                self.inventory,
+            )
+
+        if not self.policy.get(f"diag.{kind.value}.enabled"):
+            return done(outcome.disabled(kind))
+        timeout = self._timeout(kind, level)
+        path, why = self.resolve(kind)
+        if path is None:
+            return done(outcome.missing(kind, TOOLS[kind], why))
+        from sre_tools.transport.base import TransportError, TransportTimeout
+        from sre_tools.transport.local import LocalTransport
+
+        env = dict(self.env)
+        if kind is not Kind.DCGM:
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's device numbers are NVML's indices
+        transport = self.transport or LocalTransport(env=env, max_output=MAX_OUTPUT_BYTES)
+        argv = self.argv(kind, path, level)
+        try:
+            result = transport.run(argv, timeout)
+        except TransportTimeout:
+            return done(outcome.timed_out(kind, TOOLS[kind], timeout))
+        except TransportError as exc:
+            return done(
+                Finding(
+                    outcome.check_id(kind, "tool"),
+                    Severity.UNKNOWN,
+                    f"cannot run {TOOLS[kind]}: {exc}",
+                    evidence={"argv": argv},
+                )
+            )
+        rc = int(result.rc)
+        stdout = result.stdout.decode("utf-8", "replace")
+        stderr = " ".join(result.stderr.decode("utf-8", "replace").split())[-300:]
+        if result.stdout_truncated:
+            return done(
+                Finding(
+                    outcome.check_id(kind, "output"),
+                    Severity.UNKNOWN,
+                    f"{TOOLS[kind]} printed more than {MAX_OUTPUT_BYTES} bytes: not judged",
+                ),
+                rc=rc,
+            )
+        sig = outcome.signal_of(rc)
+        if sig is not None:
+            return done(outcome.killed(kind, TOOLS[kind], sig), rc=rc)
+        if not stdout.strip():
+            meaning = outcome.dcgm_code(rc)[0] if kind is Kind.DCGM else f"exit status {rc}"
+            return done(
+                Finding(
+                    outcome.check_id(kind, "output"),
+                    Severity.UNKNOWN,
+                    f"{TOOLS[kind]} printed nothing ({meaning})"
+                    + (f": {stderr}" if stderr else ""),
+                    evidence={"exit_code": rc, "stderr": stderr},
+                ),
+                rc=rc,
+            )
+        try:
+            return judge_text(
+                stdout,
+                f"{TOOLS[kind]} output",
+                policy=self.policy,
+                inventory=self.inventory,
+                node=self.node,
+                started=start,
+                ended=self.clock(),
+                label=label,
+                rc=rc,
+                level=level if kind is Kind.DCGM else None,
+                expect=kind,
+            )
+        except ValidationError as exc:
+            return done(
+                Finding(
+                    outcome.check_id(kind, "output"),
+                    Severity.UNKNOWN,
+                    f"{TOOLS[kind]} output not understood: {exc}",
+                    evidence={"exit_code": rc, "stderr": stderr},
+                ),
+                rc=rc,
+            )
