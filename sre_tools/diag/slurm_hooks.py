@@ -58,6 +58,7 @@ DEFAULT_TIMEOUT = {"prolog": 25.0, "epilog": 300.0}
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 JOB_ID_RE = re.compile(r"[0-9]{1,12}")
 INT_RE = re.compile(r"-?[0-9]{1,12}")
+CONF_RE = re.compile(r"/[A-Za-z0-9._/-]{1,4095}")
 EXIT2_RE = re.compile(r"([0-9]{1,5}):([0-9]{1,5})")
 MAX_OUTPUT_CHARS = 64_000
 EXIT_OK = 0
@@ -118,6 +119,7 @@ class JobEnv:
     exit_status: int | None = None  # SLURM_JOB_EXIT_CODE: a wait(2) status
     exit_code2: tuple[int, int] | None = None  # SLURM_JOB_EXIT_CODE2: exit:signal
     derived_ec: int | None = None  # SLURM_JOB_DERIVED_EC: the highest step exit status
+    slurm_conf: str | None = None  # SLURM_CONF: slurmd's configuration file
     ignored: tuple[str, ...] = ()
 
     def failed(self) -> bool | None:
@@ -146,6 +148,10 @@ def read_job_env(environ: Mapping[str, str]) -> JobEnv:
         value = token(name, INT_RE)
         return None if value is None else int(value)
 
+    slurm_conf = token("SLURM_CONF", CONF_RE)
+    if slurm_conf is not None and ("/../" in slurm_conf or not os.path.isfile(slurm_conf)):
+        ignored.append("SLURM_CONF")
+        slurm_conf = None
     code2 = token("SLURM_JOB_EXIT_CODE2", EXIT2_RE)
     pair = None
     if code2 is not None:
@@ -157,6 +163,7 @@ def read_job_env(environ: Mapping[str, str]) -> JobEnv:
         exit_status=integer("SLURM_JOB_EXIT_CODE"),
         exit_code2=pair,
         derived_ec=integer("SLURM_JOB_DERIVED_EC"),
+        slurm_conf=slurm_conf,
         ignored=tuple(ignored),
     )
 
@@ -220,7 +227,7 @@ def _first_problem(out: str, err: str) -> str:
             if text.startswith(head):
                 text = text[len(head) :]
                 break
-        return text
+        return text.removeprefix("Health check failed: ")
     return ""
 
 
@@ -289,10 +296,13 @@ def run_hook(
             details,
         )
     reason = drain_reason(config.reason_prefix, config.hook, env, config.level, klass, what)
+    scontrol_env = dict(child_env)
+    if env.slurm_conf is not None:  # slurmd's own configuration, for scontrol to find slurmctld
+        scontrol_env["SLURM_CONF"] = env.slurm_conf
     drain = run(
         [config.scontrol, "update", f"NodeName={env.node}", "State=DRAIN", f"Reason={reason}"],
         30.0,
-        child_env,
+        scontrol_env,
     )
     drained = drain.error is None and drain.returncode == 0
     if not drained:

@@ -485,9 +485,10 @@ class DiagEvidence:
 
     @property
     def problem(self) -> Finding | None:
-        """The first finding that fails the run (WARN/CRIT asking for an action, or UNKNOWN)."""
+        """The first finding that fails the run: anything worse than OK (as the diagnostic
+        history judges a run, sre_tools.diag.history: a warning fails an acceptance too)."""
         for f in self.report.findings:
-            if f.severity is Severity.UNKNOWN or _problem(f):
+            if f.severity in (Severity.WARN, Severity.CRIT, Severity.UNKNOWN):
                 return f
         return None
 

@@ -18,9 +18,12 @@ from sre_tools.diag import slurm_hooks as hooks
 from sre_tools.diag.slurm_hooks import Completed, HookConfig, main, read_job_env, run_hook
 
 SRE = "/opt/sre-tools/venv/bin/sre"
+# The first line `sre diag run --level 2 --format nhc` prints for
+# tests/fixtures/diag/dcgm/level2-memory-fail-gpu3.json.
 NHC_CRIT = (
-    "ERROR: nhc: Health check failed: GPU 3: dcgm.memory: Memory test failed on GPU 3 "
-    "-> rma_candidate\n"
+    "ERROR: nhc: Health check failed: GPU 3 (GPU-386eb5c4-8593-5584-afb0-c98a99c45c48, "
+    "00000000:5D:00.0): diag.dcgm.memory: GPU 3 failed memory: Found 12 faulty memory elements "
+    "on GPU 3 (DCGM error 52) [crit, action rma_candidate]\n"
 )
 
 
@@ -85,8 +88,9 @@ def test_prolog_refuses_the_job_and_drains_with_our_reason() -> None:
     drain = rec.argvs[1]
     assert drain[:4] == ["/usr/bin/scontrol", "update", "NodeName=gpu07", "State=DRAIN"]
     assert drain[4] == (
-        "Reason=sre: diag ev=prolog:gpu07:4242: level 1 CRIT: Health check failed: GPU 3: "
-        "dcgm.memory: Memory test failed on GPU 3 -> rma_candidate"
+        "Reason=sre: diag ev=prolog:gpu07:4242: level 1 CRIT: GPU 3 (GPU-386eb5c4-8593-5584-"
+        "afb0-c98a99c45c48, 00000000:5D:00.0): diag.dcgm.memory: GPU 3 failed memory: Found 12 "
+        "faulty memory elements on GPU 3 (DCGM error 52) [crit, action rma_candidate]"
     )
     assert len(drain) == 5  # one argv element per value: no shell, no splitting
     assert result.message.startswith("sre prolog: level 1 CRIT, drained: sre: diag ev=")
@@ -201,6 +205,21 @@ def test_epilog_drains_a_failing_node_and_exits_0_unless_the_drain_fails() -> No
     rec = Recorder(Completed(2, NHC_CRIT), scontrol_rc=1)
     result = run_hook(config("epilog"), FAILED_JOB, run=rec)
     assert (result.exit_code, result.outcome) == (1, "drain_failed")  # Slurm drains it then
+
+
+def test_scontrol_gets_slurmds_configuration_and_nothing_else(tmp_path: Path) -> None:
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=x\n", encoding="utf-8")
+    rec = Recorder(Completed(2, NHC_CRIT))
+    run_hook(config(), {**PROLOG_ENV, "SLURM_CONF": str(conf), "LD_PRELOAD": "/x.so"}, run=rec)
+    (_, _, diag_env), (_, _, scontrol_env) = rec.calls
+    assert scontrol_env == {**diag_env, "SLURM_CONF": str(conf)}
+    assert "LD_PRELOAD" not in diag_env and "SLURM_CONF" not in diag_env
+    for bad in ("relative/slurm.conf", str(tmp_path / "missing.conf"), f"{conf} x"):
+        rec = Recorder(Completed(2, NHC_CRIT))
+        result = run_hook(config(), {**PROLOG_ENV, "SLURM_CONF": bad}, run=rec)
+        assert "SLURM_CONF" not in rec.calls[1][2], bad
+        assert result.details["ignored_env"] == ["SLURM_CONF"], bad
 
 
 def test_read_job_env_validates_every_value() -> None:
