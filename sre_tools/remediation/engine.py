@@ -225,6 +225,12 @@ class Remediator:
         self.audit.write(result, None, dry_run=self.dry_run, extra={"source": "resume"})
         return result
 
+    def resume_diag_level(self, node: str) -> int:
+        """The DCGM level a resume of ``node`` needs a passing diagnostic of now (0: none): a
+        front end asks before it spends minutes running one."""
+        node = validate_node(node)
+        return int(self._diag_requirement(node, self.state.get_drain(node))["required_level"])
+
     def reconcile(self) -> list[str]:
         """Let go of drains Slurm no longer shows as ours (an operator resumed the node or
         replaced our reason). Returns the nodes released (none are released in a dry run)."""
