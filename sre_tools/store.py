@@ -1,6 +1,7 @@
 """The embedded default store: one SQLite file in WAL mode.
 
-It holds SLI good/total counts per time bucket, the incident log and chaos drill results. Every
+It holds SLI good/total counts per time bucket, the incident log, chaos drill results and
+active diagnostic results (``sre diag``; queried only in sre_tools/diag/history.py). Every
 write runs in one ``BEGIN IMMEDIATE`` transaction, so a second writer waits (``busy_timeout``)
 instead of failing, and a process killed mid-import leaves every committed row intact and no
 partial batch.

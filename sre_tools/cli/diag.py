@@ -67,53 +67,25 @@ def _policy(site: Path | None, profile: str | None) -> Any:
 
 
 def _inventory(replay: Path | None) -> Any:
+    """The node's GPUs from NVML, or from a recording (no sysfs then: it is not this node's)."""
     from sre_tools.diag.runner import inventory_from_backend
 
     if replay is not None:
         from sre_tools.gpu.backend import RecordedBackend
 
         return inventory_from_backend(RecordedBackend.load(replay))
-    try:
-        from sre_tools.gpu.backend import RealBackend
+    from sre_tools.gpu.backend import RealBackend
 
-        return inventory_from_backend(RealBackend())
-    except ImportError as exc:  # pynvml not installed: the tools still run
-        from sre_tools.diag.model import Inventory
-
-        return Inventory(note=f"NVML unavailable: {exc}")
+    # Without NVML (no driver, no nvidia-ml-py) the inventory is empty and says why; the tools
+    # still run and DCGM's own serials fill in.
+    return inventory_from_backend(RealBackend(), Path("/sys"))
 
 
-def _node_policy(policy: Any, inventory: Any, replay: Path | None) -> Any:
-    """The policy for this node: a named profile, or the one :func:`profile_for_node` picks."""
+def _node_policy(policy: Any, inventory: Any) -> Any:
+    """The named profile, or the one the node is (as ``sre health`` picks it)."""
     if not policy.auto or not inventory.gpus:
         return policy
-    model = ""
-    nvswitch = False
-    if replay is not None:
-        from sre_tools.gpu.backend import RecordedBackend
-
-        backend = RecordedBackend.load(replay)
-        try:
-            model = str(backend.read(0, "name"))
-        except Exception:
-            model = ""
-        fabric = backend.data.get("devices", [{}])[0].get("readings", {}).get("fabric", {})
-        nvswitch = isinstance(fabric, dict) and "value" in fabric
-    else:
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            try:
-                handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-                raw = pynvml.nvmlDeviceGetName(handle)
-                model = raw.decode() if isinstance(raw, bytes) else str(raw)
-            finally:
-                pynvml.nvmlShutdown()
-        except Exception:
-            model = ""
-        nvswitch = Path("/dev/nvidia-nvswitchctl").exists()
-    return policy.for_node(model, len(inventory.gpus), nvswitch)
+    return policy.for_node(inventory.model, len(inventory.gpus), inventory.nvswitch)
 
 
 def _print(report: Any, runs: list[Any], fmt: str, show_all: bool) -> None:
@@ -224,7 +196,7 @@ def run(
 
     policy = _policy(site, profile)
     inventory = _inventory(replay)
-    policy = _node_policy(policy, inventory, replay)
+    policy = _node_policy(policy, inventory)
     name = node or socket.gethostname().split(".")[0]
     runner = Runner(policy, inventory, name)
     runs = []
@@ -281,19 +253,18 @@ def import_(
     from sre_tools.diag.formats import MAX_OUTPUT_BYTES, judge_text
     from sre_tools.diag.model import Inventory, combined
     from sre_tools.inputs import read_text_capped
+    from sre_tools.timeutil import now
 
     policy = _policy(site, profile)
     name = node or socket.gethostname().split(".")[0]
     runs = []
     for file in files:
         text, source = read_text_capped(file, MAX_OUTPUT_BYTES, what="diagnostic output")
+        # A file's run time is when it was written (its mtime); standard input's is now.
         try:
-            at = os.stat(file).st_mtime if file != "-" else None
+            when = os.stat(file).st_mtime if file != "-" else now().timestamp()
         except OSError:
-            at = None
-        from sre_tools.timeutil import now
-
-        when = at if at is not None else now().timestamp()
+            when = now().timestamp()
         runs.append(
             judge_text(
                 text,

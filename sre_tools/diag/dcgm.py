@@ -79,6 +79,7 @@ TEST_ACTIONS: dict[str, Action] = {
     "memtest": Action.RMA_CANDIDATE,
     "pcie": Action.CHECK_MECHANICALS,
 }
+ERROR_SEVERITY_MONITOR = 1  # DCGM_ERROR_MONITOR: can take work, watch it
 ERROR_SEVERITY_RESET = 6  # DCGM_ERROR_RESET: drain and reset the GPU
 ERROR_SEVERITY_ISOLATE = 2  # DCGM_ERROR_ISOLATE: the GPU cannot take work
 
@@ -289,10 +290,14 @@ def _action(test: str, errors: tuple[DcgmError, ...]) -> Action:
     return TEST_ACTIONS.get(test, Action.CONTACT_SUPPORT)
 
 
-def _summary(where: str, test: DcgmTest, status: str, errors: tuple[DcgmError, ...]) -> str:
+def _summary(
+    where: str, test: DcgmTest, status: str, errors: tuple[DcgmError, ...], severity: Severity
+) -> str:
     verb = {"Pass": "passed", "Warn": "warned in", "Fail": "failed", "Skip": "skipped"}.get(
         status, "did not run"
     )
+    if status == "Fail" and severity is Severity.WARN:
+        verb = "warned in"
     text = f"{where} {verb} {test.name}"
     if errors:
         first = errors[0]
@@ -302,9 +307,22 @@ def _summary(where: str, test: DcgmTest, status: str, errors: tuple[DcgmError, .
     return text
 
 
-def judge(
-    out: DcgmOutput, inventory: Inventory, *, rc: int = 0, level: int | None = None
-) -> list[Finding]:
+def _severity(status: str, errors: tuple[DcgmError, ...]) -> Severity:
+    """The status word, except that a ``Fail`` whose every error is DCGM_ERROR_MONITOR ("can
+    perform workload, but needs to be monitored") is a WARN: dcgmi's JSON prints a warning as
+    ``Fail`` (``HelperDisplayDiagResult`` hides ``Warn`` by default), so the error severity is
+    what tells them apart."""
+    severity = STATUSES[status]
+    if (
+        severity is Severity.CRIT
+        and errors
+        and all(e.severity == ERROR_SEVERITY_MONITOR for e in errors)
+    ):
+        return Severity.WARN
+    return severity
+
+
+def judge(out: DcgmOutput, inventory: Inventory, *, rc: int = 0) -> list[Finding]:
     """Findings for every test result (one per test and GPU, one per test for whole-node
     results). ``rc`` is dcgmi's exit status where it ran (0 for an imported file)."""
     meaning, _ = dcgm_code(rc)
@@ -324,9 +342,8 @@ def judge(
     for test in out.tests:
         cid = check_id(Kind.DCGM, _name(test.name))
         base = {"test": test.name, "category": test.category}
-        gpu_results = [r for r in test.results if r.entity_id is not None]
         for r in test.results:
-            severity = STATUSES[r.status]
+            severity = _severity(r.status, r.errors)
             ref = None
             evidence: dict[str, Any] = dict(base, status=r.status)
             if r.entity_id is not None and r.group in ("GPU", ""):
@@ -352,11 +369,16 @@ def judge(
                 action = _action(test.name, r.errors)
             findings.append(
                 Finding(
-                    cid, severity, _summary(where, test, r.status, r.errors), action, ref, evidence
+                    cid,
+                    severity,
+                    _summary(where, test, r.status, r.errors, severity),
+                    action,
+                    ref,
+                    evidence,
                 )
             )
-        if not gpu_results and not test.results and test.summary:
-            severity = STATUSES[test.summary]
+        if not test.results and test.summary:
+            severity = _severity(test.summary, test.summary_errors)
             action = Action.NONE
             if severity in (Severity.CRIT, Severity.WARN):
                 action = _action(test.name, test.summary_errors)
@@ -367,7 +389,7 @@ def judge(
                 Finding(
                     cid,
                     severity,
-                    _summary("node", test, test.summary, test.summary_errors),
+                    _summary("node", test, test.summary, test.summary_errors, severity),
                     action,
                     None,
                     summary_evidence,

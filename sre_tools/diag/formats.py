@@ -76,5 +76,10 @@ def judge_text(
             **common,
         )
     return nccl.to_run(
-        nccl.parse(data, source), inventory, policy.get("diag.nccl"), policy.name, **common
+        nccl.parse(data, source),
+        inventory,
+        policy.get("diag.nccl"),
+        policy.name,
+        expected_gpus=policy.get("expected_gpus"),
+        **common,
     )

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from sre_tools.health.model import Finding, HealthReport
+from sre_tools.health.model import Finding, HealthReport, Severity
 
 
 class Kind(enum.StrEnum):
@@ -25,6 +25,52 @@ TOOLS = {Kind.DCGM: "dcgmi", Kind.NVBANDWIDTH: "nvbandwidth", Kind.NCCL: "all_re
 
 # DCGM run levels: how long each takes (docs/diagnostics.md), for help and messages.
 LEVELS = {1: "seconds", 2: "about 2 minutes", 3: "about 15 minutes", 4: "an hour or more"}
+
+
+# Where the on-call engineer reads what a problem means: runbooks/gpu-diagnostics.md, one section
+# per failure class. Longest prefix wins; every problem finding of sre diag carries its link in
+# evidence["runbook"].
+RUNBOOK = "runbooks/gpu-diagnostics.md"
+RUNBOOK_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("diag.dcgm.memory", "memory"),
+    ("diag.dcgm.memtest", "memory"),
+    ("diag.dcgm.memory_bandwidth", "stress"),
+    ("diag.dcgm.pcie", "pcie"),
+    ("diag.dcgm.software", "software"),
+    ("diag.dcgm.timeout", "timeout-killed-runtime"),
+    ("diag.dcgm.killed", "timeout-killed-runtime"),
+    ("diag.dcgm.runtime_error", "timeout-killed-runtime"),
+    ("diag.dcgm.exit_status", "timeout-killed-runtime"),
+    ("diag.dcgm.output", "timeout-killed-runtime"),
+    ("diag.dcgm.tool", "timeout-killed-runtime"),
+    ("diag.dcgm.", "stress"),
+    ("diag.nvbandwidth.p2p_read", "nvbandwidth"),
+    ("diag.nvbandwidth.", "nvbandwidth"),
+    ("diag.nccl.correctness", "nccl"),
+    ("diag.nccl.", "nccl"),
+)
+
+
+def runbook(check: str) -> str:
+    best = ""
+    section = ""
+    for prefix, anchor in RUNBOOK_SECTIONS:
+        if check.startswith(prefix) and len(prefix) > len(best):
+            best, section = prefix, anchor
+    return f"{RUNBOOK}#{section}" if section else RUNBOOK
+
+
+def linked(findings: list[Finding] | tuple[Finding, ...]) -> tuple[Finding, ...]:
+    """The findings, each problem (warn, crit, unknown) with its runbook link in the evidence."""
+    from dataclasses import replace
+
+    problems = (Severity.WARN, Severity.CRIT, Severity.UNKNOWN)
+    return tuple(
+        replace(f, evidence={**f.evidence, "runbook": runbook(f.check)})
+        if f.severity in problems
+        else f
+        for f in findings
+    )
 
 
 @dataclass(frozen=True)
@@ -56,6 +102,8 @@ class Inventory:
     gpus: tuple[GpuInfo, ...] = ()
     driver_version: str = ""
     note: str = ""  # why the inventory is empty or partial
+    model: str = ""  # the first GPU's name, for the node's profile
+    nvswitch: bool = False  # an NVSwitch fabric (NVML fabric state or an NVSwitch on the bus)
 
     def gpu(self, index: int) -> GpuInfo | None:
         for g in self.gpus:
@@ -79,6 +127,10 @@ class DiagRun:
     tool_version: str = ""
     inventory: Inventory = field(default_factory=Inventory)
 
+    def __post_init__(self) -> None:
+        # Every front end (run, import, the store) sees problem findings with their runbook.
+        object.__setattr__(self, "findings", linked(self.findings))
+
     @property
     def report(self) -> HealthReport:
         return HealthReport(
@@ -97,6 +149,8 @@ class DiagRun:
         out["tool_version"] = self.tool_version
         out["driver_version"] = self.inventory.driver_version
         out["gpus"] = [g.to_dict() for g in self.inventory.gpus]
+        if self.inventory.note:
+            out["inventory_note"] = self.inventory.note
         return out
 
 

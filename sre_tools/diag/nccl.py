@@ -147,7 +147,11 @@ def parse(text: str, source: str) -> NcclOutput:
     return NcclOutput(tuple(rows), tuple(hosts), avg, oob, tuple(failures), version, collective)
 
 
-def judge(out: NcclOutput, limits: dict[str, Any], profile: str) -> list[Finding]:
+def judge(
+    out: NcclOutput, limits: dict[str, Any], profile: str, expected_gpus: int | None = None
+) -> list[Finding]:
+    """``limits``: the profile's ``diag.nccl``; ``expected_gpus``: the profile's GPUs per node
+    (the one-node floor holds for that many ranks only)."""
     findings: list[Finding] = []
     nodes = sorted(set(out.hosts))
     multinode = len(nodes) > 1
@@ -199,6 +203,10 @@ def judge(out: NcclOutput, limits: dict[str, Any], profile: str) -> list[Finding
     else:
         floor = float(limits.get("busbw_min_gbps", 0) or 0)
         basis = f"one node, {out.ranks} GPUs"
+        if floor and expected_gpus is not None and out.ranks != expected_gpus:
+            # The floor is for the whole node; a run on fewer GPUs is recorded, not judged.
+            floor = 0.0
+            basis += f" (the floor is for {expected_gpus})"
     band = float(limits.get("warn_band_percent", 5))
     if out.failures or (out.avg_busbw is None and out.rows and not judged):
         pass  # the run did not finish: the findings above say why, not a missing size
@@ -265,13 +273,14 @@ def to_run(
     limits: dict[str, Any],
     profile: str,
     *,
+    expected_gpus: int | None = None,
     node: str,
     started: float,
     ended: float,
     source: str,
     rc: int | None = None,
 ) -> DiagRun:
-    findings = judge(out, limits, profile)
+    findings = judge(out, limits, profile, expected_gpus)
     if rc not in (None, 0) and not any(f.severity is Severity.CRIT for f in findings):
         findings.append(
             Finding(

@@ -54,11 +54,13 @@ def killed(kind: Kind, tool: str, signal: int) -> Finding:
     )
 
 
-def signal_of(rc: int) -> int | None:
-    """The signal that ended a process: a negative return code (Popen) or 128+N (a shell)."""
+def signal_of(rc: int, kind: Kind) -> int | None:
+    """The signal that ended a process: a negative return code (Popen), or 128+N where a
+    wrapper script passed it on. Not for dcgmi: its own statuses (an 8-bit ``dcgmReturn_t``)
+    fill that range."""
     if rc < 0:
         return -rc
-    if 128 < rc < 128 + 65 and rc not in _DCGM_CODES:
+    if kind is not Kind.DCGM and 128 < rc < 128 + 65:
         return rc - 128
     return None
 

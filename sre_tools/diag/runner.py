@@ -11,7 +11,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sre_tools.diag import outcome
@@ -29,9 +30,21 @@ NVBANDWIDTH_CASES = (
 )
 
 
-def inventory_from_backend(backend: Any) -> Inventory:
-    """The GPUs' identities from NVML (or a recording); what cannot be read stays empty."""
+DCGM_STOP_ENV = "DCGMI_STOP_DIAG_HOSTNAME"
+DCGM_ABORT_TIMEOUT_SECONDS = 30.0
+
+
+def dcgm_timeout(timeout: float) -> int:
+    """dcgmi's ``--timeout``: ours less a margin (a fifth, at most 30 s) to report in."""
+    return max(1, int(timeout - min(30.0, timeout / 5)))
+
+
+def inventory_from_backend(backend: Any, sysfs: Path | None = None) -> Inventory:
+    """The GPUs' identities from NVML (or a recording); what cannot be read stays empty. The
+    model and the NVSwitch fabric are found the way ``sre health`` finds them (NVML's fabric
+    state, else an NVSwitch on the PCI bus under ``sysfs``), for :meth:`Policy.for_node`."""
     from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
+    from sre_tools.health.runner import nvswitch_bus_ids
 
     def read(index: int, name: str) -> str:
         try:
@@ -70,7 +83,17 @@ def inventory_from_backend(backend: Any) -> Inventory:
                     read(i, "inforom_image_version"),
                 )
             )
-        return Inventory(tuple(gpus), driver)
+        model = read(0, "name") if gpus else ""
+        nvswitch = bool(sysfs is not None and nvswitch_bus_ids(sysfs))
+        for g in gpus:
+            if nvswitch:
+                break
+            try:
+                fabric = backend.read(g.index, "fabric")
+                nvswitch = isinstance(fabric, dict) and int(fabric.get("state", 0)) != 0
+            except (ReadError, NotSupported, TypeError, ValueError):
+                pass
+        return Inventory(tuple(gpus), driver, "", model, nvswitch)
     finally:
         backend.shutdown()
 
@@ -118,9 +141,14 @@ class Runner:
             return None, f"{tool} is not on PATH"
         return found, ""
 
-    def argv(self, kind: Kind, path: str, level: int) -> list[str]:
+    def argv(self, kind: Kind, path: str, level: int, timeout: float = 0.0) -> list[str]:
         if kind is Kind.DCGM:
-            return [path, "diag", "-r", str(level), "-j"]
+            # dcgmi's own --timeout ends the diagnostic inside DCGM (nvvs included) a little
+            # before ours kills dcgmi, so that a slow level reports DCGM_ST_TIMEOUT cleanly.
+            argv = [path, "diag", "-r", str(level), "-j"]
+            if timeout:
+                argv += ["--timeout", str(dcgm_timeout(timeout))]
+            return argv
         if kind is Kind.NVBANDWIDTH:
             return [path, "-j", "-t", *NVBANDWIDTH_CASES]
         limits = self.policy.get("diag.nccl")
@@ -136,6 +164,21 @@ class Runner:
         if self.inventory.gpus:
             argv += ["-g", str(len(self.inventory.gpus))]
         return argv
+
+    def _abort_dcgm(self, path: str, env: dict[str, str]) -> str:
+        """``DCGMI_STOP_DIAG_HOSTNAME=localhost dcgmi diag``: dcgmi's way to stop a running
+        diagnostic (dcgmi/CommandLineParser.cpp, ``STOP_DIAG_ENV_VARIABLE_NAME``)."""
+        from sre_tools.transport.base import TransportError
+        from sre_tools.transport.local import LocalTransport
+
+        transport = self.transport or LocalTransport(
+            env={**env, DCGM_STOP_ENV: "localhost"}, max_output=64 * 1024
+        )
+        try:
+            result = transport.run([path, "diag"], DCGM_ABORT_TIMEOUT_SECONDS)
+        except TransportError as exc:
+            return f"abort failed: {exc}"
+        return "aborted" if result.rc == 0 else f"abort exited {result.rc}"
 
     def run(self, kind: Kind, level: int = 0) -> DiagRun:
         """One tool, judged. Never raises for what the tool does: a missing tool, a timeout, a
@@ -170,11 +213,17 @@ class Runner:
         if kind is not Kind.DCGM:
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA's device numbers are NVML's indices
         transport = self.transport or LocalTransport(env=env, max_output=MAX_OUTPUT_BYTES)
-        argv = self.argv(kind, path, level)
+        argv = self.argv(kind, path, level, timeout)
         try:
             result = transport.run(argv, timeout)
         except TransportTimeout:
-            return done(outcome.timed_out(kind, TOOLS[kind], timeout))
+            finding = outcome.timed_out(kind, TOOLS[kind], timeout)
+            if kind is Kind.DCGM:
+                # Killing dcgmi does not stop nvvs (nv-hostengine runs it): ask DCGM to abort,
+                # or the next run meets DCGM_ST_DIAG_ALREADY_RUNNING.
+                evidence = {**finding.evidence, "abort": self._abort_dcgm(path, env)}
+                finding = replace(finding, evidence=evidence)
+            return done(finding)
         except TransportError as exc:
             return done(
                 Finding(
@@ -196,7 +245,7 @@ class Runner:
                 ),
                 rc=rc,
             )
-        sig = outcome.signal_of(rc)
+        sig = outcome.signal_of(rc, kind)
         if sig is not None:
             return done(outcome.killed(kind, TOOLS[kind], sig), rc=rc)
         if not stdout.strip():

@@ -21,6 +21,10 @@ here = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(here, {argv_file!r}), "w") as fh:
     json.dump(sys.argv[1:], fh)
 spec = {spec!r}
+if os.environ.get("DCGMI_STOP_DIAG_HOSTNAME"):  # dcgmi's abort request
+    with open(os.path.join(here, {abort_file!r}), "w") as fh:
+        fh.write(os.environ["DCGMI_STOP_DIAG_HOSTNAME"] + " " + " ".join(sys.argv[1:]))
+    sys.exit(0)
 if spec.get("sleep"):
     time.sleep(spec["sleep"])
 if spec.get("stdout"):
@@ -67,7 +71,12 @@ def fake_tool(tool_bin: Path) -> FakeTool:
         }
         script = tool_bin / name
         script.write_text(
-            _SCRIPT.format(python=sys.executable, argv_file=f"{name}.argv", spec=spec)
+            _SCRIPT.format(
+                python=sys.executable,
+                argv_file=f"{name}.argv",
+                abort_file=f"{name}.abort",
+                spec=spec,
+            )
         )
         script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         return script

@@ -91,7 +91,8 @@ def test_run_with_stand_in_dcgmi(
     rc, out, err = _run(sre, tmp_path / "s.db", "--level", "2", "--format", "nhc")
     assert rc == code, (out, err)
     assert err == ""
-    assert argv_of(tool_bin, "dcgmi") == ["diag", "-r", "2", "-j"]
+    # level 2's 600 s less a margin of 30 s: DCGM's own timeout comes first
+    assert argv_of(tool_bin, "dcgmi") == ["diag", "-r", "2", "-j", "--timeout", "570"]
     if not expect:
         assert out == ""  # NHC: nothing when healthy
     for text in expect:
@@ -117,6 +118,7 @@ def test_missing_tools_are_skipped_never_a_crash(
 def test_timeout_from_the_site_file_kills_the_tool(
     sre: Sre,
     fake_tool: FakeTool,
+    tool_bin: Path,
     tmp_path: Path,
 ) -> None:
     fake_tool("dcgmi", "dcgm/level1-pass.json", sleep=30)
@@ -127,6 +129,8 @@ def test_timeout_from_the_site_file_kills_the_tool(
     assert time.monotonic() - start < 15
     assert rc == 2
     assert "diag.dcgm.timeout" in out and "did not finish within 1 s" in out
+    # the diagnostic was asked to stop inside DCGM (nvvs outlives a killed dcgmi)
+    assert (tool_bin / "dcgmi.abort").read_text() == "localhost diag"
 
 
 def test_kill_switch_and_configured_path(
@@ -247,6 +251,8 @@ HOSTILE = [
     ("plain-text", "hello world\n", "not a recognised diagnostic output"),
     ("nccl-short-row", "# nccl-tests version 2.17.6\n  1024  256  float  sum  -1  1.0\n"
      "# Avg bus bandwidth    : 1\n", "line 2: a result row needs 13 columns, found 6"),
+    ("nccl-long-line", "# nccl-tests version 2.17.6\n" + "9" * 5000 + "\n",
+     "line 2: longer than 4096 characters"),
     ("nan-bandwidth", '{"nvbandwidth": {"testcases": [{"name": "x", "status": "Passed", '
      '"bandwidth_matrix": [[NaN]]}]}}', "NaN is not a number"),
 ]  # fmt: skip
@@ -322,3 +328,61 @@ def test_zero_timeout_in_site_file_is_refused(
     rc, _, err = _run(sre, tmp_path / "s.db", "--site", str(site))
     assert rc == 3
     assert "diag.dcgm.timeout_level_1_seconds: must be a number of seconds above 0" in err
+
+
+def test_run_without_nvml_still_runs_and_says_why(
+    sre: Sre, fake_tool: FakeTool, tmp_path: Path
+) -> None:
+    # No GPU driver on the build machine: NVML cannot start, DCGM's serials fill in.
+    fake_tool("dcgmi", "dcgm/level1-pass.json")
+    rc, out, err = sre("diag", "run", "--store", str(tmp_path / "s.db"), "--json")
+    assert rc == 0, err
+    (run,) = json.loads(out)["runs"]
+    assert run["inventory_note"].startswith("NVML")
+    assert [g["serial"] for g in run["gpus"]] == [str(1752624007973 + 17 * i) for i in range(8)]
+
+
+def test_one_gpu_h100_gets_the_h100_profile(sre: Sre, fake_tool: FakeTool, tmp_path: Path) -> None:
+    # The real H100 capture (one GPU, no NVSwitch): the 1-GPU profile's 48 GB/s floors judge it.
+    capture = Path(__file__).resolve().parents[1] / "fixtures" / "gpu" / "h100-capture.json"
+    fake_tool("nvbandwidth", "nvbandwidth/h100-8-h2d-low-gpu4.json")
+    rc, out, err = sre(
+        "diag", "run", "--no-dcgm", "--nvbandwidth", "--replay", str(capture), "--no-store",
+        "--json",
+    )  # fmt: skip
+    assert rc == 2, err
+    h2d = [f for f in json.loads(out)["findings"] if f["check"] == "diag.nvbandwidth.h2d"]
+    assert {f["evidence"]["profile"] for f in h2d} == {"h100"}
+    assert [f["gpu"]["index"] for f in h2d if f["severity"] == "crit"] == [4]
+    # p2p is not judged for one GPU without a fabric (no floor in h100)
+    p2p = [f for f in json.loads(out)["findings"] if f["check"] == "diag.nvbandwidth.p2p_read"]
+    assert p2p and all(f["severity"] == "skipped" for f in p2p)
+
+
+def test_corrupt_store_is_one_line(sre: Sre, fake_tool: FakeTool, tmp_path: Path) -> None:
+    store = tmp_path / "garbage.db"
+    store.write_bytes(b"not a database" * 100)
+    good = str(FIXTURES / "dcgm/level1-pass.json")
+    for args in (("history",), ("import", good)):
+        rc, out, err = sre("diag", *args, "--store", str(store))
+        assert (rc, out) == (3, ""), args
+        assert err.startswith(f"sre: error: {store}: cannot open store: ") and err.count("\n") == 1
+    # A run keeps its verdict when the record cannot be written: a warning, then the result.
+    fake_tool("dcgmi", "dcgm/level2-memory-fail-gpu3.json", rc=226)
+    rc, out, err = _run(sre, store, "--level", "2", "--format", "nhc")
+    assert rc == 2 and "diag.dcgm.memory" in out
+    assert err.startswith("sre: warning: results not stored: ") and err.count("\n") == 1
+
+
+def test_import_from_standard_input(
+    sre: Sre, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    text = (FIXTURES / "nvbandwidth/h100-8-h2d-low-gpu4.json").read_text()
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    rc, out, err = sre("diag", "import", "-", "--profile", "h100-sxm-8", "--no-store", "--json")
+    assert rc == 2, err
+    data = json.loads(out)
+    assert data["source"] == "import:<stdin>"
+    assert [f["gpu"]["index"] for f in data["findings"] if f["severity"] == "crit"] == [4]

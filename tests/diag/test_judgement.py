@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,132 @@ def test_multinode_floor_is_per_nic_times_nics() -> None:
 def test_detect_names_the_kind(fixture: str) -> None:
     kind, _ = detect((FIXTURES / fixture).read_text(), fixture)
     assert kind.value == Path(fixture).parts[0]
+
+
+def _slug(heading: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9 -]", "", heading.lower()).strip().replace(" ", "-")
+
+
+def test_every_problem_links_an_existing_runbook_section() -> None:
+    from sre_tools.diag.model import RUNBOOK, RUNBOOK_SECTIONS
+
+    root = Path(__file__).resolve().parents[2]
+    headings = {
+        _slug(line[3:])
+        for line in (root / RUNBOOK).read_text().splitlines()
+        if line.startswith("## ")
+    }
+    assert {anchor for _, anchor in RUNBOOK_SECTIONS} <= headings
+    problems = [
+        f
+        for name, *_ in CASES
+        for f in _judge(name).findings
+        if f.severity in (Severity.WARN, Severity.CRIT, Severity.UNKNOWN)
+    ]
+    assert problems
+    assert all(f.evidence["runbook"].startswith(f"{RUNBOOK}#") for f in problems)
+    assert (
+        _judge("dcgm/level2-memory-fail-gpu3.json").report.problems()[0].evidence["runbook"]
+        == f"{RUNBOOK}#memory"
+    )
+
+
+def _dcgm_doc(test: dict[str, object]) -> str:
+    return json.dumps(
+        {"DCGM Diagnostic": {"test_categories": [{"category": "Hardware", "tests": [test]}]}}
+    )
+
+
+MONITOR = {"error_id": 40, "error_category": 9, "error_severity": 1, "warning": "thermal"}
+ISOLATE = {"error_id": 52, "error_category": 10, "error_severity": 2, "warning": "faulty"}
+STATUS_CASES = [
+    ("literal-warn", {"entity_group": "GPU", "entity_id": 1, "status": "Warn",
+     "warnings": [MONITOR]}, Severity.WARN, Action.CHECK_MECHANICALS, 1),
+    ("fail-monitor-only-is-warn", {"entity_group": "GPU", "entity_id": 1, "status": "Fail",
+     "warnings": [MONITOR]}, Severity.WARN, Action.CHECK_MECHANICALS, 1),
+    ("fail-with-isolate-is-crit", {"entity_group": "GPU", "entity_id": 1, "status": "Fail",
+     "warnings": [MONITOR, ISOLATE]}, Severity.CRIT, Action.RMA_CANDIDATE, 1),
+    ("fail-without-errors-uses-the-test", {"entity_group": "GPU", "entity_id": 2, "status": "Fail"},
+     Severity.CRIT, Action.RMA_CANDIDATE, 2),
+    ("skip", {"entity_group": "GPU", "entity_id": 0, "status": "Skip"}, Severity.SKIPPED,
+     Action.NONE, 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "result", "severity", "action", "gpu"), STATUS_CASES, ids=[c[0] for c in STATUS_CASES]
+)
+def test_dcgm_status_and_error_severity(
+    name: str, result: dict[str, object], severity: Severity, action: Action, gpu: int
+) -> None:
+    from sre_tools.diag import dcgm
+
+    test = {"name": "memory", "results": [result], "test_summary": {"status": result["status"]}}
+    out = dcgm.parse(json.loads(_dcgm_doc(test)), name)
+    (f,) = dcgm.judge(out, Inventory())
+    assert (f.severity, f.action, f.gpu.index if f.gpu else None) == (severity, action, gpu)
+
+
+def test_dcgm_test_with_only_a_summary_is_a_node_finding() -> None:
+    from sre_tools.diag import dcgm
+
+    test = {"name": "software", "results": [], "test_summary": {"status": "Fail", "warnings": [
+        {"error_id": 23, "error_category": 3, "error_severity": 2,
+         "warning": "Found driver on the denylist: nouveau"}]}}  # fmt: skip
+    out = dcgm.parse(json.loads(_dcgm_doc(test)), "summary")
+    (f,) = dcgm.judge(out, Inventory())
+    assert (f.check, f.severity, f.action, f.gpu) == (
+        "diag.dcgm.software",
+        Severity.CRIT,
+        Action.REBOOT,
+        None,
+    )
+    assert "Found driver on the denylist: nouveau" in f.summary
+
+
+def test_one_node_floor_holds_only_for_the_profiles_gpu_count() -> None:
+    # 8 ranks judged by a profile for 4 GPUs: recorded, not judged against the 8-GPU floor.
+    run = _judge("nccl/h100-8-low.txt", site="expected_gpus: 4\n")
+    (f,) = [f for f in run.findings if f.check == "diag.nccl.all_reduce"]
+    assert f.severity is Severity.SKIPPED
+    assert "the floor is for 4" in f.summary
+
+
+def test_nccl_per_iteration_columns_are_read() -> None:
+    # nccl-tests with per-iteration timing prints four more columns per half (src/util.cu).
+    from sre_tools.diag import nccl
+
+    text = (
+        "# nccl-tests version 2.17.6 nccl-headers=22705 nccl-library=22705\n"
+        "#       size         count      type   redop    root     time   algbw   busbw #wrong"
+        "    i_min    i_max    i_p99    i_cv%     time   algbw   busbw #wrong    i_min    i_max"
+        "    i_p99    i_cv%\n"
+        " 17179869184    4294967296     float     sum      -1  62465.8  275.03  481.30       0"
+        "  62000.0  63000.0  62900.0     0.40  62215.9  276.13  483.23       2  61000.0  64000.0"
+        "  63900.0     0.50\n"
+        "# Out of bounds values : 1 FAILED\n# Avg bus bandwidth    : 482.265 \n"
+    )
+    out = nccl.parse(text, "per-iter")
+    (row,) = out.rows
+    assert (row.oop_busbw, row.ip_busbw, row.oop_wrong, row.ip_wrong) == (481.30, 483.23, 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("rc", "kind", "signal"),
+    [
+        (-9, Kind.DCGM, 9),
+        (137, Kind.NCCL, 9),
+        (143, Kind.NVBANDWIDTH, 15),
+        (186, Kind.DCGM, None),  # a dcgmReturn_t (-70), not a signal
+        (226, Kind.DCGM, None),
+        (1, Kind.NCCL, None),
+    ],
+    ids=["popen-sigkill", "nccl-wrapped-sigkill", "nvbandwidth-sigterm", "dcgm-code-186",
+         "dcgm-nvvs-error", "plain-failure"],
+)  # fmt: skip
+def test_signal_of(rc: int, kind: Kind, signal: int | None) -> None:
+    from sre_tools.diag.outcome import signal_of
+
+    assert signal_of(rc, kind) == signal
