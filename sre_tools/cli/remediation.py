@@ -235,6 +235,13 @@ def drain(
     "each must pass; after a GPU reset one must be a passing DCGM run of "
     "resume_diag_level_after_reset (2) since the reset.",
 )
+@click.option(
+    "--diag-store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The store `sre diag run` records in: when a GPU reset asks for a diagnostic and none "
+    "given passes, its newest DCGM run of that level since the reset is judged instead.",
+)
 @execute_option
 @_common
 @json_option
@@ -242,6 +249,7 @@ def resume(
     node: str,
     report_file: str,
     diag_files: tuple[str, ...],
+    diag_store: Path | None,
     execute: bool,
     config_path: Path | None,
     state_path: Path | None,
@@ -260,7 +268,15 @@ def resume(
     report = _read_report(report_file)
     diags = [d for file in diag_files for d in _read_diag(file)]
     engine = _engine(config_path, state_path, audit_path, controller, execute)
-    _print_decision(engine.try_resume(node, report, diags), as_json, engine.dry_run)
+    if diag_store is None:
+        _print_decision(engine.try_resume(node, report, diags), as_json, engine.dry_run)
+        return EXIT_OK
+    from sre_tools.cli.common import open_store
+    from sre_tools.remediation.evidence import store_lookup
+
+    with open_store(diag_store, create=False) as store:
+        engine.diag_lookup = store_lookup(store)
+        _print_decision(engine.try_resume(node, report, diags), as_json, engine.dry_run)
     return EXIT_OK
 
 

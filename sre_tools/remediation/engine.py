@@ -28,6 +28,7 @@ What :meth:`Remediator.handle` does with a request, in order:
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import uuid
@@ -54,6 +55,7 @@ from sre_tools.remediation.config import (
     load_config,
 )
 from sre_tools.remediation.errors import ActionError, NotifyError, SlurmError, UnknownNodeError
+from sre_tools.remediation.evidence import DiagLookup
 from sre_tools.remediation.guardrails import NodeOwner, Plan, Refusal
 from sre_tools.remediation.model import (
     MAX_EVENT_JSON_BYTES,
@@ -88,8 +90,11 @@ class Remediator:
         runner: Runner | None = None,
         notifier: Notifier | None = None,
         dry_run: bool = True,
+        diag_lookup: DiagLookup | None = None,
     ):
         self.config = config or RemediationConfig()
+        # Where a resume that needs a diagnostic looks for one when none passing is given.
+        self.diag_lookup = diag_lookup
         self.slurm = slurm or SlurmClient(timeout=self.config.slurm_timeout_seconds)
         self.state = RemediationState(state_path)
         self.audit = AuditLog(audit_path)
@@ -120,6 +125,7 @@ class Remediator:
         controller: str | None = None,
         slurm_conf: Path | str | None = None,
         dry_run: bool = True,
+        diag_lookup: DiagLookup | None = None,
     ) -> Remediator:
         """The engine every front end runs (the CLI, Salt's ``gpu`` module and its runner).
 
@@ -139,6 +145,7 @@ class Remediator:
             state_path or default_state_path(),
             audit_path or default_audit_path(),
             dry_run=dry_run,
+            diag_lookup=diag_lookup,
         )
 
     # --- public API ---------------------------------------------------------------------------
@@ -295,6 +302,21 @@ class Remediator:
         }
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _stored_diag(
+        self, node: str, given: tuple[DiagEvidence, ...], need: Mapping[str, Any]
+    ) -> tuple[DiagEvidence, ...]:
+        """The newest stored DCGM run the requirement asks for, when none given satisfies it."""
+        level = int(need["required_level"])
+        if not level or self.diag_lookup is None:
+            return ()
+        since = need["since"]
+        cutoff = None if since is None else math.floor(float(since))
+        for d in given:
+            if d.kind == "dcgm" and d.level >= level and (cutoff is None or d.at >= cutoff):
+                return ()
+        found = self.diag_lookup(node, level, cutoff)
+        return () if found is None else (found,)
 
     def _diag_requirement(self, node: str, record: DrainRecord | None) -> dict[str, Any]:
         """What diagnostic a resume of ``node`` needs: after a GPU reset during our drain, a
@@ -691,8 +713,10 @@ class Remediator:
             gpus=() if record is None else record.gpus,
         )
         if refusal is None:
+            need = self._diag_requirement(node, record)
+            diags = diags + self._stored_diag(node, diags, need)
             refusal = guardrails.check_resume_diag(
-                node=node, diags=diags, **self._diag_requirement(node, record)
+                node=node, diags=diags, searched_store=self.diag_lookup is not None, **need
             )
         if refusal is not None:
             return answer(Outcome.REFUSED, refusal.code, refusal.message)

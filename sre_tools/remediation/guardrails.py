@@ -252,6 +252,7 @@ def check_resume_diag(
     required_level: int,
     since: float | None,
     why: str,
+    searched_store: bool = False,
 ) -> Refusal | None:
     """Do the diagnostics offered for a resume allow it?
 
@@ -282,7 +283,7 @@ def check_resume_diag(
     ):
         return None
     if not candidates:
-        got = "none was given"
+        got = "none was given" + (" nor found in the diagnostic store" if searched_store else "")
     elif not any(d.ran for d in candidates):
         got = "the one given tested nothing (every test skipped)"
     elif all(d.level < required_level for d in candidates):

@@ -238,3 +238,85 @@ def test_cli_resume_reads_diag_files_and_names_a_bad_one(sre: Any, tmp_path: Pat
     assert len(lines) == 1 and f"{bad}: level: must be an integer 0..4" in lines[0], err
     code, _, err = sre("remediation", "resume", "--node", NODE, "--report", "-", "--diag", "-")
     assert code == 2 and "--diag: stdin (-) can feed only one of --report and --diag" in err
+
+
+# --- from the store ---------------------------------------------------------------------------
+
+
+def stored(store: Any, node: str, ended: float, level: int = 2, severity: str = "ok") -> None:
+    """Record one DCGM run as `sre diag run` records it (sre_tools.diag.history.record)."""
+    from sre_tools.diag import history
+    from sre_tools.diag.model import DiagRun, Kind
+    from sre_tools.health.model import Finding as F
+    from sre_tools.health.model import GpuRef
+
+    findings = [F("diag.dcgm.memory", Severity.OK, "GPU 3 passed memory", Action.NONE, GpuRef(3))]
+    if severity != "ok":
+        findings.append(
+            F(
+                "diag.dcgm.memory",
+                Severity(severity),
+                "GPU 3 failed memory: Found 12 faulty memory elements on GPU 3",
+                Action.RMA_CANDIDATE,
+                GpuRef(3),
+            )
+        )
+    run = DiagRun(
+        Kind.DCGM, level, node, ended - 100, ended, tuple(findings), f"dcgmi diag -r {level}"
+    )
+    history.record(store, [run])
+
+
+@pytest.mark.parametrize(
+    ("runs", "code", "words"),
+    [
+        pytest.param([(60, 2, "ok")], "resumed", "", id="passing-since-reset"),
+        pytest.param([(60, 3, "ok")], "resumed", "", id="higher-level"),
+        pytest.param([(60, 2, "ok"), (90, 2, "crit")], "diag_failed", "", id="newest-fails"),
+        pytest.param(
+            [(-60, 2, "ok")],
+            "diag_required",
+            "nor found in the diagnostic store",
+            id="before-reset",
+        ),
+        pytest.param(
+            [(60, 1, "ok")], "diag_required", "nor found in the diagnostic store", id="level-1-only"
+        ),
+    ],
+)
+def test_resume_looks_the_diagnostic_up_in_the_store(
+    make_rig: RigFactory,
+    tmp_path: Path,
+    runs: list[tuple[float, int, str]],
+    code: str,
+    words: str,
+) -> None:
+    from sre_tools.remediation.evidence import store_lookup
+    from sre_tools.store import Store
+
+    rig = make_rig()
+    reset_at = reset_and_settle(rig)
+    with Store(tmp_path / "diag.db") as store:
+        for dt, level, severity in runs:
+            stored(store, NODE, reset_at + dt, level, severity)
+        rig.engine.diag_lookup = store_lookup(store)
+        d = rig.engine.try_resume(NODE, node_report(NODE, rig.clock()))
+    assert d.code == code, d
+    if code == "diag_failed":
+        assert "level 2 diagnostic of gpu05 did not pass: diag.dcgm.memory is crit" in d.message
+    elif code == "diag_required":
+        assert words in d.message, d.message
+
+
+def test_a_passing_diagnostic_given_needs_no_lookup(make_rig: RigFactory) -> None:
+    rig = make_rig()
+    reset_at = reset_and_settle(rig)
+    asked: list[tuple[str, int, float | None]] = []
+
+    def lookup(node: str, level: int, since: float | None) -> None:
+        asked.append((node, level, since))
+
+    rig.engine.diag_lookup = lookup
+    given = evidence(diag_run(NODE, reset_at + 30, 2))
+    assert rig.engine.try_resume(NODE, node_report(NODE, rig.clock()), given).code == "resumed"
+    assert asked == []
