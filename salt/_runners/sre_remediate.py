@@ -561,4 +561,19 @@ def accept(
             f"{node} failed acceptance and stays drained: {decision.get('code')}: "
             f"{decision.get('message')}"
         )
+        decision["annotated"] = _annotate(rem, node, decision)
     return decision
+
+
+def _annotate(rem: Any, node: str, decision: Mapping[str, Any]) -> dict[str, Any]:
+    """Our drain says why the node stays drained (sinfo -R); an operator's is left alone."""
+    from sre_tools.exceptions import SreError
+    from sre_tools.remediation.model import sanitize_text
+
+    text = sanitize_text(
+        f"acceptance failed: {decision.get('message') or decision.get('code')}", 200
+    )
+    try:
+        return dict(rem.annotate(node, text).to_dict())
+    except SreError as exc:  # the node stays drained either way
+        return {"outcome": "failed", "code": "annotate_failed", "message": str(exc)[:300]}

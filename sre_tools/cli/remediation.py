@@ -280,6 +280,32 @@ def resume(
     return EXIT_OK
 
 
+@remediation.command()
+@click.option("--node", required=True, help="Slurm node name.")
+@click.option("--reason", required=True, help="What keeps it drained (after our head).")
+@execute_option
+@_common
+@json_option
+def annotate(
+    node: str,
+    reason: str,
+    execute: bool,
+    config_path: Path | None,
+    state_path: Path | None,
+    audit_path: Path | None,
+    controller: str | None,
+    as_json: bool,
+) -> int:
+    """Say in a drain we hold why the node stays drained (never an operator's drain)."""
+    from sre_tools.remediation.model import validate_node, validate_text
+
+    validate_node(node, field="--node")
+    validate_text(reason, field="--reason")
+    engine = _engine(config_path, state_path, audit_path, controller, execute)
+    _print_decision(engine.annotate(node, reason), as_json, engine.dry_run)
+    return EXIT_OK
+
+
 def _since(value: str | None) -> float | None:
     """``--since``: ISO-8601 / ``@unix``, or a duration back from now (``24h``, ``7d``)."""
     if value is None:

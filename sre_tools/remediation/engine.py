@@ -66,6 +66,7 @@ from sre_tools.remediation.model import (
     decision,
     request_from_event,
     validate_node,
+    validate_text,
 )
 from sre_tools.remediation.runner import LocalRunner, Runner, SshRunner, validate_host
 from sre_tools.remediation.slurm import NodeInfo, SlurmClient
@@ -231,6 +232,53 @@ class Remediator:
             raise
         self.audit.write(result, None, dry_run=self.dry_run, extra={"source": "resume"})
         return result
+
+    def annotate(self, node: str, text: str) -> Decision:
+        """Say in a drain we hold why the node stays drained (``sinfo -R``): the reason keeps its
+        prefix, label and event id, ``text`` replaces what follows (a failed acceptance's
+        finding). The node stays drained; an operator's drain is never touched. Audited."""
+        node = validate_node(node)
+        text = validate_text(text, field="reason")
+        now = self.clock()
+
+        def answer(
+            outcome: Outcome, code: str, message: str, cmds: Sequence[Sequence[str]] = ()
+        ) -> Decision:
+            return Decision(
+                outcome, code, message, node=node, at=now, commands=tuple(tuple(c) for c in cmds)
+            )
+
+        try:
+            try:
+                info = self.slurm.show_node(node)
+            except UnknownNodeError as exc:
+                result = answer(Outcome.REFUSED, "unknown_node", str(exc))
+            else:
+                result = self._annotate(node, text, info, answer)
+        except SreError as exc:
+            self._audit_failure(exc, None, node, now)
+            raise
+        self.audit.write(result, None, dry_run=self.dry_run, extra={"source": "annotate"})
+        return result
+
+    def _annotate(
+        self, node: str, text: str, info: NodeInfo, answer: Callable[..., Decision]
+    ) -> Decision:
+        prefix = self.config.reason_prefix
+        if not info.drained:
+            return answer(Outcome.REFUSED, "not_drained", f"{node} is {info.state_text}")
+        if not guardrails.owned(info.reason, prefix):
+            return answer(
+                Outcome.REFUSED,
+                "operator_drain",
+                f"{node} was drained by someone else (reason {info.reason!r}): left alone",
+            )
+        reason = guardrails.reworded_reason(prefix, str(info.reason), text)
+        argv = self.slurm.drain_argv(node, reason)
+        if self.dry_run:
+            return answer(Outcome.DRY_RUN, "would_annotate", f"would set reason {reason!r}", [argv])
+        self.slurm.drain(node, reason)
+        return answer(Outcome.ACTED, "annotated", f"{node} stays drained: {reason}", [argv])
 
     def resume_diag_level(self, node: str) -> int:
         """The DCGM level a resume of ``node`` needs a passing diagnostic of now (0: none): a

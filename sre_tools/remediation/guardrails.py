@@ -123,6 +123,18 @@ def drain_reason(prefix: str, request: RemediationRequest, *, manual: bool = Fal
     return full
 
 
+def reworded_reason(prefix: str, reason: str, text: str) -> str:
+    """Our drain ``reason`` with what follows its head (prefix, label, ``ev=<id>``) replaced by
+    ``text``: ``sre: drain ev=manual:gpu04:1f2e: acceptance failed: ...``. Event ids hold ``:``
+    but never ``": "``, so the head ends at the first ``": "`` after the prefix."""
+    head = prefix + reason[len(prefix) :].split(": ", 1)[0]
+    body = sanitize_text(text, MAX_SLURM_REASON_CHARS)
+    full = f"{head}: {body}" if body else head
+    if len(full) > MAX_SLURM_REASON_CHARS:
+        full = full[: MAX_SLURM_REASON_CHARS - 3] + "..."
+    return full
+
+
 # --- budget -------------------------------------------------------------------------------------
 
 

@@ -124,8 +124,10 @@ def test_acceptance_resumes_only_the_nodes_that_pass(
     ]
     # gpu02 failed on nvbandwidth: stays drained with our reason, the finding in the message.
     assert "drain" in states["gpu02"], states
+    # Our drain now says why it stays (sre remediation annotate): the first failing finding.
     assert reasons["gpu02"].startswith("sre: drain ev=manual:gpu02:"), reasons
-    assert reasons["gpu02"].endswith("acceptance: DCGM level 3, nvbandwidth, NCCL"), reasons
+    assert ": acceptance failed: CRIT diag.nvbandwidth" in reasons["gpu02"], reasons
+    assert "GPU 4" in reasons["gpu02"], reasons
     gate = result.results(GATE)
     assert gate["gpu02"]["failed"], gate
     message = gate["gpu02"]["msg"]
@@ -144,7 +146,7 @@ def test_acceptance_resumes_only_the_nodes_that_pass(
         ("gpu01", "drained"),
         ("gpu01", "resumed"),
     ]
-    assert [r["code"] for r in records if r["node"] == "gpu02"] == ["drained"]
+    assert [r["code"] for r in records if r["node"] == "gpu02"] == ["drained", "annotated"]
     assert [r["code"] for r in records if r["node"] == "gpu03"] == ["operator_drain"]
     # The diagnostics are stored with the node's name, as `sre diag history` shows them.
     from sre_tools.diag import history
@@ -186,7 +188,7 @@ def test_acceptance_takes_a_node_the_prolog_drained_and_the_engine_judges_warnin
     assert drains["gpu04"]["code"] == drains["gpu05"]["code"] == "already_drained", drains
     assert cluster.settled_states()["gpu04"] == "idle"
     reasons = cluster.drain_reasons()
-    assert reasons["gpu05"].startswith("sre: diag ev=prolog:gpu05:77: level 1 CRIT"), reasons
+    assert reasons["gpu05"].startswith("sre: diag ev=prolog:gpu05:77: acceptance failed: WARN")
     message = result.results(GATE)["gpu05"]["msg"]
     assert "WARNING" in message and "(GPU 6)" in message, message
     assert [c[:4] for c in tool_calls(tmp_path, "gpu05")] == [["dcgmi", "diag", "-r", "3"]]

@@ -172,15 +172,24 @@ def test_a_failing_minion_stays_drained_with_the_reason(
     assert "nvbandwidth diagnostic of gpu01 did not pass" in decision["message"], decision
     assert "GPU 4" in decision["message"], decision
     reasons = cluster.drain_reasons()
+    # Our drain says why it stays (Remediator.annotate): the engine's refusal.
     assert reasons[MINION].startswith("sre: drain ev=manual:gpu01:"), reasons
-    assert reasons[MINION].endswith("acceptance: DCGM level 3, nvbandwidth"), reasons
+    assert (
+        ": acceptance failed: the nvbandwidth diagnostic of gpu01 did not pass" in reasons[MINION]
+    )
+    assert decision["annotated"]["code"] == "annotated", decision
     other = states["sre-orch-acceptance-gpu02-runner-accept"]
     assert other["result"] is False
     assert other["changes"]["return"]["code"] == "no_diagnostic", show(states)
     assert "did not answer gpu.diag" in other["changes"]["return"]["message"]
     assert "drain" in cluster.settled_states()["gpu02"]
     mine = [(r["code"], r.get("source")) for r in audit(work) if r.get("node") == MINION]
-    assert mine[-2:] == [("drained", "salt-orch"), ("diag_failed", "resume")], mine
+    assert mine[-3:] == [
+        ("drained", "salt-orch"),
+        ("diag_failed", "resume"),
+        ("annotated", "annotate"),
+    ], mine
+    assert "did not answer gpu.diag" in reasons["gpu02"], reasons
 
 
 def test_stop_on_failure_leaves_the_next_minion_alone(
