@@ -284,7 +284,12 @@ class Remediator:
         """The DCGM level a resume of ``node`` needs a passing diagnostic of now (0: none): a
         front end asks before it spends minutes running one."""
         node = validate_node(node)
-        return int(self._diag_requirement(node, self.state.get_drain(node))["required_level"])
+        try:
+            reason = self.slurm.show_node(node).reason
+        except UnknownNodeError:
+            reason = None
+        need = self._diag_requirement(node, self.state.get_drain(node), reason)
+        return int(need["required_level"])
 
     def reconcile(self) -> list[str]:
         """Let go of drains Slurm no longer shows as ours (an operator resumed the node or
@@ -366,20 +371,32 @@ class Remediator:
         found = self.diag_lookup(node, level, cutoff)
         return () if found is None else (found,)
 
-    def _diag_requirement(self, node: str, record: DrainRecord | None) -> dict[str, Any]:
+    def _diag_requirement(
+        self, node: str, record: DrainRecord | None, reason: str | None = None
+    ) -> dict[str, Any]:
         """What diagnostic a resume of ``node`` needs: after a GPU reset during our drain, a
-        passing DCGM run of the configured level since the reset; otherwise none."""
+        passing DCGM run of the configured level since the reset; for a node a diagnostic
+        drained (the Slurm hooks' ``sre: diag ...`` reason, ``reason`` being Slurm's), a
+        passing run of at least the level that failed (the newest counts: the failed run is in
+        the store too); otherwise none."""
         from sre_tools.timeutil import iso
 
         level = self.config.resume_diag_level_after_reset
         reset_at = _reset_at(record)
-        if not level or reset_at is None or record is None:
-            return {"required_level": 0, "since": None, "why": ""}
-        return {
-            "required_level": level,
-            "since": reset_at,
-            "why": f"{record.action} ran on {node} at {iso(reset_at)}",
-        }
+        if level and reset_at is not None and record is not None:
+            return {
+                "required_level": level,
+                "since": reset_at,
+                "why": f"{record.action} ran on {node} at {iso(reset_at)}",
+            }
+        failed = guardrails.diag_level_in_reason(reason, self.config.reason_prefix)
+        if failed:
+            return {
+                "required_level": failed,
+                "since": None if record is None else record.drained_at,
+                "why": f"{node} was drained by a failed diagnostic ({reason})",
+            }
+        return {"required_level": 0, "since": None, "why": ""}
 
     def _decide(
         self,
@@ -761,7 +778,7 @@ class Remediator:
             gpus=() if record is None else record.gpus,
         )
         if refusal is None:
-            need = self._diag_requirement(node, record)
+            need = self._diag_requirement(node, record, info.reason)
             diags = diags + self._stored_diag(node, diags, need)
             refusal = guardrails.check_resume_diag(
                 node=node, diags=diags, searched_store=self.diag_lookup is not None, **need

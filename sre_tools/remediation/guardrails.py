@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -121,6 +122,22 @@ def drain_reason(prefix: str, request: RemediationRequest, *, manual: bool = Fal
     if len(full) > MAX_SLURM_REASON_CHARS:
         full = full[: MAX_SLURM_REASON_CHARS - 3] + "..."
     return full
+
+
+_DIAG_LEVEL = re.compile(r": level ([1-4]) ")
+
+
+def diag_level_in_reason(reason: str | None, prefix: str) -> int:
+    """The DCGM level a drain of ours by a diagnostic names (the Slurm hooks' ``sre: diag
+    ev=prolog:<node>:<job>: level 1 CRIT: ...``): that level; 1 when the text no longer says
+    (annotated since); 0 for any other reason."""
+    if not owned(reason, prefix):
+        return 0
+    rest = str(reason)[len(prefix) :].lstrip()
+    if not rest.startswith("diag "):
+        return 0
+    match = _DIAG_LEVEL.search(rest)
+    return int(match.group(1)) if match else 1
 
 
 def reworded_reason(prefix: str, reason: str, text: str) -> str:

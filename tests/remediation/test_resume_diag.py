@@ -320,3 +320,47 @@ def test_a_passing_diagnostic_given_needs_no_lookup(make_rig: RigFactory) -> Non
     given = evidence(diag_run(NODE, reset_at + 30, 2))
     assert rig.engine.try_resume(NODE, node_report(NODE, rig.clock()), given).code == "resumed"
     assert asked == []
+
+
+# --- a node a diagnostic drained (the Slurm hooks) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "level"),
+    [
+        ("sre: diag ev=prolog:gpu07:12: level 1 CRIT: GPU 0: persistence mode off", 1),
+        ("sre: diag ev=epilog:gpu07:13: level 2 CRIT: GPU 3: memory", 2),
+        ("sre: diag ev=prolog:gpu07:12: acceptance failed: WARN diag.dcgm.thermal", 1),
+        ("sre: drain ev=manual:gpu07:ab: acceptance: DCGM level 3", 0),
+        ("sre: reset_gpu ev=x: level 2 CRIT", 0),
+        ("diag by hand: level 2 CRIT", 0),
+        (None, 0),
+    ],
+)
+def test_diag_level_in_reason(reason: str | None, level: int) -> None:
+    from sre_tools.remediation.guardrails import diag_level_in_reason
+
+    assert diag_level_in_reason(reason, "sre:") == level
+
+
+@pytest.mark.parametrize(
+    ("reason", "given", "code"),
+    [
+        pytest.param("level 1 CRIT: GPU 0: persistence mode off", None, "diag_required", id="none"),
+        pytest.param("level 1 CRIT: GPU 0: persistence mode off", 1, "resumed", id="level-1"),
+        pytest.param("level 2 CRIT: GPU 3: memory", 1, "diag_required", id="epilog-needs-2"),
+        pytest.param("level 2 CRIT: GPU 3: memory", 3, "resumed", id="acceptance-level-3"),
+    ],
+)
+def test_a_node_a_diagnostic_drained_resumes_only_on_a_passing_one(
+    make_rig: RigFactory, reason: str, given: int | None, code: str
+) -> None:
+    rig = make_rig()
+    node = rig.slurm.nodes["gpu07"]
+    node.drain, node.reason = True, f"sre: diag ev=prolog:gpu07:12: {reason}"
+    diags = () if given is None else evidence(diag_run("gpu07", rig.clock(), given))
+    d = rig.engine.try_resume("gpu07", node_report("gpu07", rig.clock()), diags)
+    assert d.code == code, d
+    if code == "diag_required":
+        assert "gpu07 was drained by a failed diagnostic" in d.message, d.message
+    assert rig.engine.resume_diag_level("gpu07") == (0 if code == "resumed" else int(reason[6]))

@@ -97,6 +97,8 @@ def test_resume_after_a_reset_waits_for_a_stored_level_2(
     assert diag_run() == 0
     code, d = sre(capsys, *resume, "--report", fresh_report(), *engine)
     assert (code, d["outcome"], d["code"]) == (0, "acted", "resumed"), d
-    assert cluster.settled_states()[NODE] == "idle"
+    # Resumed; the not-responding flag (idle*) may linger after a resume on the suite cluster
+    # (SlurmdTimeout=0), as tests/salt/test_salt_rolling_upgrade.py notes.
+    assert cluster.settled_states()[NODE].rstrip("*") == "idle"
     codes = [json.loads(x)["code"] for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert codes == ["drained_and_acted", "diag_required", "diag_failed", "resumed"]
