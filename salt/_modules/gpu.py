@@ -459,9 +459,12 @@ def resume(
     remediation_config: str | None = None,
     state: str | None = None,
     audit: str | None = None,
+    diag_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Resume this node if *we* drained it and a fresh health run here shows it healthy:
-    ``Remediator.try_resume(node, report)``. Never resumes an operator's drain.
+    ``Remediator.try_resume(node, report)``. Never resumes an operator's drain. When the engine
+    needs a diagnostic for it (after a GPU reset, or a drain by the Slurm hooks), ``gpu.diag``
+    runs here first at the level it needs (``diag_timeout``: its bound) and goes with the report.
 
     A dry run unless ``execute=True``. Returns the decision and the fresh report's status.
 
@@ -472,9 +475,20 @@ def resume(
     from sre_tools.exceptions import SreError
 
     report = _report(replay, profile, config, None, None)
+    name = _node(node)
     try:
         engine = _remediator(bool(execute), controller, remediation_config, state, audit)
-        decision = engine.try_resume(_node(node), report)
+        level = engine.resume_diag_level(name)
+        if level:
+            import json
+
+            from sre_tools.remediation.model import parse_diag_json
+
+            result = diag(level=level, profile=profile, node=name, timeout=diag_timeout)
+            diags = parse_diag_json(json.dumps(result), source="gpu.diag")
+            decision = engine.try_resume(name, report, diags)
+        else:
+            decision = engine.try_resume(name, report)
     except SreError as exc:
         raise CommandExecutionError(f"gpu.resume: {exc}") from None
     return {
