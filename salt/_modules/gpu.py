@@ -7,7 +7,7 @@ costs nothing and ``__virtual__`` can say clearly why it is unavailable.
 Defaults come from the ``sre_tools`` key of the minion configuration, grains or pillar
 (``config.get sre_tools:<name>``): ``profile``, ``config`` (health policy YAML), ``health_state``
 (counter state file), ``node`` (Slurm node name), ``controller``, ``remediation_config``,
-``remediation_state``, ``remediation_audit``.
+``remediation_state``, ``remediation_audit``, ``diag_site``, ``diag_store``.
 
 CLI examples::
 
@@ -17,6 +17,7 @@ CLI examples::
     salt 'gpu-*' gpu.mig_assert /etc/nvidia-mig-manager/config.yaml all-1g.10gb
     salt 'gpu-01' gpu.drain 'sre: DBE on GPU 0' execute=True
     salt 'gpu-01' gpu.resume execute=True
+    salt 'gpu-07' gpu.diag level=3 nvbandwidth=True
 """
 
 from __future__ import annotations
@@ -197,6 +198,98 @@ def health(
     return dict(_report(replay, profile, config, timeout, state).to_dict())
 
 
+# --- active diagnostics ------------------------------------------------------------------------
+
+DIAG_LEVELS = (1, 2, 3, 4)
+# Whole-run bounds per DCGM level (seconds): 1 takes seconds, 2 about two minutes, 3 about
+# fifteen, 4 an hour or more; nvbandwidth and NCCL add their own minutes.
+DIAG_TIMEOUTS = {1: 120, 2: 900, 3: 3600, 4: 14400}
+MAX_DIAG_OUTPUT = 32 * 1024 * 1024
+
+
+def diag(
+    level: int = 2,
+    nvbandwidth: bool = False,
+    nccl: bool = False,
+    profile: str | None = None,
+    site: str | None = None,
+    store: str | None = None,
+    replay: str | None = None,
+    node: str | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run the active diagnostics on this node (``sre diag run --json``): DCGM at ``level``, and
+    nvbandwidth / nccl-tests when asked. Returns the JSON: a combined report with its ``runs``
+    and ``exit_code`` (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). Results are stored as the CLI
+    stores them (``store``: a store path; default the CLI's).
+
+    The diagnostics stress the GPUs for up to hours (level 3 about fifteen minutes): run them
+    only on a drained node (salt/orch/acceptance.sls does). ``timeout`` bounds the whole run
+    (default per level: 120, 900, 3600, 14400 s).
+
+    CLI example::
+
+        salt 'gpu-node-07' gpu.diag level=3 nvbandwidth=True timeout=5400
+    """
+    import json
+    import subprocess
+    import sys
+
+    try:
+        lvl = int(level)
+    except (TypeError, ValueError):
+        raise SaltInvocationError(f"level: expected 1-4, got {level!r}") from None
+    if lvl not in DIAG_LEVELS:
+        raise SaltInvocationError(f"level: expected 1-4, got {lvl}")
+    seconds = float(DIAG_TIMEOUTS[lvl]) if timeout in (None, "") else None
+    if seconds is None:
+        try:
+            seconds = float(timeout)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise SaltInvocationError(f"timeout: expected seconds, got {timeout!r}") from None
+        if not 0 < seconds <= 86400:
+            raise SaltInvocationError(f"timeout: expected 0 < seconds <= 86400, got {seconds:g}")
+    argv = [sys.executable, "-m", "sre_tools.cli.main", "diag", "run", "--level", str(lvl)]
+    argv += ["--json", "--node", _node(node)]
+    if nvbandwidth:
+        argv.append("--nvbandwidth")
+    if nccl:
+        argv.append("--nccl")
+    for option, value in (
+        ("--profile", profile or _setting("profile")),
+        ("--site", site or _setting("diag_site")),
+        ("--store", store or _setting("diag_store")),
+        ("--replay", replay),
+    ):
+        if value:
+            argv += [option, str(value)]
+    try:
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=seconds,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise CommandExecutionError(
+            f"gpu.diag: level {lvl} did not finish within {seconds:g}s"
+        ) from None
+    out = proc.stdout[:MAX_DIAG_OUTPUT]
+    try:
+        data = json.loads(out) if out.lstrip().startswith("{") else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        tail = " ".join((proc.stderr or out).split())[-300:]
+        raise CommandExecutionError(
+            f"gpu.diag: sre diag run exited {proc.returncode} without a result: {tail}"
+        )
+    return data
+
+
 # --- XIDs --------------------------------------------------------------------------------------
 
 
@@ -366,9 +459,12 @@ def resume(
     remediation_config: str | None = None,
     state: str | None = None,
     audit: str | None = None,
+    diag_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Resume this node if *we* drained it and a fresh health run here shows it healthy:
-    ``Remediator.try_resume(node, report)``. Never resumes an operator's drain.
+    ``Remediator.try_resume(node, report)``. Never resumes an operator's drain. When the engine
+    needs a diagnostic for it (after a GPU reset, or a drain by the Slurm hooks), ``gpu.diag``
+    runs here first at the level it needs (``diag_timeout``: its bound) and goes with the report.
 
     A dry run unless ``execute=True``. Returns the decision and the fresh report's status.
 
@@ -379,9 +475,20 @@ def resume(
     from sre_tools.exceptions import SreError
 
     report = _report(replay, profile, config, None, None)
+    name = _node(node)
     try:
         engine = _remediator(bool(execute), controller, remediation_config, state, audit)
-        decision = engine.try_resume(_node(node), report)
+        level = engine.resume_diag_level(name)
+        if level:
+            import json
+
+            from sre_tools.remediation.model import parse_diag_json
+
+            result = diag(level=level, profile=profile, node=name, timeout=diag_timeout)
+            diags = parse_diag_json(json.dumps(result), source="gpu.diag")
+            decision = engine.try_resume(name, report, diags)
+        else:
+            decision = engine.try_resume(name, report)
     except SreError as exc:
         raise CommandExecutionError(f"gpu.resume: {exc}") from None
     return {

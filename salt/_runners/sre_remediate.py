@@ -36,6 +36,17 @@ Master configuration (``/etc/salt/master.d/sre.conf``, see salt/reactor/master.c
       resume: true                                # try a resume on a recovery event
       fresh_check: {}                             # gpu.health arguments for that run
       fresh_check_timeout: 30                     # seconds to wait for the minion's answer
+      resume_diag: {}                             # gpu.diag arguments (profile, site, store,
+                                                  # replay, timeout) when a resume needs one
+      resume_diag_timeout: 900                    # seconds to wait for it (level 2: minutes)
+
+After a GPU reset the engine resumes only with a passing DCGM diagnostic of its
+``resume_diag_level_after_reset`` (2) since the reset: a recovery then also asks the minion for
+``gpu.diag`` at that level (only then: the engine says whether it needs one).
+
+The acceptance orchestration (``salt/orch/acceptance.sls``) calls :func:`drain`,
+:func:`wait_drained` and :func:`accept`: ``gpu.diag`` at level 3 or 4 (nvbandwidth, NCCL as
+asked) and a fresh ``gpu.health`` on the drained minion, then ``Remediator.try_resume`` with both.
 """
 
 from __future__ import annotations
@@ -63,13 +74,21 @@ DEFAULTS: dict[str, Any] = {
     "resume": True,
     "fresh_check": {},
     "fresh_check_timeout": 30,
+    "resume_diag": {},
+    "resume_diag_timeout": 900,
 }
+# gpu.diag arguments the master may pass (salt/_modules/gpu.py); level, nvbandwidth and nccl
+# are the caller's.
+DIAG_KEYS = frozenset({"profile", "site", "store", "replay", "timeout"})
 # gpu.health arguments the master may pass for the fresh run (salt/_modules/gpu.py).
 FRESH_CHECK_KEYS = frozenset({"profile", "config", "timeout", "replay"})
 RECOVERED = "ok"
 
 # A fresh health report for a minion: the report dict, or None and why not.
 FreshCheck = Callable[[str], tuple[dict[str, Any] | None, str]]
+# A diagnostic run on a minion: (minion, gpu.diag keyword arguments) -> (its JSON, or None and
+# why not).
+DiagCheck = Callable[[str, Mapping[str, Any]], tuple[dict[str, Any] | None, str]]
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[Any, ...], Any] = {}
@@ -228,11 +247,67 @@ def _minion_fresh_check(opts: Mapping[str, Any], settings: Mapping[str, Any]) ->
     return run
 
 
+def _minion_diag(opts: Mapping[str, Any], wait: float) -> DiagCheck:
+    """Ask the minion for ``gpu.diag`` through the master (LocalClient), waiting ``wait`` s."""
+
+    def run(minion: str, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        import salt.client
+
+        client = salt.client.get_local_client(mopts=dict(opts))
+        try:
+            replies = client.cmd(
+                [minion], "gpu.diag", kwarg=dict(kwargs), tgt_type="list", timeout=wait
+            )
+        finally:
+            client.destroy()
+        reply = (replies or {}).get(minion)
+        if reply is None:
+            return None, (
+                f"minion {minion!r} did not answer gpu.diag (not connected, or no reply within "
+                f"{wait:g}s)"
+            )
+        if not isinstance(reply, dict):
+            return None, f"gpu.diag on {minion!r} failed: {' '.join(str(reply).split())[:300]}"
+        return reply, ""
+
+    return run
+
+
+def _diag_kwargs(extra: Any, where: str) -> tuple[dict[str, Any], str]:
+    if extra in (None, ""):
+        return {}, ""
+    if not isinstance(extra, Mapping) or not set(extra) <= DIAG_KEYS:
+        return {}, (
+            f"{where}: expected a mapping with keys from {', '.join(sorted(DIAG_KEYS))}, "
+            f"got {extra!r}"[:300]
+        )
+    return dict(extra), ""
+
+
+def _diag_evidence(raw: Mapping[str, Any], minion: str) -> tuple[tuple[Any, ...], str]:
+    """A minion's gpu.diag answer (untrusted) as evidence for the engine, or why not."""
+    import json
+
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.remediation.model import parse_diag_json
+
+    try:
+        return parse_diag_json(json.dumps(raw), source=f"gpu.diag on {minion}"), ""
+    except (ValidationError, TypeError, ValueError) as exc:
+        return (), f"gpu.diag on {minion!r} returned no valid result: {exc}"[:500]
+
+
 def handle(tag: str, data: dict[str, Any], **_: Any) -> dict[str, Any]:
     """Check the event's origin, then let the guardrails decide; returns the decision."""
     opts = __opts__  # type: ignore[name-defined]  # noqa: F821 - Salt injects it
     settings = _settings(opts)
-    return handle_with(settings, tag, data, fresh_check=_minion_fresh_check(opts, settings))
+    return handle_with(
+        settings,
+        tag,
+        data,
+        fresh_check=_minion_fresh_check(opts, settings),
+        diag_check=_minion_diag(opts, float(settings.get("resume_diag_timeout") or 900)),
+    )
 
 
 def handle_with(
@@ -241,6 +316,7 @@ def handle_with(
     data: object,
     remediator: Any = None,
     fresh_check: FreshCheck | None = None,
+    diag_check: DiagCheck | None = None,
 ) -> dict[str, Any]:
     """:func:`handle` with explicit settings (and an injectable engine and fresh check)."""
     settings = {**DEFAULTS, **settings}
@@ -252,7 +328,9 @@ def handle_with(
         if not why:
             node = expected_node(minion, node_map)
             if is_recovery(payload) and settings.get("resume"):
-                return _recover(rem, minion, node, fresh_check)
+                return _recover(
+                    rem, minion, node, fresh_check, diag_check, settings.get("resume_diag")
+                )
             return _no_action(rem, node, payload)
         minion = None
     elif minion is not None:
@@ -285,11 +363,50 @@ def _no_action(rem: Any, node: str, payload: Mapping[str, Any]) -> dict[str, Any
     return dict(rem.handle(request).to_dict())
 
 
-def _recover(rem: Any, minion: str, node: str, fresh_check: FreshCheck | None) -> dict[str, Any]:
-    """A recovery event: a fresh health run on that minion, then ``try_resume``."""
-    from sre_tools.exceptions import ValidationError
-    from sre_tools.remediation.model import Decision, Outcome, report_from_dict
+def _refused(rem: Any, node: str, code: str, message: str) -> dict[str, Any]:
+    from sre_tools.remediation.model import Decision, Outcome
 
+    refused = Decision(Outcome.REFUSED, code, message[:1000], node=node, at=rem.clock())
+    rem.audit.write(refused, None, dry_run=rem.dry_run, extra={"source": "resume"})
+    return dict(refused.to_dict())
+
+
+def _recover(
+    rem: Any,
+    minion: str,
+    node: str,
+    fresh_check: FreshCheck | None,
+    diag_check: DiagCheck | None = None,
+    diag_options: Any = None,
+    diag_request: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A fresh health run on that minion, then ``try_resume``. With ``diag_request`` (gpu.diag
+    level, nvbandwidth, nccl: acceptance), that diagnostic first; without, a diagnostic only
+    when the engine needs one for this node (after a GPU reset), at the level it needs."""
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.remediation.model import report_from_dict
+
+    diags: tuple[Any, ...] = ()
+    request = dict(diag_request or {})
+    if not request:
+        level = rem.resume_diag_level(node)
+        if level:
+            request = {"level": level}
+    if request:
+        extra, why = _diag_kwargs(diag_options, "sre_remediation:resume_diag")
+        if why:
+            return _refused(rem, node, "no_diagnostic", f"{node} not resumed: {why}")
+        if diag_check is None:
+            return _refused(
+                rem, node, "no_diagnostic", f"{node} not resumed: no way to run gpu.diag"
+            )
+        # The node name the result is recorded under is the master's (node_map), not the
+        # minion's own idea of its host name.
+        raw, why = diag_check(minion, {**extra, **request, "node": node})
+        if raw is not None:
+            diags, why = _diag_evidence(raw, minion)
+        if not diags:
+            return _refused(rem, node, "no_diagnostic", f"{node} not resumed: {why}")
     report = None
     if fresh_check is None:
         why = "no way to run a fresh health check (handle_with without fresh_check)"
@@ -301,16 +418,8 @@ def _recover(rem: Any, minion: str, node: str, fresh_check: FreshCheck | None) -
             except ValidationError as exc:
                 why = f"gpu.health on {minion!r} returned no valid report: {exc}"
     if report is None:
-        refused = Decision(
-            Outcome.REFUSED,
-            "no_fresh_report",
-            f"{node} not resumed: {why}"[:1000],
-            node=node,
-            at=rem.clock(),
-        )
-        rem.audit.write(refused, None, dry_run=rem.dry_run, extra={"source": "resume"})
-        return dict(refused.to_dict())
-    return dict(rem.try_resume(node, report).to_dict())
+        return _refused(rem, node, "no_fresh_report", f"{node} not resumed: {why}")
+    return dict(rem.try_resume(node, report, diags).to_dict())
 
 
 # --- rolling upgrade steps (salt/orch/rolling_upgrade.sls) ------------------------------------
@@ -384,10 +493,87 @@ def resume(
     if fresh_check is not None:
         settings["fresh_check"] = fresh_check
     node = expected_node(minion, dict(settings.get("node_map") or {}))
-    decision = _recover(_remediator(settings), minion, node, _minion_fresh_check(opts, settings))
+    decision = _recover(
+        _remediator(settings),
+        minion,
+        node,
+        _minion_fresh_check(opts, settings),
+        _minion_diag(opts, float(settings.get("resume_diag_timeout") or 900)),
+        settings.get("resume_diag"),
+    )
     if decision.get("outcome") != "acted":
         _failed(
             f"{node} failed the health gate and stays drained: {decision.get('code')}: "
             f"{decision.get('message')}"
         )
     return decision
+
+
+# --- acceptance (salt/orch/acceptance.sls) -----------------------------------------------------
+
+# Whole-run bounds per level (seconds), as gpu.diag's; the wait adds a minute for Salt itself.
+ACCEPT_TIMEOUTS = {3: 3600, 4: 14400}
+
+
+def accept(
+    minion: str,
+    level: int = 3,
+    nvbandwidth: bool = False,
+    nccl: bool = False,
+    diag: Mapping[str, Any] | None = None,
+    fresh_check: Mapping[str, Any] | None = None,
+    execute: bool = True,
+    **_: Any,
+) -> dict[str, Any]:
+    """Acceptance of a drained minion: ``gpu.diag`` at ``level`` (3 or 4; nvbandwidth and NCCL
+    when asked; ``diag``: more gpu.diag arguments), a fresh ``gpu.health``, then
+    ``Remediator.try_resume`` with both, which resumes only our drain, only when both pass.
+    Fails (the orchestration state fails) unless the node was resumed; it then stays drained
+    with our reason, the diagnostic's failure in the decision and the audit log."""
+    opts = __opts__  # type: ignore[name-defined]  # noqa: F821
+    settings = {**_settings(opts), "execute": bool(execute)}
+    if fresh_check is not None:
+        settings["fresh_check"] = fresh_check
+    node = expected_node(minion, dict(settings.get("node_map") or {}))
+    rem = _remediator(settings)
+    try:
+        lvl = int(level)
+    except (TypeError, ValueError):
+        lvl = 0
+    extra, why = _diag_kwargs(diag, "diag")
+    if lvl not in ACCEPT_TIMEOUTS or why:
+        why = why or f"level: expected 3 or 4, got {level!r}"
+        _failed(f"{node}: acceptance not started: {why}")
+        return {"node": node, "outcome": "refused", "code": "invalid_input", "message": why}
+    budget = float(extra.get("timeout") or ACCEPT_TIMEOUTS[lvl])
+    request = {"level": lvl, "nvbandwidth": bool(nvbandwidth), "nccl": bool(nccl)}
+    decision = _recover(
+        rem,
+        minion,
+        node,
+        _minion_fresh_check(opts, settings),
+        _minion_diag(opts, budget + 60),
+        extra,
+        request,
+    )
+    if decision.get("outcome") != "acted":
+        _failed(
+            f"{node} failed acceptance and stays drained: {decision.get('code')}: "
+            f"{decision.get('message')}"
+        )
+        decision["annotated"] = _annotate(rem, node, decision)
+    return decision
+
+
+def _annotate(rem: Any, node: str, decision: Mapping[str, Any]) -> dict[str, Any]:
+    """Our drain says why the node stays drained (sinfo -R); an operator's is left alone."""
+    from sre_tools.exceptions import SreError
+    from sre_tools.remediation.model import sanitize_text
+
+    text = sanitize_text(
+        f"acceptance failed: {decision.get('message') or decision.get('code')}", 200
+    )
+    try:
+        return dict(rem.annotate(node, text).to_dict())
+    except SreError as exc:  # the node stays drained either way
+        return {"outcome": "failed", "code": "annotate_failed", "message": str(exc)[:300]}

@@ -88,6 +88,15 @@ def _read_report(file: str) -> Any:
     return read_health_report(file)
 
 
+def _read_diag(file: str) -> Any:
+    from sre_tools.cli.common import read_input
+    from sre_tools.inputs import MAX_REPORT_BYTES
+    from sre_tools.remediation.model import parse_diag_json
+
+    text, source = read_input(file, MAX_REPORT_BYTES)
+    return parse_diag_json(text, source=source)
+
+
 def _outcome(record: dict[str, Any]) -> str:
     outcome = str(record.get("outcome") or "")
     if record.get("dry_run") and outcome != "dry_run":
@@ -216,12 +225,29 @@ def drain(
     required=True,
     help="A fresh HealthReport JSON of the node (`sre health --json`; - for stdin).",
 )
+@click.option(
+    "--diag",
+    "diag_files",
+    multiple=True,
+    help="A diagnostic result of the node (`sre diag run --json`; - for stdin; repeatable): "
+    "each must pass; after a GPU reset one must be a passing DCGM run of "
+    "resume_diag_level_after_reset (2) since the reset.",
+)
+@click.option(
+    "--diag-store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The store `sre diag run` records in: when a GPU reset asks for a diagnostic and none "
+    "given passes, its newest DCGM run of that level since the reset is judged instead.",
+)
 @execute_option
 @_common
 @json_option
 def resume(
     node: str,
     report_file: str,
+    diag_files: tuple[str, ...],
+    diag_store: Path | None,
     execute: bool,
     config_path: Path | None,
     state_path: Path | None,
@@ -233,9 +259,48 @@ def resume(
     from sre_tools.remediation.model import validate_node
 
     validate_node(node, field="--node")
+    if list(diag_files).count("-") + (report_file == "-") > 1:
+        from sre_tools.exceptions import ValidationError
+
+        raise ValidationError("stdin (-) can feed only one of --report and --diag", field="--diag")
     report = _read_report(report_file)
+    diags = [d for file in diag_files for d in _read_diag(file)]
     engine = _engine(config_path, state_path, audit_path, controller, execute)
-    _print_decision(engine.try_resume(node, report), as_json, engine.dry_run)
+    if diag_store is None:
+        _print_decision(engine.try_resume(node, report, diags), as_json, engine.dry_run)
+        return EXIT_OK
+    from sre_tools.cli.common import open_store
+    from sre_tools.remediation.evidence import store_lookup
+
+    with open_store(diag_store, create=False) as store:
+        engine.diag_lookup = store_lookup(store)
+        _print_decision(engine.try_resume(node, report, diags), as_json, engine.dry_run)
+    return EXIT_OK
+
+
+@remediation.command()
+@click.option("--node", required=True, help="Slurm node name.")
+@click.option("--reason", required=True, help="What keeps it drained (after our head).")
+@execute_option
+@_common
+@json_option
+def annotate(
+    node: str,
+    reason: str,
+    execute: bool,
+    config_path: Path | None,
+    state_path: Path | None,
+    audit_path: Path | None,
+    controller: str | None,
+    as_json: bool,
+) -> int:
+    """Say in a drain we hold why the node stays drained (never an operator's drain)."""
+    from sre_tools.remediation.model import validate_node, validate_text
+
+    validate_node(node, field="--node")
+    validate_text(reason, field="--reason")
+    engine = _engine(config_path, state_path, audit_path, controller, execute)
+    _print_decision(engine.annotate(node, reason), as_json, engine.dry_run)
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sre_tools.diag.model import DiagRun, Kind
-from sre_tools.health.model import Severity
+from sre_tools.health.model import Finding, Severity
 
 _INSERT_RUN = (
     "INSERT INTO diag_runs (run_id, node, kind, level, started, ended, status, exit_code, "
@@ -224,3 +224,32 @@ def runs(store: Any, *, node: str | None = None, limit: int = 20) -> list[Stored
     sql += " ORDER BY ended DESC, run_id DESC LIMIT ?"
     params.append(int(limit))
     return [_run(r) for r in store.query(sql, tuple(params))]
+
+
+def run_findings(store: Any, run_id: str) -> tuple[Finding, ...]:
+    """The findings of one stored run, in their order (the remediation engine judges a stored
+    run as it judges one given on the command line)."""
+    from sre_tools.health.model import Action, GpuRef
+
+    rows = store.query(
+        "SELECT check_id, severity, action, summary, gpu_index, gpu_uuid, evidence "
+        "FROM diag_results WHERE run_id = ? ORDER BY seq",
+        (run_id,),
+    )
+    out = []
+    for check, severity, action, summary, gpu_index, gpu_uuid, evidence in rows:
+        try:
+            extra = json.loads(str(evidence)) if evidence else {}
+        except ValueError:
+            extra = {}
+        out.append(
+            Finding(
+                str(check),
+                Severity(str(severity)),
+                str(summary),
+                Action(str(action)),
+                None if gpu_index is None else GpuRef(int(str(gpu_index)), str(gpu_uuid or "")),
+                extra if isinstance(extra, dict) else {},
+            )
+        )
+    return tuple(out)

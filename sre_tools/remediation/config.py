@@ -46,6 +46,10 @@ class RemediationConfig:
     node_exec: str = "ssh"
     notify_webhook: str | None = None
     notify_timeout_seconds: float = 5.0
+    # After a GPU reset (reset_gpu, drain_and_reset) ran during our drain, a resume also needs
+    # a passing DCGM diagnostic (`sre diag run --level N --json`) of at least this level that
+    # finished after the reset. 0: the fresh health report alone suffices, as for other actions.
+    resume_diag_level_after_reset: int = 2
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -77,6 +81,12 @@ def validate_config(cfg: RemediationConfig) -> None:
     _positive("slurm_timeout_seconds", cfg.slurm_timeout_seconds, zero_ok=False)
     _positive("action_timeout_seconds", cfg.action_timeout_seconds, zero_ok=False)
     _positive("notify_timeout_seconds", cfg.notify_timeout_seconds, zero_ok=False)
+    if cfg.resume_diag_level_after_reset not in (0, 1, 2, 3, 4):
+        raise ValidationError(
+            "must be a DCGM run level 1-4, or 0 (no diagnostic required), got "
+            f"{cfg.resume_diag_level_after_reset}",
+            field="resume_diag_level_after_reset",
+        )
     prefix = cfg.reason_prefix
     if not 1 <= len(prefix) <= 32 or not prefix.isprintable() or prefix != prefix.strip():
         raise ValidationError(

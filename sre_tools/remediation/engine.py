@@ -28,6 +28,7 @@ What :meth:`Remediator.handle` does with a request, in order:
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import uuid
@@ -54,19 +55,22 @@ from sre_tools.remediation.config import (
     load_config,
 )
 from sre_tools.remediation.errors import ActionError, NotifyError, SlurmError, UnknownNodeError
+from sre_tools.remediation.evidence import DiagLookup
 from sre_tools.remediation.guardrails import NodeOwner, Plan, Refusal
 from sre_tools.remediation.model import (
     MAX_EVENT_JSON_BYTES,
     Decision,
+    DiagEvidence,
     Outcome,
     RemediationRequest,
     decision,
     request_from_event,
     validate_node,
+    validate_text,
 )
 from sre_tools.remediation.runner import LocalRunner, Runner, SshRunner, validate_host
 from sre_tools.remediation.slurm import NodeInfo, SlurmClient
-from sre_tools.remediation.state import RemediationState
+from sre_tools.remediation.state import DrainRecord, RemediationState
 
 Clock = Callable[[], float]
 RECONCILE_INTERVAL_SECONDS = 30.0
@@ -87,8 +91,11 @@ class Remediator:
         runner: Runner | None = None,
         notifier: Notifier | None = None,
         dry_run: bool = True,
+        diag_lookup: DiagLookup | None = None,
     ):
         self.config = config or RemediationConfig()
+        # Where a resume that needs a diagnostic looks for one when none passing is given.
+        self.diag_lookup = diag_lookup
         self.slurm = slurm or SlurmClient(timeout=self.config.slurm_timeout_seconds)
         self.state = RemediationState(state_path)
         self.audit = AuditLog(audit_path)
@@ -119,6 +126,7 @@ class Remediator:
         controller: str | None = None,
         slurm_conf: Path | str | None = None,
         dry_run: bool = True,
+        diag_lookup: DiagLookup | None = None,
     ) -> Remediator:
         """The engine every front end runs (the CLI, Salt's ``gpu`` module and its runner).
 
@@ -138,6 +146,7 @@ class Remediator:
             state_path or default_state_path(),
             audit_path or default_audit_path(),
             dry_run=dry_run,
+            diag_lookup=diag_lookup,
         )
 
     # --- public API ---------------------------------------------------------------------------
@@ -206,17 +215,81 @@ class Remediator:
         )
         return self.handle(request, drain_only=True)
 
-    def try_resume(self, node: str, fresh_report: HealthReport) -> Decision:
-        """Resume ``node`` if we drained it and ``fresh_report`` shows it healthy again."""
+    def try_resume(
+        self, node: str, fresh_report: HealthReport, diags: Sequence[DiagEvidence] = ()
+    ) -> Decision:
+        """Resume ``node`` if we drained it and ``fresh_report`` shows it healthy again.
+
+        ``diags``: diagnostic runs offered as more proof; each must pass, and after a GPU reset
+        one must be a passing DCGM run of ``resume_diag_level_after_reset`` since the reset.
+        """
         node = validate_node(node)
         now = self.clock()
         try:
-            result = self._resume(node, fresh_report, now)
+            result = self._resume(node, fresh_report, now, tuple(diags))
         except SreError as exc:
             self._audit_failure(exc, None, node, now)
             raise
         self.audit.write(result, None, dry_run=self.dry_run, extra={"source": "resume"})
         return result
+
+    def annotate(self, node: str, text: str) -> Decision:
+        """Say in a drain we hold why the node stays drained (``sinfo -R``): the reason keeps its
+        prefix, label and event id, ``text`` replaces what follows (a failed acceptance's
+        finding). The node stays drained; an operator's drain is never touched. Audited."""
+        node = validate_node(node)
+        text = validate_text(text, field="reason")
+        now = self.clock()
+
+        def answer(
+            outcome: Outcome, code: str, message: str, cmds: Sequence[Sequence[str]] = ()
+        ) -> Decision:
+            return Decision(
+                outcome, code, message, node=node, at=now, commands=tuple(tuple(c) for c in cmds)
+            )
+
+        try:
+            try:
+                info = self.slurm.show_node(node)
+            except UnknownNodeError as exc:
+                result = answer(Outcome.REFUSED, "unknown_node", str(exc))
+            else:
+                result = self._annotate(node, text, info, answer)
+        except SreError as exc:
+            self._audit_failure(exc, None, node, now)
+            raise
+        self.audit.write(result, None, dry_run=self.dry_run, extra={"source": "annotate"})
+        return result
+
+    def _annotate(
+        self, node: str, text: str, info: NodeInfo, answer: Callable[..., Decision]
+    ) -> Decision:
+        prefix = self.config.reason_prefix
+        if not info.drained:
+            return answer(Outcome.REFUSED, "not_drained", f"{node} is {info.state_text}")
+        if not guardrails.owned(info.reason, prefix):
+            return answer(
+                Outcome.REFUSED,
+                "operator_drain",
+                f"{node} was drained by someone else (reason {info.reason!r}): left alone",
+            )
+        reason = guardrails.reworded_reason(prefix, str(info.reason), text)
+        argv = self.slurm.drain_argv(node, reason)
+        if self.dry_run:
+            return answer(Outcome.DRY_RUN, "would_annotate", f"would set reason {reason!r}", [argv])
+        self.slurm.drain(node, reason)
+        return answer(Outcome.ACTED, "annotated", f"{node} stays drained: {reason}", [argv])
+
+    def resume_diag_level(self, node: str) -> int:
+        """The DCGM level a resume of ``node`` needs a passing diagnostic of now (0: none): a
+        front end asks before it spends minutes running one."""
+        node = validate_node(node)
+        try:
+            reason = self.slurm.show_node(node).reason
+        except UnknownNodeError:
+            reason = None
+        need = self._diag_requirement(node, self.state.get_drain(node), reason)
+        return int(need["required_level"])
 
     def reconcile(self) -> list[str]:
         """Let go of drains Slurm no longer shows as ours (an operator resumed the node or
@@ -282,6 +355,48 @@ class Remediator:
         }
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _stored_diag(
+        self, node: str, given: tuple[DiagEvidence, ...], need: Mapping[str, Any]
+    ) -> tuple[DiagEvidence, ...]:
+        """The newest stored DCGM run the requirement asks for, when none given satisfies it."""
+        level = int(need["required_level"])
+        if not level or self.diag_lookup is None:
+            return ()
+        since = need["since"]
+        cutoff = None if since is None else math.floor(float(since))
+        for d in given:
+            if d.kind == "dcgm" and d.level >= level and (cutoff is None or d.at >= cutoff):
+                return ()
+        found = self.diag_lookup(node, level, cutoff)
+        return () if found is None else (found,)
+
+    def _diag_requirement(
+        self, node: str, record: DrainRecord | None, reason: str | None = None
+    ) -> dict[str, Any]:
+        """What diagnostic a resume of ``node`` needs: after a GPU reset during our drain, a
+        passing DCGM run of the configured level since the reset; for a node a diagnostic
+        drained (the Slurm hooks' ``sre: diag ...`` reason, ``reason`` being Slurm's), a
+        passing run of at least the level that failed (the newest counts: the failed run is in
+        the store too); otherwise none."""
+        from sre_tools.timeutil import iso
+
+        level = self.config.resume_diag_level_after_reset
+        reset_at = _reset_at(record)
+        if level and reset_at is not None and record is not None:
+            return {
+                "required_level": level,
+                "since": reset_at,
+                "why": f"{record.action} ran on {node} at {iso(reset_at)}",
+            }
+        failed = guardrails.diag_level_in_reason(reason, self.config.reason_prefix)
+        if failed:
+            return {
+                "required_level": failed,
+                "since": None if record is None else record.drained_at,
+                "why": f"{node} was drained by a failed diagnostic ({reason})",
+            }
+        return {"required_level": 0, "since": None, "why": ""}
 
     def _decide(
         self,
@@ -619,7 +734,9 @@ class Remediator:
             [*commands, *done],
         )
 
-    def _resume(self, node: str, report: HealthReport, now: float) -> Decision:
+    def _resume(
+        self, node: str, report: HealthReport, now: float, diags: tuple[DiagEvidence, ...] = ()
+    ) -> Decision:
         cfg = self.config
 
         def answer(
@@ -660,6 +777,12 @@ class Remediator:
             checks=() if record is None else record.checks,
             gpus=() if record is None else record.gpus,
         )
+        if refusal is None:
+            need = self._diag_requirement(node, record, info.reason)
+            diags = diags + self._stored_diag(node, diags, need)
+            refusal = guardrails.check_resume_diag(
+                node=node, diags=diags, searched_store=self.diag_lookup is not None, **need
+            )
         if refusal is not None:
             return answer(Outcome.REFUSED, refusal.code, refusal.message)
         argv = self.slurm.resume_argv(node)
@@ -670,6 +793,15 @@ class Remediator:
         return answer(
             Outcome.ACTED, "resumed", "back in service: the fresh report is healthy", [argv]
         )
+
+
+def _reset_at(record: DrainRecord | None) -> float | None:
+    """When a GPU reset last ran during this drain (None: no reset ran)."""
+    if record is None or record.action not in guardrails.RESET_ACTIONS:
+        return None
+    if record.actions_done < 1 or record.last_action_at is None:
+        return None
+    return record.last_action_at
 
 
 def _duplicate(request: RemediationRequest) -> Refusal:

@@ -13,19 +13,22 @@ says about a node, what the state file holds) and acts only when they allow it.
   ``cooldown_seconds``.
 - **Resume**: only our own drains, and only on a fresh report for that very node that shows
   nothing left that needs a disruptive action, none of the checks that caused the drain failing
-  and every drained GPU back.
+  and every drained GPU back. After a GPU reset, also on a passing DCGM diagnostic of the
+  configured level (``resume_diag_level_after_reset``, 2 by default) finished after the reset;
+  any diagnostic offered must pass.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sre_tools.health.model import Action, HealthReport, Severity
 from sre_tools.remediation.config import RemediationConfig
-from sre_tools.remediation.model import RemediationRequest, sanitize_text
+from sre_tools.remediation.model import DiagEvidence, RemediationRequest, sanitize_text
 
 HANDS_ON = frozenset(
     {Action.POWER_CYCLE, Action.CHECK_MECHANICALS, Action.CONTACT_SUPPORT, Action.RMA_CANDIDATE}
@@ -116,6 +119,34 @@ def drain_reason(prefix: str, request: RemediationRequest, *, manual: bool = Fal
     head = f"{prefix} {label} ev={request.event_id}"
     text = sanitize_text(request.reason, MAX_SLURM_REASON_CHARS)
     full = f"{head}: {text}" if text else head
+    if len(full) > MAX_SLURM_REASON_CHARS:
+        full = full[: MAX_SLURM_REASON_CHARS - 3] + "..."
+    return full
+
+
+_DIAG_LEVEL = re.compile(r": level ([1-4]) ")
+
+
+def diag_level_in_reason(reason: str | None, prefix: str) -> int:
+    """The DCGM level a drain of ours by a diagnostic names (the Slurm hooks' ``sre: diag
+    ev=prolog:<node>:<job>: level 1 CRIT: ...``): that level; 1 when the text no longer says
+    (annotated since); 0 for any other reason."""
+    if not owned(reason, prefix):
+        return 0
+    rest = str(reason)[len(prefix) :].lstrip()
+    if not rest.startswith("diag "):
+        return 0
+    match = _DIAG_LEVEL.search(rest)
+    return int(match.group(1)) if match else 1
+
+
+def reworded_reason(prefix: str, reason: str, text: str) -> str:
+    """Our drain ``reason`` with what follows its head (prefix, label, ``ev=<id>``) replaced by
+    ``text``: ``sre: drain ev=manual:gpu04:1f2e: acceptance failed: ...``. Event ids hold ``:``
+    but never ``": "``, so the head ends at the first ``": "`` after the prefix."""
+    head = prefix + reason[len(prefix) :].split(": ", 1)[0]
+    body = sanitize_text(text, MAX_SLURM_REASON_CHARS)
+    full = f"{head}: {body}" if body else head
     if len(full) > MAX_SLURM_REASON_CHARS:
         full = full[: MAX_SLURM_REASON_CHARS - 3] + "..."
     return full
@@ -238,3 +269,59 @@ def check_resume(
                 f"GPU {', '.join(map(str, missing))} does not appear in the report (not back?)",
             )
     return None
+
+
+RESET_ACTIONS = frozenset({Action.RESET_GPU.value, Action.DRAIN_AND_RESET.value})
+
+
+def check_resume_diag(
+    *,
+    node: str,
+    diags: Sequence[DiagEvidence],
+    required_level: int,
+    since: float | None,
+    why: str,
+    searched_store: bool = False,
+) -> Refusal | None:
+    """Do the diagnostics offered for a resume allow it?
+
+    Every diagnostic given must be of ``node`` and pass. When ``required_level`` is not 0 (a GPU
+    reset ran at ``since``: ``why`` says so), one of them must be a passing DCGM run of at least
+    that level that finished after ``since``.
+    """
+    for d in diags:
+        if d.node != node:
+            return Refusal(
+                "diag_mismatch", f"the diagnostic result is for {d.node!r}, not for node {node!r}"
+            )
+        bad = d.problem
+        if bad is not None:
+            return Refusal(
+                "diag_failed",
+                f"the {d.describe()} did not pass: {bad.check} is {bad.severity.value}"
+                f"{'' if bad.action in HARMLESS else ' (' + bad.action.value + ')'}: "
+                f"{sanitize_text(bad.summary, 120)}",
+            )
+    if not required_level:
+        return None
+    cutoff = None if since is None else math.floor(since)
+    candidates = [d for d in diags if d.kind == "dcgm"]
+    if any(
+        d.ran and d.level >= required_level and (cutoff is None or d.at >= cutoff)
+        for d in candidates
+    ):
+        return None
+    if not candidates:
+        got = "none was given" + (" nor found in the diagnostic store" if searched_store else "")
+    elif not any(d.ran for d in candidates):
+        got = "the one given tested nothing (every test skipped)"
+    elif all(d.level < required_level for d in candidates):
+        got = f"the one given is level {max(d.level for d in candidates)}"
+    else:
+        got = "the one given finished before it"
+    return Refusal(
+        "diag_required",
+        f"{why}: a resume needs a passing level {required_level} DCGM diagnostic "
+        f"(sre diag run --level {required_level}) finished after it; {got} "
+        "(resume_diag_level_after_reset)",
+    )

@@ -465,3 +465,86 @@ def decision(
         notified=notified,
         at=at,
     )
+
+
+# --- diagnostics as resume evidence ---------------------------------------------------------------
+
+MAX_DIAG_RUNS = 32
+
+
+@dataclass(frozen=True)
+class DiagEvidence:
+    """One diagnostic run offered as proof for a resume (``sre diag run --json``): which node,
+    which tool and DCGM level, when it finished, and its judged findings."""
+
+    node: str
+    kind: str  # dcgm, nvbandwidth, nccl
+    level: int  # DCGM run level; 0 for the other kinds
+    at: float  # when it finished
+    report: HealthReport
+
+    @property
+    def problem(self) -> Finding | None:
+        """The first finding that fails the run: anything worse than OK (as the diagnostic
+        history judges a run, sre_tools.diag.history: a warning fails an acceptance too)."""
+        for f in self.report.findings:
+            if f.severity in (Severity.WARN, Severity.CRIT, Severity.UNKNOWN):
+                return f
+        return None
+
+    @property
+    def ran(self) -> bool:
+        """Something was really tested: at least one finding is OK (a run whose tests were all
+        skipped, e.g. dcgmi missing, proves nothing)."""
+        return any(f.severity is Severity.OK for f in self.report.findings)
+
+    def describe(self) -> str:
+        what = f"level {self.level}" if self.kind == "dcgm" else self.kind
+        return f"{what} diagnostic of {self.node}"
+
+
+def diag_from_dict(data: object, *, where: str = "") -> DiagEvidence:
+    """One run's JSON (a health report with ``kind`` and ``level``) into evidence."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("must be a JSON object", field=where or None)
+    kind = data.get("kind")
+    if not isinstance(kind, str) or not CHECK_RE.fullmatch(kind):
+        raise ValidationError("missing or invalid (dcgm, nvbandwidth, nccl)", field=f"{where}kind")
+    level = data.get("level", 0)
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 4:
+        raise ValidationError("must be an integer 0..4", field=f"{where}level")
+    try:
+        report = report_from_dict(data)
+    except ValidationError as exc:
+        raise ValidationError(exc.reason, field=f"{where}{exc.field or ''}".rstrip(".")) from None
+    node = validate_node(report.host, field=f"{where}host")
+    return DiagEvidence(node=node, kind=kind, level=level, at=report.at, report=report)
+
+
+def parse_diag_json(text: str, *, source: str = "<diag>") -> tuple[DiagEvidence, ...]:
+    """``sre diag run --json`` output: one run, a list of runs, or ``{"runs": [...]}``."""
+    size = len(text)
+    if size > MAX_REPORT_JSON_BYTES:
+        raise ValidationError(f"diagnostic result too large ({size} characters)", source=source)
+    data = load_json(text, source)
+    items: object = data
+    prefix = ""
+    if isinstance(data, Mapping) and "runs" in data:
+        items, prefix = data["runs"], "runs"
+    if isinstance(items, Mapping):
+        items, single = [items], True
+    else:
+        single = False
+    if not isinstance(items, list) or not items:
+        raise ValidationError("must be a run, or a non-empty list of runs", source=source)
+    if len(items) > MAX_DIAG_RUNS:
+        raise ValidationError(
+            f"too many runs ({len(items)}, at most {MAX_DIAG_RUNS})", source=source
+        )
+    try:
+        return tuple(
+            diag_from_dict(item, where="" if single else f"{prefix}[{i}].")
+            for i, item in enumerate(items)
+        )
+    except ValidationError as exc:
+        raise exc.at(source) from None

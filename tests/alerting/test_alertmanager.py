@@ -223,6 +223,8 @@ def test_a_node_page_inhibits_only_that_nodes_tickets(
     time.sleep(1.5)  # the critical is active before the warnings arrive
     add("alertname=AddedWarning", "severity=warning", "instance=node-a:9835")
     add("alertname=AddedWarning", "severity=warning", "instance=node-b:9835")
+    # The node's own data is stale: that warning reaches whoever handles the page's node.
+    add("alertname=GpuExporterCollectionStale", "severity=warning", "instance=node-a:9835")
 
     def warned(instance: str) -> bool:
         return any(
@@ -231,6 +233,13 @@ def test_a_node_page_inhibits_only_that_nodes_tickets(
         )
 
     assert inbox.wait_for(lambda: warned("node-b:9835")), inbox.received
+    assert inbox.wait_for(
+        lambda: any(
+            a["labels"]["alertname"] == "GpuExporterCollectionStale"
+            and a["labels"]["instance"] == "node-a:9835"
+            for a in _firing(inbox.on("/ticket"))
+        )
+    ), inbox.received
     assert inbox.wait_for(
         lambda: any(
             a["labels"]["alertname"] == "AddedCritical" for a in _firing(inbox.on("/pager"))

@@ -82,7 +82,10 @@ def test_spec_defaults_and_choices_agree_with_defaults(role: str) -> None:
         if "default" in option:
             assert option["default"] == value, f"{name}: specs say {option['default']!r}"
         if "choices" in option:
-            assert value in option["choices"], f"{name}: {value!r} not in {option['choices']}"
+            # For a list, as ansible-core validates it: every element is one of the choices.
+            chosen = value if option["type"] == "list" else [value]
+            for item in chosen:
+                assert item in option["choices"], f"{name}: {item!r} not in {option['choices']}"
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -460,8 +460,15 @@ def test_remediate_reset_then_resume(cluster, tmp_path, fake_bin) -> None:
     assert len(calls) == 1 and calls[0][-2:] == ["gpu01", "nvidia-smi --gpu-reset -i 0"], calls
     assert cluster.drain_reasons()["gpu01"].startswith("sre: reset_gpu")
 
+    # The resume runs `sre diag run --level 2` on the node: a stand-in dcgmi prints a recorded
+    # result (tests/fixtures/diag/dcgm), first a failing one.
+    dcgmi = fake_bin / "dcgmi"
+    dcgm = ROOT / "tests" / "fixtures" / "diag" / "dcgm"
+    dcgmi.write_text(f"#!/bin/sh\ncat {dcgm}/level2-memory-fail-gpu3.json\n", encoding="utf-8")
+    dcgmi.chmod(0o755)
+
     # Still unhealthy: no resume.
-    resume = "Resume the node if we drained it and the fresh report is healthy (on the controller)."
+    resume = "Resume the node through the engine (on the controller)."
     result = run_playbook(
         "remediate.yml",
         inv,
@@ -472,14 +479,28 @@ def test_remediate_reset_then_resume(cluster, tmp_path, fake_bin) -> None:
     assert json.loads(result.results(resume)["gpu01"]["stdout"])["code"] == "still_unhealthy"
     assert "drain" in cluster.settled_states()["gpu01"]
 
+    # Healthy again, but the level-2 diagnostic after the reset fails: still no resume.
     inv = base_inventory({"gpu01": node_vars(HEALTHY)}, **engine_vars(cluster, tmp_path))
+    resuming = {"remediate_execute": True, "remediate_resume": True}
+    result = run_playbook("remediate.yml", inv, tmp_path, extra_vars=resuming, env_update=env)
+    answer = json.loads(result.results(resume)["gpu01"]["stdout"])
+    assert (answer["outcome"], answer["code"]) == ("refused", "diag_failed"), answer
+    assert "diag.dcgm.memory is crit" in answer["message"], answer
+    assert "drain" in cluster.settled_states()["gpu01"]
+
+    # Without the diagnostic (remediate_resume_diag_level 0) the engine asks for one.
     result = run_playbook(
         "remediate.yml",
         inv,
         tmp_path,
-        extra_vars={"remediate_execute": True, "remediate_resume": True},
+        extra_vars={**resuming, "remediate_resume_diag_level": 0},
         env_update=env,
     )
+    answer = json.loads(result.results(resume)["gpu01"]["stdout"])
+    assert answer["code"] == "diag_required" and "passing level 2" in answer["message"], answer
+
+    dcgmi.write_text(f"#!/bin/sh\ncat {dcgm}/level2-pass.json\n", encoding="utf-8")
+    result = run_playbook("remediate.yml", inv, tmp_path, extra_vars=resuming, env_update=env)
     assert result.rc == 0, result
     answer = json.loads(result.results(resume)["gpu01"]["stdout"])
     assert (answer["outcome"], answer["code"]) == ("acted", "resumed"), answer

@@ -420,6 +420,11 @@ ROLE_PREFLIGHT_CASES = {
         {"cuda_toolkit_versions": ["12"]},
         "must list versions as major.minor",
     ),
+    "sre-agent-prolog-over-30s": (
+        "sre_agent",
+        {"sre_agent_slurm_prolog": True, "sre_agent_slurm_prolog_timeout": 45},
+        "sre_agent_slurm_prolog_timeout must be 1-30 s",
+    ),
     "runtime-default-without-nvidia": (
         "container_runtime",
         {"container_runtime_nvidia": False, "container_runtime_nvidia_default_runtime": True},

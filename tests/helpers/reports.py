@@ -67,3 +67,28 @@ def node_report(host: str, at: float, *problems: Problem, gpus: int = 8) -> Heal
         for check, severity, action, index in problems
     ]
     return report(*present, *extra, host=host, at=at)
+
+
+def diag_run(
+    node: str, at: float, level: int = 2, *, severity: str = "ok", kind: str = "dcgm"
+) -> dict[str, Any]:
+    """One diagnostic run as ``sre diag run --json`` writes it (a health report plus ``kind``
+    and ``level``): passing (``ok``), all tests skipped (``skipped``), or a memory failure on
+    GPU 3 of the given severity asking for an RMA."""
+    if severity == "ok":
+        findings = [finding("dcgm.memory", "ok", gpu=3), finding("dcgm.pcie", "ok", gpu=3)]
+    elif severity == "skipped":
+        findings = [finding("dcgm.diag", "skipped", summary="dcgmi not found on PATH")]
+    else:
+        findings = [
+            finding("dcgm.memory", "ok", gpu=2),
+            finding(
+                "dcgm.memory",
+                severity,
+                Action.RMA_CANDIDATE,
+                gpu=3,
+                summary="Memory test failed: uncorrectable errors on GPU 3",
+            ),
+        ]
+    data = report(*findings, host=node, at=at, source=f"dcgmi diag -r {level}").to_dict()
+    return {**data, "kind": kind, "level": level if kind == "dcgm" else 0}

@@ -473,8 +473,12 @@ class SaltPair:
         """``salt-run FUN ARGS`` on the master: (exit status, the parsed JSON output)."""
         argv = [salt_bin("salt-run"), "-c", str(self.master_conf), "--out", "json", fun, *args]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        # Salt's LocalClient prints "No minions matched the target. ..." on stdout before the
+        # JSON when a runner asks a minion that is not there: the JSON starts at a line's "{".
+        text = proc.stdout
+        start = 0 if text.startswith("{") else text.find("\n{") + 1
         try:
-            return proc.returncode, json.loads(proc.stdout)
+            return proc.returncode, json.loads(text[start:])
         except ValueError:
             raise SaltError(
                 f"{' '.join(argv)} exited {proc.returncode}: unparsable output:\n"

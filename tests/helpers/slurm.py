@@ -122,6 +122,7 @@ class SlurmCluster:
         unserved: Sequence[str] = (),
         external: Sequence[str] = (),
         slurmd_timeout: int | None = None,
+        extra_conf: Sequence[str] = (),
     ):
         self.nodes = list(default_nodes() if nodes is None else nodes)
         # Defined in slurm.conf, no slurmd: only ever drained (see the module notes).
@@ -130,6 +131,8 @@ class SlurmCluster:
         # start (one in a container that bind-mounts :attr:`workdir`: tests/helpers/drill_nodes.py).
         self.external = list(external)
         self.slurmd_timeout = slurmd_timeout
+        # More slurm.conf lines (Prolog=, Epilog=, PrologFlags=, ...), written before the nodes.
+        self.extra_conf = list(extra_conf)
         self.partitions = dict(partitions or {"gpu": self.nodes + self.external + self.unserved})
         self.ports: dict[str, int] = {}
         self.start_timeout = start_timeout
@@ -370,6 +373,7 @@ class SlurmCluster:
             f"SlurmdTimeout={self._slurmd_timeout()}",
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
+            *self.extra_conf,
         ]
         for name, port in self.ports.items():
             lines.append(

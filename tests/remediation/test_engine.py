@@ -13,10 +13,10 @@ import pytest
 from sre_tools.health.model import Action, Severity
 from sre_tools.remediation.engine import Remediator
 from sre_tools.remediation.errors import ActionError, NotifyError, SlurmError
-from sre_tools.remediation.model import Outcome, RemediationRequest
+from sre_tools.remediation.model import Outcome, RemediationRequest, diag_from_dict
 from sre_tools.remediation.runner import CommandResult
 from sre_tools.remediation.slurm import SlurmClient
-from tests.helpers.reports import node_report
+from tests.helpers.reports import diag_run, node_report
 from tests.remediation.conftest import NODES, RigFactory
 from tests.remediation.fakes import Clock, FakeSlurm
 
@@ -35,6 +35,11 @@ def req(
         checks=("ecc.uncorrected_volatile",),
         gpus=gpus,
     )
+
+
+def passing_diag(node: str, at: float) -> list[Any]:
+    """A passing level-2 DCGM run, which a resume after a GPU reset needs."""
+    return [diag_from_dict(diag_run(node, at, 2))]
 
 
 def test_drain_then_reset_an_idle_node(make_rig: RigFactory) -> None:
@@ -165,7 +170,10 @@ def test_cooldown_after_resume(make_rig: RigFactory) -> None:
     rig = make_rig(cooldown_seconds=600)
     rig.engine.handle(req("gpu05"))
     rig.clock.advance(10)
-    assert rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock())).code == "resumed"
+    passing = passing_diag("gpu05", rig.clock())
+    assert rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock()), passing).code == (
+        "resumed"
+    )
     rig.clock.advance(60)
     d = rig.engine.handle(req("gpu05", event="ev-again"))
     assert (d.code, d.outcome) == ("cooldown", Outcome.REFUSED)
@@ -319,12 +327,16 @@ def test_resume_after_a_healthy_fresh_report(make_rig: RigFactory) -> None:
     rig.clock.advance(30)
     stale = node_report("gpu05", rig.clock() - 31)  # from before the reset
     assert rig.engine.try_resume("gpu05", stale).code == "stale_report"
-    d = rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock()))
+    # After the reset, a passing level-2 diagnostic too (tests/remediation/test_resume_diag.py).
+    healthy = node_report("gpu05", rig.clock())
+    assert rig.engine.try_resume("gpu05", healthy).code == "diag_required"
+    d = rig.engine.try_resume("gpu05", healthy, passing_diag("gpu05", rig.clock()))
     assert (d.outcome, d.code) == (Outcome.ACTED, "resumed")
     assert not rig.slurm.nodes["gpu05"].drain
     assert rig.engine.state.drains() == []
     assert rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock())).code == "not_drained"
     codes = [(r["outcome"], r["code"], r["source"]) for r in rig.audit()[1:]]
+    assert codes[-3] == ("refused", "diag_required", "resume")
     assert codes[-2] == ("acted", "resumed", "resume")
 
 
@@ -332,7 +344,8 @@ def test_resume_dry_run(make_rig: RigFactory) -> None:
     rig = make_rig()
     rig.engine.handle(req("gpu05"))
     rig.engine.dry_run = True
-    d = rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock()))
+    passing = passing_diag("gpu05", rig.clock())
+    d = rig.engine.try_resume("gpu05", node_report("gpu05", rig.clock()), passing)
     assert (d.outcome, d.code) == (Outcome.DRY_RUN, "would_resume")
     assert rig.slurm.nodes["gpu05"].drain
 

@@ -20,9 +20,9 @@ from sre_tools.health.model import Action, Severity
 from sre_tools.remediation.audit import read_audit
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.engine import Remediator
-from sre_tools.remediation.model import Outcome, RemediationRequest
+from sre_tools.remediation.model import Outcome, RemediationRequest, diag_from_dict
 from sre_tools.remediation.slurm import SlurmClient
-from tests.helpers.reports import node_report
+from tests.helpers.reports import diag_run, node_report
 from tests.helpers.slurm import SlurmCluster
 from tests.remediation.conftest import NODES
 from tests.remediation.fakes import RecordingRunner
@@ -97,7 +97,10 @@ def test_resume_after_a_healthy_fresh_report(cluster: SlurmCluster, tmp_path: Pa
     )
     assert rem.try_resume("gpu09", sick).code == "still_unhealthy"
     assert "gpu09" in cluster.drain_reasons()
-    d = rem.try_resume("gpu09", node_report("gpu09", time.time()))
+    # After the GPU reset: the health report alone is not enough, a passing level 2 is.
+    assert rem.try_resume("gpu09", node_report("gpu09", time.time())).code == "diag_required"
+    passing = [diag_from_dict(diag_run("gpu09", time.time(), 2))]
+    d = rem.try_resume("gpu09", node_report("gpu09", time.time()), passing)
     assert (d.outcome, d.code) == (Outcome.ACTED, "resumed")
     assert "gpu09" not in cluster.drain_reasons()
     assert "Reason=" not in show(cluster, "gpu09")

@@ -52,6 +52,8 @@ STATE_IDS = {
     "sre_agent-service-running-file-directory",
     "sre_agent-service-running-file-managed",
     "sre_agent-service-running-service-running",
+    # The Slurm prolog/epilog hooks are off by default: their files are kept absent.
+    "sre_agent-config-slurm-file-absent-hooks-off",
 }
 CLEAN_IDS = {
     "sre_agent-service-clean-service-dead",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -255,7 +256,14 @@ class FakeRemediator:
     from_paths = classmethod(Remediator.from_paths.__func__)  # type: ignore[attr-defined]
 
     def __init__(
-        self, config: Any, slurm: Any, state_path: Any, audit_path: Any, *, dry_run: bool = True
+        self,
+        config: Any,
+        slurm: Any,
+        state_path: Any,
+        audit_path: Any,
+        *,
+        dry_run: bool = True,
+        diag_lookup: Any = None,
     ):
         self.config, self.slurm = config, slurm
         self.state_path, self.audit_path, self.dry_run = state_path, audit_path, dry_run
@@ -270,8 +278,14 @@ class FakeRemediator:
             outcome="dry_run" if self.dry_run else "acted", code="drained", node=node
         )
 
-    def try_resume(self, node: str, fresh_report: Any) -> FakeDecision:
-        self.calls.append(("try_resume", node, fresh_report))
+    # The DCGM level the fake engine asks a resume for (Remediator.resume_diag_level).
+    diag_level = 0
+
+    def resume_diag_level(self, node: str) -> int:
+        return self.diag_level
+
+    def try_resume(self, node: str, fresh_report: Any, diags: Any = ()) -> FakeDecision:
+        self.calls.append(("try_resume", node, fresh_report, *([diags] if diags else [])))
         return FakeDecision(outcome="refused", code="not_ours", node=node)
 
 
@@ -295,10 +309,12 @@ def test_remediator_api_is_what_the_module_calls() -> None:
     assert "dry_run" in init
     drain = inspect.signature(Remediator.drain).parameters
     assert list(drain)[1:3] == ["node", "reason"] and "source" in drain
-    assert list(inspect.signature(Remediator.try_resume).parameters)[1:3] == [
+    assert list(inspect.signature(Remediator.try_resume).parameters)[1:4] == [
         "node",
         "fresh_report",
+        "diags",
     ]
+    assert list(inspect.signature(Remediator.resume_diag_level).parameters)[1:] == ["node"]
 
 
 @pytest.mark.parametrize(("execute", "dry_run"), [(False, True), (True, False)])
@@ -351,6 +367,29 @@ def test_resume_runs_a_fresh_report_and_delegates(
     assert isinstance(report, HealthReport) and report.severity.value == "ok"
     assert out["health"] == {"status": "ok", "action": "none"}
     assert out["dry_run"] is True and out["code"] == "not_ours"
+
+
+def test_resume_runs_the_diagnostic_the_engine_needs_first(
+    gpu_module: ModuleType,
+    fake_remediator: type[FakeRemediator],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a GPU reset the engine asks for level 2: gpu.diag runs here (the real `sre diag
+    run`, a stand-in dcgmi printing a recorded result) and its runs go with the report."""
+    dcgm = Path(__file__).resolve().parents[1] / "fixtures" / "diag" / "dcgm"
+    dcgmi = tmp_path / "dcgmi"
+    dcgmi.write_text(f"#!/bin/sh\ncat {dcgm}/level2-pass.json\n", encoding="utf-8")
+    dcgmi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(FakeRemediator, "diag_level", 2)
+    gpu_module.resume(replay=str(HEALTHY), node="gpu05", diag_timeout=120)
+    (engine,) = fake_remediator.instances
+    ((name, node, _report, diags),) = engine.calls
+    assert (name, node) == ("try_resume", "gpu05")
+    assert [(d.node, d.kind, d.level, d.ran, d.problem) for d in diags] == [
+        ("gpu05", "dcgm", 2, True, None)
+    ]
 
 
 def test_remediation_errors_are_command_errors(

@@ -18,5 +18,8 @@ sre_agent-config-clean-file-absent-slurm:
     - names:
       - {{ sre_agent.slurm.program }}
       - {{ sre_agent.slurm.conf_fragment }}
+      - {{ sre_agent.slurm.prolog_program }}
+      - {{ sre_agent.slurm.epilog_program }}
+      - {{ sre_agent.slurm.hooks_conf_fragment }}
     - require:
       - sls: {{ sls_service_clean }}
