@@ -182,7 +182,9 @@ def test_acceptance_takes_a_node_the_prolog_drained_and_the_engine_judges_warnin
         ),
         "gpu05": node_vars(
             HGX,
-            **tools(tmp_path, "gpu05", "level3-thermal-warn-gpu6", "h100-8-pass", "h100-8-pass"),
+            **tools(
+                tmp_path, "gpu05", "level3-persistence-warn-gpu6", "h100-8-pass", "h100-8-pass"
+            ),
         ),
     }
     result = accept(cluster, tmp_path, fake_bin, nodes, acceptance_batch=1)

@@ -66,7 +66,7 @@ def run_hook(program: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_role_installs_hooks_that_refuse_a_job_on_a_failing_level_1(tmp_path: Path) -> None:
-    bin_dir = stand_ins(tmp_path, "level1-persistence-off")
+    bin_dir = stand_ins(tmp_path, "level1-row-remap-pending-gpu0")
     configure(
         tmp_path,
         sre_agent_slurm_prolog=True,

@@ -198,7 +198,7 @@ def test_a_passing_level_1_lets_the_job_run(rig: Rig) -> None:
 
 
 def test_a_failing_level_1_refuses_srun_and_drains_the_node(rig: Rig) -> None:
-    rig.levels(l1="level1-persistence-off")
+    rig.levels(l1="level1-row-remap-pending-gpu0")
     proc = rig.slurm("srun", "-w", "gpu01", "-N1", "--immediate=20", "/bin/echo", "job ran")
     assert proc.returncode != 0, rig.logs()
     assert "job ran" not in proc.stdout
@@ -206,7 +206,7 @@ def test_a_failing_level_1_refuses_srun_and_drains_the_node(rig: Rig) -> None:
     reason = rig.cluster.drain_reasons()["gpu01"]
     assert reason.startswith("sre: diag ev=prolog:gpu01:"), reason
     assert "level 1 CRIT: GPU 0 (GPU-0e614c50-7668-586d-be2d-2c3d1e4d53a7" in reason, reason
-    assert "Persistence mode for GPU 0 is disabled" in reason, reason
+    assert "GPU 0 had memory errors and row remappings are pending" in reason, reason
     assert "drain" in rig.cluster.settled_states()["gpu01"]
     (prolog,) = [r for r in rig.hook_log() if r["hook"] == "prolog"]
     assert (prolog["outcome"], prolog["exit_code"], prolog["class"]) == ("drained", 1, "crit")
@@ -217,7 +217,7 @@ def test_a_failing_level_1_refuses_srun_and_drains_the_node(rig: Rig) -> None:
 
 
 def test_a_failing_level_1_requeues_a_batch_job_held(rig: Rig) -> None:
-    rig.levels(l1="level1-persistence-off")
+    rig.levels(l1="level1-row-remap-pending-gpu0")
     out = rig.work / "job-%j.out"
     proc = rig.slurm(
         "sbatch", "-w", "gpu02", "-N1", "-o", str(out), "--wrap", "echo ran", check=True

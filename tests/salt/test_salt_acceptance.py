@@ -195,7 +195,7 @@ def test_a_failing_minion_stays_drained_with_the_reason(
 def test_stop_on_failure_leaves_the_next_minion_alone(
     pair: SaltPair, cluster: SlurmCluster, work: Path, tmp_path: Path, tools: Path
 ) -> None:
-    outputs(tools, "level3-thermal-warn-gpu6")
+    outputs(tools, "level3-thermal-fail-gpu6")
     before = len(audit(work))
     code, states = orchestrate(pair, tmp_path, targets=[MINION, "gpu02"], stop_on_failure=True)
     assert code != 0, show(states)

@@ -101,7 +101,9 @@ def test_the_rendered_prolog_refuses_a_job_on_a_failing_level_1(tmp_path: Path) 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     dcgmi = bin_dir / "dcgmi"
-    dcgmi.write_text(f"#!/bin/sh\ncat {DCGM}/level1-persistence-off.json\n", encoding="utf-8")
+    dcgmi.write_text(
+        f"#!/bin/sh\ncat {DCGM}/level1-row-remap-pending-gpu0.json\n", encoding="utf-8"
+    )
     scontrol = bin_dir / "scontrol"
     scontrol.write_text(
         f"#!{sys.executable}\nimport json, sys\n"
