@@ -74,7 +74,8 @@ fi
 # Then the provisioning scenarios in podman containers with systemd: molecule per role
 # (converge, idempotence, check mode, testinfra), Salt states applied masterless, the SSH
 # transport against a real sshd (seconds), and the drill catalog end to end on container nodes
-# with real Slurm and Prometheus (tests/chaos_e2e, about 3 minutes). Minutes each; SRE_SKIP_CONTAINERS=1 leaves them out
+# with real Slurm and Prometheus, and acceptance.yml on container nodes with real Slurm
+# (tests/chaos_e2e, about 3 minutes). Minutes each; SRE_SKIP_CONTAINERS=1 leaves them out
 # of a local run (CI never sets it). Scenarios too slow for CI are marked `slow` and run with
 # `pytest -m "molecule and slow"` (docs/testing.md).
 if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
@@ -85,9 +86,10 @@ if [ "$#" -eq 0 ] && [ "${SRE_SKIP_CONTAINERS:-0}" != "1" ]; then
   # longest ones start first (tests/conftest.py).
   step "pytest containers (molecule, Salt, SSH; -n 3)" run_pytest -m "molecule and not slow" \
     -n 3 --dist load --maxschedchunk 1 tests/ansible tests/salt tests/transport
-  # The drill catalog end to end (tests/chaos_e2e, about 2.5 minutes): one site per module (a
-  # Slurm cluster, two container nodes, a Prometheus), so one process runs the whole module.
+  # The drill catalog and acceptance.yml end to end (tests/chaos_e2e, about 3 minutes): one
+  # site per module (a Slurm cluster and its container nodes; the drills' also a Prometheus), so
+  # one process runs each module.
   # Not in the -n 3 run: --dist load would start a site on every worker, and --dist loadgroup
   # does not group with pytest 9.2 (pytest-dev/pytest-xdist#1386).
-  step "pytest drills end to end (containers)" run_pytest -m "molecule and not slow" tests/chaos_e2e
+  step "pytest drills and acceptance end to end (containers)" run_pytest -m "molecule and not slow" tests/chaos_e2e
 fi

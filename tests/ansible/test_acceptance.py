@@ -36,6 +36,7 @@ DRAIN = "Drain the node in Slurm with our reason (on the controller)."
 GATE = "Fail the nodes that did not pass; they stay drained."
 
 TOOL = """#!{python}
+# Test STAND-IN for a GPU tool: prints a recorded output (tests/fixtures/diag), tests no GPU.
 import json, os, sys
 here = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(here, "calls.log"), "a") as fh:

@@ -161,10 +161,15 @@ def test_rules(text: str) -> str:
 
 class DrillSite:
     """Slurm on the host, ``count`` container nodes serving it, one Prometheus; a context
-    manager that always cleans up."""
+    manager that always cleans up. With ``monitoring=False`` only Slurm and the nodes (no
+    exporter unit started, no Prometheus, no remediation loop): for tests whose own automation
+    drains and resumes (tests/chaos_e2e/test_acceptance_e2e.py)."""
 
-    def __init__(self, workdir: Path, count: int = 2, host_prefix: str = "drill"):
+    def __init__(
+        self, workdir: Path, count: int = 2, host_prefix: str = "drill", *, monitoring: bool = True
+    ):
         self.workdir = workdir
+        self.monitoring = monitoring
         self.names = [f"{host_prefix}{i + 1}" for i in range(count)]
         self.cluster = SlurmCluster(
             [],
@@ -209,11 +214,13 @@ class DrillSite:
             self.exporter_ports[node.host] = port
             self._configure(node, port)
         self.cluster.wait_idle(nodes=self.names)
-        for port in ports:
-            wait_port(port, timeout=60)
         # chaos_targets: the drills' allowlist; UserKnownHostsFile in the SSH arguments: the
         # known_hosts the product's transport verifies host keys against.
         self.nodes.inventory(self.inventory_path, group="chaos_targets")
+        if not self.monitoring:
+            return
+        for port in ports:
+            wait_port(port, timeout=60)
         self.prometheus = PrometheusServer(
             self.workdir / "tsdb", workdir=self.workdir, config_text=self._prometheus_config()
         )
@@ -242,8 +249,9 @@ class DrillSite:
             run([*PODMAN, "cp", str(local), f"{node.name}:{target}"])
         self.nodes.exec(node, "mkdir", "-p", "/etc/slurm")
         self.nodes.exec(node, "ln", "-sf", str(self.cluster.conf), "/etc/slurm/slurm.conf")
-        self.nodes.exec(node, "systemctl", "enable", "--now", "slurmd.service",
-                        "sre-exporter.service", "nvidia-fabricmanager.service")  # fmt: skip
+        units = ["slurmd.service", "nvidia-fabricmanager.service"]
+        units += ["sre-exporter.service"] if self.monitoring else []
+        self.nodes.exec(node, "systemctl", "enable", "--now", *units)
 
     def _prometheus_config(self) -> str:
         rules = self.workdir / "gpu-health.test-rules.yml"
