@@ -154,3 +154,24 @@ def test_diag_run_shows_the_tool_under_way_except_for_machines(tmp_path: Path) -
     assert code == 0 and out == "" and b"dcgmi diag" not in err, err[-2000:]
     code, out, err = _sre(*base, "--json", tty=True, env=env)
     assert code == 0 and b"dcgmi diag" not in err and json.loads(out)
+
+
+def test_drill_run_keeps_its_event_lines_on_stdout_with_a_spinner_on_the_terminal(
+    tmp_path: Path,
+) -> None:
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  children:\n    chaos_targets:\n      hosts:\n"
+        "        n1:\n          ansible_connection: local\n",
+        encoding="utf-8",
+    )
+    args = ("drill", "run", "node-drain", "--inventory", str(inventory), "--targets", "n1")
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    code, out, err = _sre(*args, tty=True, env=env)
+    assert code == 0, err[-2000:]
+    assert "action-start    drain-node n1" in out and "dry-run; rollbacks ok" in out
+    assert b"drill node-drain" in ANSI.sub(b"", err), err[-2000:]
+    code, piped_out, err = _sre(*args, tty=False, env=env)
+    assert code == 0 and b"drill node-drain:" not in err
+    strip = re.compile(r"drill-\d{8}T\d{6}Z-[0-9a-f]+")
+    assert strip.sub("RUN", piped_out) == strip.sub("RUN", out)
