@@ -51,7 +51,10 @@ from sre_tools.exceptions import StoreError, ValidationError
 BUSY_TIMEOUT_MS = 30_000
 STATEMENT_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 10
-URL_SCHEMES = ("postgresql://", "postgres://")
+URL_SCHEMES = ("postgresql", "postgres")
+# Anything that starts like a URL is one (never a file path): a wrong scheme, a leading space or
+# an upper-case scheme is an input error, not a SQLite file named after the URL.
+_URL_LIKE = re.compile(r"\s*[A-Za-z][\w+.-]*://")
 # Connections a long-lived process keeps open per database (the Salt runner, an exporter).
 POOL_IDLE_MAX = 4
 
@@ -60,8 +63,29 @@ POOL_IDLE_MAX = 4
 
 
 def is_url(location: object) -> bool:
-    """Is ``location`` a PostgreSQL URL (else it is a SQLite file path)?"""
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
+    """Does ``location`` look like a URL (``scheme://...``, whatever the scheme)? Else it is a
+    SQLite file path. :func:`check_url` then accepts only the PostgreSQL schemes."""
+    return isinstance(location, str) and _URL_LIKE.match(location) is not None
+
+
+def check_url(url: str, field: str = "--store") -> str:
+    """``url`` as the store uses it (scheme in lower case), or a :class:`ValidationError` naming
+    ``field``: blanks around it, a scheme other than ``postgresql``/``postgres``, a password."""
+    if url != url.strip():
+        raise ValidationError(
+            "blanks before or after the store URL are refused (a typo would otherwise name "
+            "another store)",
+            field=field,
+        )
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in URL_SCHEMES:
+        raise ValidationError(
+            f"unsupported URL scheme {scheme!r}: a SQLite file path or postgresql://...",
+            field=field,
+        )
+    url = f"{scheme.lower()}://{rest}"
+    validate_url(url, field)
+    return url
 
 
 def redact(url: str) -> str:
@@ -121,16 +145,21 @@ def default_store_path() -> str | Path:
     (``~/.local/share`` default)."""
     explicit = os.environ.get("SRE_STORE")
     if explicit:
-        return explicit if is_url(explicit) else Path(explicit)
+        location = as_location(explicit, field="$SRE_STORE")
+        assert location is not None
+        return location
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "sre-tools" / "store.db"
 
 
-def as_location(value: str | Path | None) -> str | Path | None:
-    """A CLI value (a file path or a URL) as a location; URLs keep their ``//``."""
+def as_location(value: str | Path | None, field: str = "--store") -> str | Path | None:
+    """A CLI or environment value (a file path or a URL) as a location; URLs keep their ``//``
+    and are checked (:func:`check_url`): anything shaped like a URL is never a file path."""
     if value is None or isinstance(value, Path):
         return value
-    return value if is_url(value) else Path(value)
+    if is_url(value):
+        return check_url(value, field)
+    return Path(value)
 
 
 # --- dialects and schemas ---------------------------------------------------------------------
@@ -335,8 +364,7 @@ class Database:
         self._errors = _driver_errors(self.postgres)
         if self.postgres:
             assert isinstance(location, str)
-            validate_url(location)
-            self.url = location
+            self.url = check_url(location)
             self.path: Path | None = None
         else:
             self.url = ""
