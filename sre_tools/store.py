@@ -513,7 +513,7 @@ class Database:
 
         try:
             raw = conn.cursor()
-            raw.execute("BEGIN")
+            raw.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             if exclusive:
                 raw.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
         except psycopg.Error as exc:

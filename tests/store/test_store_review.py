@@ -4,15 +4,34 @@ dead pooled connections, implicit migrations, secrets in URLs, the copy's source
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from sre_tools.exceptions import ValidationError
+from sre_tools.health.model import Action
+from sre_tools.remediation.config import RemediationConfig
+from sre_tools.remediation.model import RemediationRequest
+from sre_tools.remediation.state import RemediationState
 from sre_tools.store import as_location, default_store_path
+from tests.helpers.postgres import PostgresServer
 
 Sre = Callable[..., tuple[int, str, str]]
+
+
+def db_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def request(node: str, event: str) -> RemediationRequest:
+    return RemediationRequest(
+        node=node, action=Action.REBOOT, event_id=event, reason="t", source="t", checks=("x",)
+    )
+
 
 # --- 1. a URL is never taken for a file path ----------------------------------------------------
 
@@ -46,3 +65,53 @@ def test_the_scheme_is_compared_in_any_case() -> None:
     assert as_location("PostgreSQL://sre@db.example/sre") == "postgresql://sre@db.example/sre"
     assert as_location("Postgres://sre@/sre?host=/run/x") == "postgres://sre@/sre?host=/run/x"
     assert as_location("relative/store.db") == Path("relative/store.db")
+
+
+# --- 2. write transactions are READ COMMITTED whatever the database's default ------------------
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_the_budget_holds_when_the_database_default_isolation_is_stricter(
+    pg_server: PostgresServer, isolation: str
+) -> None:
+    """Controller A holds the state's lock and reserves n1; B's reserve of n2 waits for the lock.
+    Had B's snapshot been taken before the wait (REPEATABLE READ, SERIALIZABLE by default), it
+    would not see A's reservation and would drain past max_drained_nodes=1."""
+    import psycopg
+
+    url = pg_server.database()
+    state = RemediationState(url)
+    state.close()
+    pg_server.execute(
+        f"ALTER DATABASE {db_name(url)} SET default_transaction_isolation = '{isolation}'"
+    )
+    state = RemediationState(url)
+    assert state.db.query("SHOW default_transaction_isolation") == [(isolation,)]
+    config = RemediationConfig(max_drained_nodes=1, max_drained_percent=100)
+    with psycopg.connect(url, autocommit=True) as a:
+        a.execute("BEGIN")
+        a.execute("SELECT pg_advisory_xact_lock(%s)", (state.db.lock_key,))
+        a.execute(
+            "INSERT INTO drains (node, action, event_id, reason, status, reserved_at) "
+            "VALUES ('n1', 'reboot', 'e1', 'r', 'reserved', 0)"
+        )
+        a.execute("INSERT INTO drain_partitions VALUES ('n1', 'p')")
+        result: dict[str, object] = {}
+
+        def reserve_b() -> None:
+            result["b"] = state.reserve(request("n2", "e2"), "sre: x", {"p": 10}, 1.0, config)
+
+        thread = threading.Thread(target=reserve_b)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not a.execute(  # B waits for the lock A holds
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "B never waited for the lock"
+            time.sleep(0.05)
+        a.execute("COMMIT")
+        thread.join(timeout=30)
+    refusal = result["b"]
+    assert refusal is not None and getattr(refusal, "code", None) == "budget_exhausted", refusal
+    assert state.db.query("SELECT node FROM drains ORDER BY node") == [("n1",)]
+    state.close()
