@@ -646,6 +646,10 @@ class Database:
         try:
             if self._session_conn is None or self._session_conn.closed:
                 self._session_conn = self._open_pg()
+                if self._session_conn.info.server_version >= 140000:
+                    # A lock held for a whole drill sits on an idle session: the server's
+                    # idle_session_timeout must never end it under a live holder.
+                    self._session_conn.execute("SET idle_session_timeout = 0")
             row = self._session_conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             return bool(row.fetchone()[0])
         except self._errors as exc:
@@ -657,6 +661,25 @@ class Database:
                 self._session_conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
             except self._errors:
                 self._session_conn.close()
+
+    def session_lock_ours(self, key: int) -> bool:
+        """Does this object's own session still hold the advisory lock ``key``? False when its
+        connection is gone (dropped, ended by the server)."""
+        if not self.postgres:
+            return True
+        conn = self._session_conn
+        if conn is None or conn.closed:
+            return False
+        try:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
+                ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+            ).fetchone()
+        except self._errors:
+            conn.close()
+            return False
+        return int(row[0]) > 0
 
     def session_lock_held(self, key: int) -> bool:
         """Does any live session hold the advisory lock ``key``?"""

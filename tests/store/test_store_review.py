@@ -4,6 +4,8 @@ dead pooled connections, implicit migrations, secrets in URLs, the copy's source
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -12,15 +14,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from sre_tools.chaos.safety import FLEET_SESSION_LOCK, DrillRefused, Safety
 from sre_tools.exceptions import ValidationError
 from sre_tools.health.model import Action
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.model import RemediationRequest
 from sre_tools.remediation.state import RemediationState
-from sre_tools.store import as_location, default_store_path
+from sre_tools.store import Store, as_location, default_store_path
 from tests.helpers.postgres import PostgresServer
 
 Sre = Callable[..., tuple[int, str, str]]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def db_name(url: str) -> str:
@@ -115,3 +119,65 @@ def test_the_budget_holds_when_the_database_default_isolation_is_stricter(
     assert refusal is not None and getattr(refusal, "code", None) == "budget_exhausted", refusal
     assert state.db.query("SELECT node FROM drains ORDER BY node") == [("n1",)]
     state.close()
+
+
+# --- 3. a live drill holder is never taken for a dead one --------------------------------------
+
+HOLDER = """
+import sys, time
+from sre_tools.chaos.safety import Safety
+s = Safety(sys.argv[1], host=sys.argv[2])
+s.acquire('run-1', 'alice')
+print('held', flush=True)
+time.sleep(120)
+"""
+
+
+def _end_lock_sessions(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND granted AND objid = %s",
+            (FLEET_SESSION_LOCK & 0xFFFFFFFF,),
+        ).fetchall()
+    assert ended == [(True,)]
+
+
+@pytest.mark.parametrize("where", ["this-host", "other-host"])
+def test_a_holder_whose_lock_session_ended_is_not_taken_over_by_recover(
+    pg_server: PostgresServer, where: str
+) -> None:
+    """Only the holder's lock session ends (a network cut, a DBA's pg_terminate_backend); its
+    process lives. On its own host it is alive (pid), so nothing takes its lock; seen from
+    another host it is 'possibly dead': recover alone refuses, --break-stale-lock takes it."""
+    url = pg_server.database()
+    Store(url).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url, "ctl-a"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        _end_lock_sessions(url)
+        other = Safety(url, host="ctl-a" if where == "this-host" else "ctl-b")
+        seen = other.holder()
+        assert seen is not None and seen.pid == holder.pid
+        with pytest.raises(DrillRefused) as refused:
+            other.acquire("run-1", "bob", takeover=True)  # what `sre drill recover` does
+        if where == "this-host":
+            assert (seen.stale, seen.state) == (False, "live")
+            assert "another drill holds the fleet lock" in str(refused.value)
+            with pytest.raises(DrillRefused, match="another drill holds"):
+                other.acquire("run-2", "bob", break_stale=True)
+        else:
+            assert (seen.stale, seen.state) == (True, "unknown")
+            assert "may be stale" in str(refused.value) and "--break-stale-lock" in str(
+                refused.value
+            )
+            replaced = other.acquire("run-1", "bob", takeover=True, break_stale=True)
+            assert replaced is not None and replaced.run_id == "run-1"
+        other.close()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
