@@ -450,7 +450,7 @@ class Database:
     @contextmanager
     def _connection(self) -> Iterator[Any]:
         if self.shared:
-            if self._conn is None:
+            if self._conn is None or (self.postgres and self._conn.closed):
                 self._conn = self._open()
             yield self._conn
             return
@@ -493,32 +493,58 @@ class Database:
         """One write transaction, rolled back on any exception: ``BEGIN IMMEDIATE`` on SQLite,
         READ COMMITTED plus the component's advisory lock on PostgreSQL (see the module).
         ``exclusive=False`` (PostgreSQL): no lock, for inserts that need no order among
-        writers (an append-only log)."""
-        with self._connection() as conn:
-            if self.postgres:
-                with self._pg_transaction(conn, exclusive) as cur:
-                    yield cur
-            else:
-                with immediate(conn, self.label, self.schema.what) as raw:
-                    try:
-                        yield Cursor(raw, False)
-                    except sqlite3.DatabaseError as exc:
-                        raise StoreError(
-                            f"{self.label}: {self.schema.what}: write failed: {exc}"
-                        ) from exc
+        writers (an append-only log).
 
-    @contextmanager
-    def _pg_transaction(self, conn: Any, exclusive: bool) -> Iterator[Cursor]:
+        PostgreSQL: a connection found dead when the transaction starts (a pooled or shared one
+        the server ended: a restart, a failover, ``idle_session_timeout``) is dropped and the
+        start is tried once more on a new connection. Nothing has run yet, so this is always
+        safe; a statement that fails after the start is never retried (it may have committed
+        nothing or, for COMMIT, something)."""
+        if not self.postgres:
+            with (
+                self._connection() as conn,
+                immediate(conn, self.label, self.schema.what) as raw,
+            ):
+                try:
+                    yield Cursor(raw, False)
+                except sqlite3.DatabaseError as exc:
+                    raise StoreError(
+                        f"{self.label}: {self.schema.what}: write failed: {exc}"
+                    ) from exc
+            return
+        for attempt in (1, 2):
+            with self._connection() as conn:
+                raw = self._pg_begin(conn, exclusive, retry=attempt == 1)
+                if raw is None:
+                    continue  # the connection was dead: once more on a new one
+                with self._pg_transaction(conn, raw) as cur:
+                    yield cur
+                return
+
+    def _pg_begin(self, conn: Any, exclusive: bool, *, retry: bool) -> Any:
+        """BEGIN (and the component's lock) on ``conn``: its cursor; None when ``conn`` turned
+        out dead and ``retry`` allows another try."""
         import psycopg
 
+        raw = conn.cursor()
         try:
-            raw = conn.cursor()
             raw.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             if exclusive:
                 raw.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
         except psycopg.Error as exc:
+            raw.close()
             self._rollback(conn)
+            if retry and conn.closed:
+                if conn is self._conn:
+                    self._conn = None
+                return None
             raise self._broken(exc) from None
+        return raw
+
+    @contextmanager
+    def _pg_transaction(self, conn: Any, raw: Any) -> Iterator[Cursor]:
+        import psycopg
+
         try:
             yield Cursor(raw, True)
         except psycopg.Error as exc:
@@ -553,17 +579,24 @@ class Database:
         return 0x53524500_00000000 + zlib.crc32(self.schema.component.encode())
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """A read-only query: all rows."""
-        try:
-            with self._connection() as conn:
-                raw = conn.cursor()
-                try:
-                    return [tuple(r) for r in Cursor(raw, self.postgres).execute(sql, params)
-                            .fetchall()]  # fmt: skip
-                finally:
-                    raw.close()
-        except self._errors as exc:
-            raise self._broken(exc) from None
+        """A read-only query: all rows. (PostgreSQL: on a connection found dead, tried once
+        more on a new one: a read changes nothing.)"""
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    raw = conn.cursor()
+                    try:
+                        return [tuple(r) for r in Cursor(raw, self.postgres).execute(sql, params)
+                                .fetchall()]  # fmt: skip
+                    finally:
+                        raw.close()
+            except self._errors as exc:
+                if attempt == 1 and self.postgres and conn.closed:
+                    if conn is self._conn:
+                        self._conn = None
+                    continue
+                raise self._broken(exc) from None
+        raise AssertionError("unreachable")
 
     @contextmanager
     def reading(self) -> Iterator[Cursor]:

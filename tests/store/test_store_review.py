@@ -18,10 +18,13 @@ from sre_tools.chaos.safety import FLEET_SESSION_LOCK, DrillRefused, Safety
 from sre_tools.exceptions import ValidationError
 from sre_tools.health.model import Action
 from sre_tools.remediation.config import RemediationConfig
+from sre_tools.remediation.engine import Remediator
 from sre_tools.remediation.model import RemediationRequest
+from sre_tools.remediation.slurm import SlurmClient
 from sre_tools.remediation.state import RemediationState
 from sre_tools.store import Store, as_location, default_store_path
 from tests.helpers.postgres import PostgresServer
+from tests.remediation.fakes import FakeSlurm, RecordingRunner
 
 Sre = Callable[..., tuple[int, str, str]]
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,3 +184,81 @@ def test_a_holder_whose_lock_session_ended_is_not_taken_over_by_recover(
     finally:
         holder.kill()
         holder.wait(timeout=30)
+
+
+def test_the_lock_session_survives_idle_session_timeout(pg_server: PostgresServer) -> None:
+    url = pg_server.database()
+    Store(url).close()
+    pg_server.execute(f"ALTER DATABASE {db_name(url)} SET idle_session_timeout = '1s'")
+    mine = Safety(url)
+    watcher = Safety(url, host="elsewhere")
+    mine.acquire("run-1", "alice")
+    time.sleep(2.5)
+    assert not mine.lock_lost()
+    seen = watcher.holder()
+    assert seen is not None and seen.state == "live"
+    mine.release("run-1")
+    mine.close()
+    watcher.close()
+
+
+# --- 4. a connection the server ended is not reused; no decision is left unaudited -------------
+
+
+def _engine(state_url: str, audit_url: str, slurm: FakeSlurm) -> Remediator:
+    return Remediator(
+        RemediationConfig(node_exec="local", max_drained_percent=100),
+        SlurmClient(slurm, timeout=5),
+        state_url,
+        audit_url,
+        runner=RecordingRunner(),
+        dry_run=False,
+    )
+
+
+def test_after_the_server_ends_every_session_the_next_event_acts_and_is_audited(
+    pg_server: PostgresServer,
+) -> None:
+    """A long-lived engine (the Salt runner) keeps pooled connections; a server restart, a
+    failover or idle_session_timeout ends them. The next event must neither fail nor leave a
+    drain without its audit row."""
+    import psycopg
+
+    url = pg_server.database()
+    audit_url = url + "&application_name=sre_audit"
+    slurm = FakeSlurm.cluster({"gpu": ["n1", "n2", "n3"]})
+    engine = _engine(url, audit_url, slurm)
+    assert engine.handle(request("n1", "ev1")).acted
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
+            "AND pid <> pg_backend_pid()",
+            (db_name(url),),
+        ).fetchone()
+    assert ended is not None and ended[0] >= 2
+    assert engine.handle(request("n2", "ev2")).acted
+    assert [r["event_id"] for r in engine.audit.read()] == ["ev1", "ev2"]
+    assert [d.node for d in engine.state.drains()] == ["n1", "n2"]
+    engine.state.close()
+    engine.audit.close()
+
+
+def test_an_audit_database_that_refuses_a_record_spools_it_until_the_next_write(
+    pg_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = pg_server.database()
+    slurm = FakeSlurm.cluster({"gpu": ["n1", "n2", "n3"]})
+    engine = _engine(url, url, slurm)
+    assert engine.handle(request("n1", "ev1")).acted
+    pg_server.execute("ALTER TABLE audit_log RENAME TO audit_log_away", database=db_name(url))
+    result = engine.handle(request("n2", "ev2"))  # the drain is done; its record must survive
+    assert result.acted
+    assert engine.audit.spool is not None and engine.audit.spool.exists()
+    assert "audit log" in caplog.text and "until the next audit write succeeds" in caplog.text
+    assert "remediation state" not in caplog.text
+    pg_server.execute("ALTER TABLE audit_log_away RENAME TO audit_log", database=db_name(url))
+    engine.handle(request("n3", "ev3"))  # acted or refused: audited either way
+    assert [r["event_id"] for r in engine.audit.read()] == ["ev1", "ev2", "ev3"]
+    assert engine.audit.spool.read_text() == ""
+    engine.state.close()
+    engine.audit.close()
