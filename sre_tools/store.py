@@ -18,8 +18,10 @@ CONFLICT (key) DO UPDATE/NOTHING``, ``RETURNING``. What differs lives here and o
   interleave with another controller's. Reads never wait;
 - schema versions: a ``meta`` table (key ``schema_version`` in a SQLite file, which holds one
   component; ``schema_version.<component>`` in a database, which may hold several) and an
-  ordered list of steps per component (:class:`Schema`). Opening a store applies the steps it
-  lacks (``sre store migrate`` does it explicitly); a newer version is refused and left alone.
+  ordered list of steps per component (:class:`Schema`). Opening a SQLite file applies the steps
+  it lacks; PostgreSQL is migrated only by ``sre store migrate`` (the owner), and opening an older
+  one is refused, as is a role that could rewrite an append-only table; a newer version is
+  refused and left alone.
 
 Adding a table: write its DDL once with the tokens, as a :class:`Table` in a new step of its
 component's :class:`Schema`, and use :meth:`Database.transaction` / :meth:`Database.query`.
@@ -384,8 +386,51 @@ class Database:
             self._conn = self._open()
         if not self.postgres:
             self._probe()
-        if migrate:
+        if migrate and self.postgres:
+            self._check_ready()
+        elif migrate:
             self.migrate()
+
+    def _check_ready(self) -> None:
+        """PostgreSQL is never migrated implicitly: the tables belong to the owner that runs
+        ``sre store migrate``, not to the tools' role (which would then own the audit log and
+        could delete from it). An older or missing schema is refused, and so is a connection
+        that could rewrite an append-only table (unless ``$SRE_STORE_ALLOW_WRITABLE_AUDIT=1``)."""
+        try:
+            current = self.schema_version()
+            self._check_newer(current)
+            if current is None or current < self.schema.version:
+                raise StoreError(
+                    f"{self.label}: {self.schema.what} schema version "
+                    f"{'none' if current is None else current} is older than this sre_tools "
+                    f"needs ({self.schema.version}); run 'sre store migrate' as the tables' "
+                    "owner (docs/store.md)"
+                )
+            self._check_append_only()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_append_only(self) -> None:
+        if os.environ.get("SRE_STORE_ALLOW_WRITABLE_AUDIT") == "1":
+            return
+        for table in self.schema.tables():
+            if table.grant != "append":
+                continue
+            rows = self.query(
+                "SELECT has_table_privilege(current_user, ?, 'UPDATE, DELETE, TRUNCATE')",
+                (table.name,),
+            )
+            if rows and rows[0][0]:
+                raise StoreError(
+                    f"{self.label}: this role ({self._current_user()}) may UPDATE, DELETE or "
+                    f"TRUNCATE {table.name}, which must be append-only for the tools: connect as "
+                    "the role 'sre store grants' is for, not the owner or a superuser "
+                    "(docs/store.md; $SRE_STORE_ALLOW_WRITABLE_AUDIT=1 accepts it)"
+                )
+
+    def _current_user(self) -> str:
+        return str(self.query("SELECT current_user")[0][0])
 
     def _probe(self) -> None:
         """A file that is not a SQLite database is refused as such, before any migration."""

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from sre_tools.chaos.safety import FLEET_SESSION_LOCK, DrillRefused, Safety
-from sre_tools.exceptions import ValidationError
+from sre_tools.exceptions import StoreError, ValidationError
 from sre_tools.health.model import Action
 from sre_tools.remediation.config import RemediationConfig
 from sre_tools.remediation.engine import Remediator
@@ -262,3 +262,49 @@ def test_an_audit_database_that_refuses_a_record_spools_it_until_the_next_write(
     assert engine.audit.spool.read_text() == ""
     engine.state.close()
     engine.audit.close()
+
+
+# --- 5. PostgreSQL is migrated only by `sre store migrate`; the audit log stays append-only ----
+
+
+def test_opening_an_unmigrated_database_never_migrates_it(
+    pg_server: PostgresServer, sre: Sre
+) -> None:
+    """PostgreSQL 13/14 let PUBLIC create in schema public: a controller opening the state used
+    to create the tables as the tools' role, which then owned audit_log and could DELETE it."""
+    from sre_tools.remediation.audit import AuditLog
+
+    url = pg_server.database(migrated=False)
+    pg_server.execute(
+        "DO $$ BEGIN CREATE ROLE sre_tools LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    )
+    pg_server.execute("GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC", database=db_name(url))
+    tools = pg_server.url(db_name(url), user="sre_tools")
+    for opener in (AuditLog, RemediationState, Store):
+        with pytest.raises(StoreError, match=r"run 'sre store migrate' as the tables' owner"):
+            opener(tools)
+    code, _, err = sre("sli", "list", "--store", tools)
+    assert code == 1 and "sre store migrate" in err and len(err.strip().splitlines()) == 1
+    assert pg_server.execute("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'",
+                             database=db_name(url)) == [(0,)]  # fmt: skip
+
+
+def test_a_role_that_could_rewrite_the_audit_log_is_refused(
+    pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch, sre: Sre
+) -> None:
+    monkeypatch.delenv("SRE_STORE_ALLOW_WRITABLE_AUDIT")
+    url = pg_server.database()  # owned by the superuser
+    with pytest.raises(StoreError, match=r"may UPDATE, DELETE or TRUNCATE audit_log"):
+        RemediationState(url)
+    code, _, err = sre("remediation", "audit", "--audit", url)
+    assert code == 1 and "audit_log" in err, err
+    pg_server.execute(
+        "DO $$ BEGIN CREATE ROLE sre_tools LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    )
+    code, grants, _ = sre("store", "grants", "--role", "sre_tools")
+    pg_server.execute(f"GRANT USAGE ON SCHEMA public TO sre_tools; {grants}", database=db_name(url))
+    state = RemediationState(pg_server.url(db_name(url), user="sre_tools"))  # granted: accepted
+    assert state.drains() == []
+    state.close()
+    monkeypatch.setenv("SRE_STORE_ALLOW_WRITABLE_AUDIT", "1")
+    RemediationState(url).close()
