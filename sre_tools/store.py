@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sre_tools.exceptions import StoreError, ValidationError
 
@@ -90,10 +90,20 @@ def check_url(url: str, field: str = "--store") -> str:
     return url
 
 
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
+def _secret(name: str) -> bool:
+    """Is the (decoded) parameter ``name`` a secret, in any case?"""
+    return name.strip().lower() in SECRET_PARAMETERS
+
+
 def redact(url: str) -> str:
-    """``url`` without a password (in the user part or a ``password=`` parameter)."""
+    """``url`` without a secret: the user part's password and every ``password``/``sslpassword``
+    parameter (names decoded and in any case) become ``***``."""
     try:
         parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "postgresql://<unparsable URL>"
     netloc = parts.netloc
@@ -102,23 +112,25 @@ def redact(url: str) -> str:
         if ":" in user:
             user = user.split(":", 1)[0] + ":***"
         netloc = f"{user}@{host}"
-    query = re.sub(r"(?i)(^|&)(password)=[^&]*", r"\1\2=***", parts.query)
+    query = urlencode([(k, "***" if _secret(k) else v) for k, v in pairs], safe="/:,*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def validate_url(url: str, field: str = "--store") -> None:
-    """A store URL must not carry a password: it would end in shell histories, process lists and
-    logs. libpq reads it from a service file, ``PGPASSFILE`` or ``PGPASSWORD`` instead."""
+    """A store URL must not carry a password or a client key's passphrase: it would end in shell
+    histories, process lists and logs. libpq reads them from a service file, ``PGPASSFILE``,
+    ``PGPASSWORD`` or ``PGSSLPASSWORD`` (or the key is not encrypted) instead. The refusal never
+    repeats the value."""
     try:
         parts = urlsplit(url)
         user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-        params = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        names = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True)]
     except ValueError:
         raise ValidationError("not a valid PostgreSQL URL", field=field) from None
-    if ":" in user or "password" in params:
+    if ":" in user or any(_secret(k) for k in names):
         raise ValidationError(
-            f"{redact(url)}: a password in the store URL is refused; put it in a libpq service "
-            "file, PGPASSFILE or PGPASSWORD (docs/store.md)",
+            f"{redact(url)}: a password in the store URL is refused (or a key passphrase); put it "
+            "in a libpq service file, PGPASSFILE or PGPASSWORD (docs/store.md)",
             field=field,
         )
 
@@ -208,7 +220,13 @@ _INSERT_VALUES = re.compile(
 
 @lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled). Only for a statement
+    run with parameters: without them psycopg sends the text as it is."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _pg_text(sql: str, params: Sequence[object]) -> str:
+    return _pg_sql(sql) if params else sql
 
 
 @dataclass(frozen=True)
@@ -269,7 +287,10 @@ class Cursor:
         self.postgres = postgres
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
-        self.raw.execute(_pg_sql(sql) if self.postgres else sql, tuple(params))
+        if self.postgres:  # no parameters: None, so that psycopg reads no placeholder
+            self.raw.execute(_pg_text(sql, params), tuple(params) if params else None)
+        else:
+            self.raw.execute(sql, tuple(params))
         return self
 
     def executemany(self, sql: str, rows: Any) -> Cursor:
@@ -297,10 +318,10 @@ class Cursor:
             for row in rows:
                 copy.write_row(row)
         self.raw.execute(
-            _pg_sql(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _sre_bulk_{table} {rest}"
-            )
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _sre_bulk_{table} {rest}"
         )
+        # Emptied at once: a second call in the same transaction starts from no rows.
+        self.raw.execute(f"TRUNCATE _sre_bulk_{table}")
 
     def insert_id(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run one ``INSERT`` into a table with an ``{id}`` key; the new row's id. (``RETURNING``
@@ -760,12 +781,14 @@ class Database:
         return int(row[0]) > 0
 
     def session_lock_held(self, key: int) -> bool:
-        """Does any live session hold the advisory lock ``key``?"""
+        """Does any live session hold the advisory lock ``key`` in this database? (Advisory locks
+        are per database; another database on the server may use the same key.)"""
         if not self.postgres:
             return False
         rows = self.query(
             "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid = ? AND objid = ? AND objsubid = 1",
+            "AND classid = ? AND objid = ? AND objsubid = 1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
         )
         return int(rows[0][0]) > 0

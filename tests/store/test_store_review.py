@@ -308,3 +308,48 @@ def test_a_role_that_could_rewrite_the_audit_log_is_refused(
     state.close()
     monkeypatch.setenv("SRE_STORE_ALLOW_WRITABLE_AUDIT", "1")
     RemediationState(url).close()
+
+
+# --- 6. no secret in a URL is accepted or printed -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["sslpassword=hunter2", "pass%77ord=hunter2", "PASSWORD=hunter2", "SslPassword=hunter2"],
+)
+def test_a_secret_parameter_is_refused_and_never_printed(query: str, sre: Sre) -> None:
+    url = f"postgresql://sre@db.example/sre?sslmode=verify-full&{query}"
+    code, out, err = sre("store", "migrate", "--store", url)
+    assert code == 2, (out, err)
+    assert "hunter2" not in out + err and "***" in err
+
+
+# --- 10, 11. the lock check is per database; bulk inserts and literal percent signs -----------
+
+
+def test_a_session_lock_in_another_database_is_not_this_ones(pg_server: PostgresServer) -> None:
+    elsewhere, here = Store(pg_server.database()), Store(pg_server.database())
+    assert elsewhere.hold_session_lock(FLEET_SESSION_LOCK)
+    assert elsewhere.session_lock_held(FLEET_SESSION_LOCK)
+    assert not here.session_lock_held(FLEET_SESSION_LOCK)
+    elsewhere.close()
+    here.close()
+
+
+def test_insert_many_twice_in_one_transaction_and_a_literal_percent(
+    pg_server: PostgresServer,
+) -> None:
+    from sre_tools.store import BULK_MIN_ROWS
+
+    with Store(pg_server.database()) as store:
+        insert = "INSERT INTO sli_buckets (slo, start, good, total) VALUES (?, ?, ?, ?)"
+        with store.transaction() as cur:
+            cur.insert_many(insert, [("a", i, 1, 1) for i in range(BULK_MIN_ROWS)])
+            cur.insert_many(insert, [("b", i, 1, 1) for i in range(BULK_MIN_ROWS)])
+        assert store.query("SELECT slo, COUNT(*) FROM sli_buckets GROUP BY slo ORDER BY slo") == [
+            ("a", BULK_MIN_ROWS),
+            ("b", BULK_MIN_ROWS),
+        ]
+        with store.transaction() as cur:
+            assert cur.execute("SELECT '100%'").fetchone() == ("100%",)
+            assert cur.execute("SELECT '100%' || ?", ("!",)).fetchone() == ("100%!",)
