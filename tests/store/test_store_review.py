@@ -4,6 +4,7 @@ dead pooled connections, implicit migrations, secrets in URLs, the copy's source
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -353,3 +354,27 @@ def test_insert_many_twice_in_one_transaction_and_a_literal_percent(
         with store.transaction() as cur:
             assert cur.execute("SELECT '100%'").fetchone() == ("100%",)
             assert cur.execute("SELECT '100%' || ?", ("!",)).fetchone() == ("100%!",)
+
+
+# --- 7. sre store copy only reads its source ---------------------------------------------------
+
+
+def test_copy_leaves_an_older_sqlite_source_as_it_was(
+    pg_server: PostgresServer, tmp_path: Path, sre: Sre
+) -> None:
+    from sre_tools.store import STORE_SCHEMA, Database, Schema
+
+    source = tmp_path / "old.db"
+    v1 = Schema(STORE_SCHEMA.component, STORE_SCHEMA.what, STORE_SCHEMA.steps[:1])
+    old = Database(source, v1)
+    with old.transaction() as cur:
+        cur.execute("INSERT INTO incidents (started, component) VALUES (?, ?)", (100, "gpu"))
+    old.close()
+    destination = pg_server.database()
+    code, out, err = sre("store", "copy", str(source), destination, "--json")
+    assert code == 0, err
+    assert {t["table"]: t["rows"] for t in json.loads(out)["tables"]}["incidents"] == 1
+    after = Database(source, v1, migrate=False)
+    assert after.schema_version() == 1  # the release that wrote it still opens it
+    assert not after.has_tables("drill_runs")
+    after.close()
