@@ -57,6 +57,14 @@ URL_SCHEMES = ("postgresql", "postgres")
 # Anything that starts like a URL is one (never a file path): a wrong scheme, a leading space or
 # an upper-case scheme is an input error, not a SQLite file named after the URL.
 _URL_LIKE = re.compile(r"\s*[A-Za-z][\w+.-]*://")
+# TCP keepalives and a send timeout on every PostgreSQL connection (the URL may set its own).
+TCP_DEFAULTS = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
 # Connections a long-lived process keeps open per database (the Salt runner, an exporter).
 POOL_IDLE_MAX = 4
 
@@ -492,26 +500,49 @@ class Database:
             given = conninfo_to_dict(self.url)
         except psycopg.Error as exc:
             raise ValidationError(f"{self.label}: {_first_line(exc)}", field="--store") from None
-        # Ours are defaults: a connect_timeout or options in the URL (or PGCONNECT_TIMEOUT) win.
+        # Ours are defaults: what the URL names (or PGCONNECT_TIMEOUT) wins.
         extra: dict[str, Any] = {}
         if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
             extra["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-        options = (
-            f"-c statement_timeout={timeout} "
-            f"-c idle_in_transaction_session_timeout={max(timeout, 60_000)}"
-        )
+        # A connection the network silently drops (a firewall's state expires, a host dies) is
+        # noticed within about a minute instead of the kernel's ~15 minutes of retransmissions.
+        for key, value in TCP_DEFAULTS.items():
+            if key not in given:
+                extra[key] = value
         try:
-            return psycopg.connect(
+            conn = psycopg.connect(
                 self.url,
                 autocommit=True,
                 application_name=str(given.get("application_name") or "sre_tools"),
-                options=f"{options} {given.get('options') or ''}".strip(),
                 **extra,
             )
         except psycopg.Error as exc:
             raise StoreError(
                 f"{self.label}: cannot connect to the {self.schema.what}: {_first_line(exc)}"
             ) from None
+        # The timeouts are SET after connecting, never passed as options=, so that the options
+        # of a service file or PGOPTIONS survive; a timeout they (or the URL) set wins.
+        wanted = {
+            "statement_timeout": timeout,
+            "idle_in_transaction_session_timeout": max(timeout, 60_000),
+        }
+        try:
+            client = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT name FROM pg_settings WHERE source = 'client' AND name = ANY(%s)",
+                    (list(wanted),),
+                ).fetchall()
+            }
+            for name, value in wanted.items():
+                if name not in client:
+                    conn.execute(f"SET {name} = {int(value)}")
+        except psycopg.Error as exc:
+            conn.close()
+            raise StoreError(
+                f"{self.label}: cannot connect to the {self.schema.what}: {_first_line(exc)}"
+            ) from None
+        return conn
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:

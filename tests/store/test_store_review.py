@@ -378,3 +378,39 @@ def test_copy_leaves_an_older_sqlite_source_as_it_was(
     assert after.schema_version() == 1  # the release that wrote it still opens it
     assert not after.has_tables("drill_runs")
     after.close()
+
+
+# --- 8, 9. keepalives on every connection; libpq's own options survive ------------------------
+
+
+def test_tcp_connections_have_keepalives_and_a_send_timeout(pg_server: PostgresServer) -> None:
+    from sre_tools.store import TCP_DEFAULTS
+
+    url = pg_server.database()
+    with Store(url) as store:
+        params = store.conn.info.get_parameters()
+        for key, value in TCP_DEFAULTS.items():
+            assert params.get(key) == str(value), key
+    with Store(url + "&keepalives_idle=7") as store:
+        assert store.conn.info.get_parameters()["keepalives_idle"] == "7"
+
+
+def test_service_file_options_and_pgoptions_survive(
+    pg_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = pg_server.database()
+    db = db_name(url)
+    services = tmp_path / "pg_service.conf"
+    services.write_text(
+        f"[sre]\nhost={pg_server.socket_dir}\nport={pg_server.port}\ndbname={db}\n"
+        "user=postgres\noptions=-c statement_timeout=4321 -c work_mem=5MB\n"
+    )
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    with Store("postgresql:///?service=sre") as store:
+        assert store.query("SHOW statement_timeout") == [("4321ms",)]
+        assert store.query("SHOW work_mem") == [("5MB",)]
+        assert store.query("SHOW idle_in_transaction_session_timeout") == [("1min",)]
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=7MB")
+    with Store(url) as store:
+        assert store.query("SHOW work_mem") == [("7MB",)]
+        assert store.query("SHOW statement_timeout") == [("30s",)]  # ours where none is set
