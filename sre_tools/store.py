@@ -18,8 +18,10 @@ CONFLICT (key) DO UPDATE/NOTHING``, ``RETURNING``. What differs lives here and o
   interleave with another controller's. Reads never wait;
 - schema versions: a ``meta`` table (key ``schema_version`` in a SQLite file, which holds one
   component; ``schema_version.<component>`` in a database, which may hold several) and an
-  ordered list of steps per component (:class:`Schema`). Opening a store applies the steps it
-  lacks (``sre store migrate`` does it explicitly); a newer version is refused and left alone.
+  ordered list of steps per component (:class:`Schema`). Opening a SQLite file applies the steps
+  it lacks; PostgreSQL is migrated only by ``sre store migrate`` (the owner), and opening an older
+  one is refused, as is a role that could rewrite an append-only table; a newer version is
+  refused and left alone.
 
 Adding a table: write its DDL once with the tokens, as a :class:`Table` in a new step of its
 component's :class:`Schema`, and use :meth:`Database.transaction` / :meth:`Database.query`.
@@ -44,14 +46,25 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sre_tools.exceptions import StoreError, ValidationError
 
 BUSY_TIMEOUT_MS = 30_000
 STATEMENT_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 10
-URL_SCHEMES = ("postgresql://", "postgres://")
+URL_SCHEMES = ("postgresql", "postgres")
+# Anything that starts like a URL is one (never a file path): a wrong scheme, a leading space or
+# an upper-case scheme is an input error, not a SQLite file named after the URL.
+_URL_LIKE = re.compile(r"\s*[A-Za-z][\w+.-]*://")
+# TCP keepalives and a send timeout on every PostgreSQL connection (the URL may set its own).
+TCP_DEFAULTS = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
 # Connections a long-lived process keeps open per database (the Salt runner, an exporter).
 POOL_IDLE_MAX = 4
 
@@ -60,14 +73,45 @@ POOL_IDLE_MAX = 4
 
 
 def is_url(location: object) -> bool:
-    """Is ``location`` a PostgreSQL URL (else it is a SQLite file path)?"""
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
+    """Does ``location`` look like a URL (``scheme://...``, whatever the scheme)? Else it is a
+    SQLite file path. :func:`check_url` then accepts only the PostgreSQL schemes."""
+    return isinstance(location, str) and _URL_LIKE.match(location) is not None
+
+
+def check_url(url: str, field: str = "--store") -> str:
+    """``url`` as the store uses it (scheme in lower case), or a :class:`ValidationError` naming
+    ``field``: blanks around it, a scheme other than ``postgresql``/``postgres``, a password."""
+    if url != url.strip():
+        raise ValidationError(
+            "blanks before or after the store URL are refused (a typo would otherwise name "
+            "another store)",
+            field=field,
+        )
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in URL_SCHEMES:
+        raise ValidationError(
+            f"unsupported URL scheme {scheme!r}: a SQLite file path or postgresql://...",
+            field=field,
+        )
+    url = f"{scheme.lower()}://{rest}"
+    validate_url(url, field)
+    return url
+
+
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
+def _secret(name: str) -> bool:
+    """Is the (decoded) parameter ``name`` a secret, in any case?"""
+    return name.strip().lower() in SECRET_PARAMETERS
 
 
 def redact(url: str) -> str:
-    """``url`` without a password (in the user part or a ``password=`` parameter)."""
+    """``url`` without a secret: the user part's password and every ``password``/``sslpassword``
+    parameter (names decoded and in any case) become ``***``."""
     try:
         parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "postgresql://<unparsable URL>"
     netloc = parts.netloc
@@ -76,23 +120,25 @@ def redact(url: str) -> str:
         if ":" in user:
             user = user.split(":", 1)[0] + ":***"
         netloc = f"{user}@{host}"
-    query = re.sub(r"(?i)(^|&)(password)=[^&]*", r"\1\2=***", parts.query)
+    query = urlencode([(k, "***" if _secret(k) else v) for k, v in pairs], safe="/:,*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def validate_url(url: str, field: str = "--store") -> None:
-    """A store URL must not carry a password: it would end in shell histories, process lists and
-    logs. libpq reads it from a service file, ``PGPASSFILE`` or ``PGPASSWORD`` instead."""
+    """A store URL must not carry a password or a client key's passphrase: it would end in shell
+    histories, process lists and logs. libpq reads them from a service file, ``PGPASSFILE``,
+    ``PGPASSWORD`` or ``PGSSLPASSWORD`` (or the key is not encrypted) instead. The refusal never
+    repeats the value."""
     try:
         parts = urlsplit(url)
         user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-        params = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        names = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True)]
     except ValueError:
         raise ValidationError("not a valid PostgreSQL URL", field=field) from None
-    if ":" in user or "password" in params:
+    if ":" in user or any(_secret(k) for k in names):
         raise ValidationError(
-            f"{redact(url)}: a password in the store URL is refused; put it in a libpq service "
-            "file, PGPASSFILE or PGPASSWORD (docs/store.md)",
+            f"{redact(url)}: a password in the store URL is refused (or a key passphrase); put it "
+            "in a libpq service file, PGPASSFILE or PGPASSWORD (docs/store.md)",
             field=field,
         )
 
@@ -121,16 +167,21 @@ def default_store_path() -> str | Path:
     (``~/.local/share`` default)."""
     explicit = os.environ.get("SRE_STORE")
     if explicit:
-        return explicit if is_url(explicit) else Path(explicit)
+        location = as_location(explicit, field="$SRE_STORE")
+        assert location is not None
+        return location
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "sre-tools" / "store.db"
 
 
-def as_location(value: str | Path | None) -> str | Path | None:
-    """A CLI value (a file path or a URL) as a location; URLs keep their ``//``."""
+def as_location(value: str | Path | None, field: str = "--store") -> str | Path | None:
+    """A CLI or environment value (a file path or a URL) as a location; URLs keep their ``//``
+    and are checked (:func:`check_url`): anything shaped like a URL is never a file path."""
     if value is None or isinstance(value, Path):
         return value
-    return value if is_url(value) else Path(value)
+    if is_url(value):
+        return check_url(value, field)
+    return Path(value)
 
 
 # --- dialects and schemas ---------------------------------------------------------------------
@@ -177,7 +228,13 @@ _INSERT_VALUES = re.compile(
 
 @lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
+    """``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled). Only for a statement
+    run with parameters: without them psycopg sends the text as it is."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _pg_text(sql: str, params: Sequence[object]) -> str:
+    return _pg_sql(sql) if params else sql
 
 
 @dataclass(frozen=True)
@@ -238,7 +295,10 @@ class Cursor:
         self.postgres = postgres
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
-        self.raw.execute(_pg_sql(sql) if self.postgres else sql, tuple(params))
+        if self.postgres:  # no parameters: None, so that psycopg reads no placeholder
+            self.raw.execute(_pg_text(sql, params), tuple(params) if params else None)
+        else:
+            self.raw.execute(sql, tuple(params))
         return self
 
     def executemany(self, sql: str, rows: Any) -> Cursor:
@@ -266,10 +326,10 @@ class Cursor:
             for row in rows:
                 copy.write_row(row)
         self.raw.execute(
-            _pg_sql(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _sre_bulk_{table} {rest}"
-            )
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _sre_bulk_{table} {rest}"
         )
+        # Emptied at once: a second call in the same transaction starts from no rows.
+        self.raw.execute(f"TRUNCATE _sre_bulk_{table}")
 
     def insert_id(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run one ``INSERT`` into a table with an ``{id}`` key; the new row's id. (``RETURNING``
@@ -335,8 +395,7 @@ class Database:
         self._errors = _driver_errors(self.postgres)
         if self.postgres:
             assert isinstance(location, str)
-            validate_url(location)
-            self.url = location
+            self.url = check_url(location)
             self.path: Path | None = None
         else:
             self.url = ""
@@ -356,8 +415,51 @@ class Database:
             self._conn = self._open()
         if not self.postgres:
             self._probe()
-        if migrate:
+        if migrate and self.postgres:
+            self._check_ready()
+        elif migrate:
             self.migrate()
+
+    def _check_ready(self) -> None:
+        """PostgreSQL is never migrated implicitly: the tables belong to the owner that runs
+        ``sre store migrate``, not to the tools' role (which would then own the audit log and
+        could delete from it). An older or missing schema is refused, and so is a connection
+        that could rewrite an append-only table (unless ``$SRE_STORE_ALLOW_WRITABLE_AUDIT=1``)."""
+        try:
+            current = self.schema_version()
+            self._check_newer(current)
+            if current is None or current < self.schema.version:
+                raise StoreError(
+                    f"{self.label}: {self.schema.what} schema version "
+                    f"{'none' if current is None else current} is older than this sre_tools "
+                    f"needs ({self.schema.version}); run 'sre store migrate' as the tables' "
+                    "owner (docs/store.md)"
+                )
+            self._check_append_only()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_append_only(self) -> None:
+        if os.environ.get("SRE_STORE_ALLOW_WRITABLE_AUDIT") == "1":
+            return
+        for table in self.schema.tables():
+            if table.grant != "append":
+                continue
+            rows = self.query(
+                "SELECT has_table_privilege(current_user, ?, 'UPDATE, DELETE, TRUNCATE')",
+                (table.name,),
+            )
+            if rows and rows[0][0]:
+                raise StoreError(
+                    f"{self.label}: this role ({self._current_user()}) may UPDATE, DELETE or "
+                    f"TRUNCATE {table.name}, which must be append-only for the tools: connect as "
+                    "the role 'sre store grants' is for, not the owner or a superuser "
+                    "(docs/store.md; $SRE_STORE_ALLOW_WRITABLE_AUDIT=1 accepts it)"
+                )
+
+    def _current_user(self) -> str:
+        return str(self.query("SELECT current_user")[0][0])
 
     def _probe(self) -> None:
         """A file that is not a SQLite database is refused as such, before any migration."""
@@ -398,31 +500,54 @@ class Database:
             given = conninfo_to_dict(self.url)
         except psycopg.Error as exc:
             raise ValidationError(f"{self.label}: {_first_line(exc)}", field="--store") from None
-        # Ours are defaults: a connect_timeout or options in the URL (or PGCONNECT_TIMEOUT) win.
+        # Ours are defaults: what the URL names (or PGCONNECT_TIMEOUT) wins.
         extra: dict[str, Any] = {}
         if "connect_timeout" not in given and not os.environ.get("PGCONNECT_TIMEOUT"):
             extra["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-        options = (
-            f"-c statement_timeout={timeout} "
-            f"-c idle_in_transaction_session_timeout={max(timeout, 60_000)}"
-        )
+        # A connection the network silently drops (a firewall's state expires, a host dies) is
+        # noticed within about a minute instead of the kernel's ~15 minutes of retransmissions.
+        for key, value in TCP_DEFAULTS.items():
+            if key not in given:
+                extra[key] = value
         try:
-            return psycopg.connect(
+            conn = psycopg.connect(
                 self.url,
                 autocommit=True,
                 application_name=str(given.get("application_name") or "sre_tools"),
-                options=f"{options} {given.get('options') or ''}".strip(),
                 **extra,
             )
         except psycopg.Error as exc:
             raise StoreError(
                 f"{self.label}: cannot connect to the {self.schema.what}: {_first_line(exc)}"
             ) from None
+        # The timeouts are SET after connecting, never passed as options=, so that the options
+        # of a service file or PGOPTIONS survive; a timeout they (or the URL) set wins.
+        wanted = {
+            "statement_timeout": timeout,
+            "idle_in_transaction_session_timeout": max(timeout, 60_000),
+        }
+        try:
+            client = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT name FROM pg_settings WHERE source = 'client' AND name = ANY(%s)",
+                    (list(wanted),),
+                ).fetchall()
+            }
+            for name, value in wanted.items():
+                if name not in client:
+                    conn.execute(f"SET {name} = {int(value)}")
+        except psycopg.Error as exc:
+            conn.close()
+            raise StoreError(
+                f"{self.label}: cannot connect to the {self.schema.what}: {_first_line(exc)}"
+            ) from None
+        return conn
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
         if self.shared:
-            if self._conn is None:
+            if self._conn is None or (self.postgres and self._conn.closed):
                 self._conn = self._open()
             yield self._conn
             return
@@ -465,32 +590,58 @@ class Database:
         """One write transaction, rolled back on any exception: ``BEGIN IMMEDIATE`` on SQLite,
         READ COMMITTED plus the component's advisory lock on PostgreSQL (see the module).
         ``exclusive=False`` (PostgreSQL): no lock, for inserts that need no order among
-        writers (an append-only log)."""
-        with self._connection() as conn:
-            if self.postgres:
-                with self._pg_transaction(conn, exclusive) as cur:
-                    yield cur
-            else:
-                with immediate(conn, self.label, self.schema.what) as raw:
-                    try:
-                        yield Cursor(raw, False)
-                    except sqlite3.DatabaseError as exc:
-                        raise StoreError(
-                            f"{self.label}: {self.schema.what}: write failed: {exc}"
-                        ) from exc
+        writers (an append-only log).
 
-    @contextmanager
-    def _pg_transaction(self, conn: Any, exclusive: bool) -> Iterator[Cursor]:
+        PostgreSQL: a connection found dead when the transaction starts (a pooled or shared one
+        the server ended: a restart, a failover, ``idle_session_timeout``) is dropped and the
+        start is tried once more on a new connection. Nothing has run yet, so this is always
+        safe; a statement that fails after the start is never retried (it may have committed
+        nothing or, for COMMIT, something)."""
+        if not self.postgres:
+            with (
+                self._connection() as conn,
+                immediate(conn, self.label, self.schema.what) as raw,
+            ):
+                try:
+                    yield Cursor(raw, False)
+                except sqlite3.DatabaseError as exc:
+                    raise StoreError(
+                        f"{self.label}: {self.schema.what}: write failed: {exc}"
+                    ) from exc
+            return
+        for attempt in (1, 2):
+            with self._connection() as conn:
+                raw = self._pg_begin(conn, exclusive, retry=attempt == 1)
+                if raw is None:
+                    continue  # the connection was dead: once more on a new one
+                with self._pg_transaction(conn, raw) as cur:
+                    yield cur
+                return
+
+    def _pg_begin(self, conn: Any, exclusive: bool, *, retry: bool) -> Any:
+        """BEGIN (and the component's lock) on ``conn``: its cursor; None when ``conn`` turned
+        out dead and ``retry`` allows another try."""
         import psycopg
 
+        raw = conn.cursor()
         try:
-            raw = conn.cursor()
-            raw.execute("BEGIN")
+            raw.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             if exclusive:
                 raw.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
         except psycopg.Error as exc:
+            raw.close()
             self._rollback(conn)
+            if retry and conn.closed:
+                if conn is self._conn:
+                    self._conn = None
+                return None
             raise self._broken(exc) from None
+        return raw
+
+    @contextmanager
+    def _pg_transaction(self, conn: Any, raw: Any) -> Iterator[Cursor]:
+        import psycopg
+
         try:
             yield Cursor(raw, True)
         except psycopg.Error as exc:
@@ -525,17 +676,24 @@ class Database:
         return 0x53524500_00000000 + zlib.crc32(self.schema.component.encode())
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """A read-only query: all rows."""
-        try:
-            with self._connection() as conn:
-                raw = conn.cursor()
-                try:
-                    return [tuple(r) for r in Cursor(raw, self.postgres).execute(sql, params)
-                            .fetchall()]  # fmt: skip
-                finally:
-                    raw.close()
-        except self._errors as exc:
-            raise self._broken(exc) from None
+        """A read-only query: all rows. (PostgreSQL: on a connection found dead, tried once
+        more on a new one: a read changes nothing.)"""
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    raw = conn.cursor()
+                    try:
+                        return [tuple(r) for r in Cursor(raw, self.postgres).execute(sql, params)
+                                .fetchall()]  # fmt: skip
+                    finally:
+                        raw.close()
+            except self._errors as exc:
+                if attempt == 1 and self.postgres and conn.closed:
+                    if conn is self._conn:
+                        self._conn = None
+                    continue
+                raise self._broken(exc) from None
+        raise AssertionError("unreachable")
 
     @contextmanager
     def reading(self) -> Iterator[Cursor]:
@@ -618,6 +776,10 @@ class Database:
         try:
             if self._session_conn is None or self._session_conn.closed:
                 self._session_conn = self._open_pg()
+                if self._session_conn.info.server_version >= 140000:
+                    # A lock held for a whole drill sits on an idle session: the server's
+                    # idle_session_timeout must never end it under a live holder.
+                    self._session_conn.execute("SET idle_session_timeout = 0")
             row = self._session_conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             return bool(row.fetchone()[0])
         except self._errors as exc:
@@ -630,13 +792,34 @@ class Database:
             except self._errors:
                 self._session_conn.close()
 
+    def session_lock_ours(self, key: int) -> bool:
+        """Does this object's own session still hold the advisory lock ``key``? False when its
+        connection is gone (dropped, ended by the server)."""
+        if not self.postgres:
+            return True
+        conn = self._session_conn
+        if conn is None or conn.closed:
+            return False
+        try:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
+                ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+            ).fetchone()
+        except self._errors:
+            conn.close()
+            return False
+        return int(row[0]) > 0
+
     def session_lock_held(self, key: int) -> bool:
-        """Does any live session hold the advisory lock ``key``?"""
+        """Does any live session hold the advisory lock ``key`` in this database? (Advisory locks
+        are per database; another database on the server may use the same key.)"""
         if not self.postgres:
             return False
         rows = self.query(
             "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid = ? AND objid = ? AND objsubid = 1",
+            "AND classid = ? AND objid = ? AND objsubid = 1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
         )
         return int(rows[0][0]) > 0

@@ -79,8 +79,10 @@ def copy(
     in one transaction, and compare the row counts. The destination's tables must be empty:
     nothing already stored there is overwritten or mixed in."""
     schema = schemas()[component]
-    src = Database(source, schema, create=False)
+    # The source is only read: never migrated (the release that wrote it must still open it).
+    src = Database(source, schema, create=False, migrate=False)
     try:
+        src._check_newer(src.schema_version())
         dst = Database(destination, schema)
         try:
             return _copy(src, dst, schema)
@@ -100,6 +102,8 @@ def _copy(src: Database, dst: Database, schema: Schema) -> list[CopiedTable]:
     out = []
     with dst.transaction() as cur:
         for table in tables:
+            if not src.has_tables(table):
+                continue  # an older source: the table came with a later schema step
             columns = _columns(src, table)
             wanted = [c for c in _columns(dst, table) if c in columns]
             names = ", ".join(wanted)
@@ -121,7 +125,8 @@ def _copy(src: Database, dst: Database, schema: Schema) -> list[CopiedTable]:
                 )
             out.append(CopiedTable(table, len(rows), copied))
         # Other keys of meta (not the schema versions, which are the destination's own).
-        for key, value in src.query("SELECT key, value FROM meta"):
+        meta = src.query("SELECT key, value FROM meta") if src.has_tables("meta") else []
+        for key, value in meta:
             if not str(key).startswith("schema_version"):
                 cur.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "

@@ -39,6 +39,9 @@ def _private_xdg_homes(
     # pytest-xdist's workers run with COLUMNS=80; the CLI's tables then fold where a pipe (no
     # COLUMNS) gets 160 columns. Tests see the pipe's environment; those that want a width set it.
     monkeypatch.delenv("COLUMNS", raising=False)
+    # The tests' PostgreSQL role is the superuser, which may rewrite the audit log; the refusal
+    # of such a role is tested on its own (tests/store/test_store_review.py).
+    monkeypatch.setenv("SRE_STORE_ALLOW_WRITABLE_AUDIT", "1")
 
 
 @pytest.fixture(scope="session")

@@ -292,6 +292,10 @@ class Runner:
         self._old_handlers.clear()
 
     def _check_stop(self) -> None:
+        if self.safety.lock_lost():
+            reason = "the drill lock's database session was lost; another run may take the lock"
+            self.log("abort", scope=self.run_id, reason=reason, operator="")
+            raise Stopped(reason)
         flag = self.safety.abort_for(self.run_id)
         if flag is not None:
             self.log("abort", scope=flag["scope"], reason=flag["reason"], operator=flag["operator"])
@@ -662,9 +666,12 @@ def recover(
     transport_factory: TransportFactory = local_factory,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     clock: Callable[[], float] = time.time,
+    break_stale: bool = False,
 ) -> RunResult:
     """Finish the rollbacks of a run that never did (it was killed), from its journal, appending
-    to the same journal. A run that ended with every rollback done is left alone."""
+    to the same journal. A run that ended with every rollback done is left alone. Its lock is
+    taken over when its holder is dead (this host, pid gone); ``break_stale``: also when it
+    is only possibly dead (another host, session ended: see :mod:`sre_tools.chaos.safety`)."""
     events = read_events(path)
     start = events[0]
     run_id = str(start["run_id"])
@@ -697,7 +704,7 @@ def recover(
         # error, the journal is left as it was, and the stale lock keeps refusing new drills.
         runner._reach()
     try:
-        safety.acquire(run_id, operator, takeover=True)
+        safety.acquire(run_id, operator, takeover=True, break_stale=break_stale)
     except BaseException:
         runner.close_transports()
         raise

@@ -4,10 +4,17 @@ preconditions.
 The lock and the abort flags live in tables of the store (the SQLite file or the PostgreSQL
 database ``sre sli`` and ``sre incident`` use), so every process on the controller, and every
 controller sharing a PostgreSQL store, sees them. A lock left by a dead holder is detected and
-reported, never taken silently: ``break_stale=True`` (``--break-stale-lock``) takes it explicitly.
-A holder is dead when it ran on this host and its pid is gone, or (PostgreSQL) when the database
-session it holds for the whole run has ended: the server frees a session's advisory lock when its
-process dies or its connection drops, on whatever machine it ran.
+reported, never taken silently, and a live holder is never broken:
+
+- a holder on this host is alive while its pid is (whatever its database session says): only a
+  gone pid makes it ``dead``, which ``sre drill recover`` (``takeover``) or ``--break-stale-lock``
+  may take;
+- a holder on another host (PostgreSQL) is ``live`` while it holds its session-level advisory
+  lock; when that session has ended, the server cannot tell a dead process from a dropped
+  connection, so the holder is ``unknown`` (possibly dead): only ``--break-stale-lock``, an
+  operator's explicit act after checking that host, takes it; ``recover`` alone does not;
+- a running drill checks its own session lock at each abort poll; if it has lost it, it stops and
+  rolls back (journaled), so it never keeps acting under a lock another run may have taken.
 """
 
 from __future__ import annotations
@@ -151,7 +158,8 @@ class LockHolder:
     host: str
     operator: str
     started: float
-    stale: bool  # the holder is dead: a gone pid on this host, or (PostgreSQL) its session
+    stale: bool  # not known to be alive: ``state`` is dead or unknown
+    state: str = "live"  # live; dead (this host, pid gone); unknown (elsewhere, session gone)
 
 
 # The session-level advisory lock a live drill holds on PostgreSQL for its whole run.
@@ -172,6 +180,7 @@ class Safety:
         from sre_tools.store import Store
 
         self.store = Store(path)
+        self._holding = False  # this process took the lock (and its session lock)
         self.host = host or socket.gethostname()
         self.alive = alive
         self.clock = clock
@@ -187,15 +196,20 @@ class Safety:
         return None if row is None else self._holder(row)
 
     def _holder(self, row: Any, *, session_ours: bool = False) -> LockHolder:
-        """``session_ours``: this process holds the session lock (PostgreSQL), so a recorded
-        holder that is not this process is dead."""
+        """``session_ours``: this process holds the session lock (PostgreSQL), so no other
+        session does. A holder on this host is judged by its pid alone; one elsewhere, by its
+        session (and then never called dead: see the module)."""
         run_id, pid, host, operator, started = row
-        stale = host == self.host and not self.alive(int(pid))
-        if self.store.postgres and not stale:
-            me = host == self.host and int(pid) == os.getpid()
-            held = me if session_ours else self.store.session_lock_held(FLEET_SESSION_LOCK)
-            stale = not held
-        return LockHolder(str(run_id), int(pid), str(host), str(operator), float(started), stale)
+        if host == self.host:
+            state = "live" if self.alive(int(pid)) else "dead"
+        elif not self.store.postgres:
+            state = "live"  # a SQLite file is one machine's: nothing to judge it by
+        else:
+            held = False if session_ours else self.store.session_lock_held(FLEET_SESSION_LOCK)
+            state = "live" if held else "unknown"
+        return LockHolder(
+            str(run_id), int(pid), str(host), str(operator), float(started), state != "live", state
+        )
 
     def acquire(
         self, run_id: str, operator: str, *, break_stale: bool = False, takeover: bool = False
@@ -228,9 +242,8 @@ class Safety:
             replaced = None
             if row is not None:
                 replaced = self._holder(row, session_ours=self.store.postgres)
-                stale = replaced.stale
-                own = takeover and replaced.run_id == run_id and stale
-                if not (own or (stale and break_stale)):
+                own = takeover and replaced.run_id == run_id and replaced.state == "dead"
+                if not (own or (replaced.stale and break_stale)):
                     raise DrillRefused(self._held_message(replaced))
             cur.execute(
                 "INSERT INTO drill_lock (name, run_id, pid, host, operator, started) "
@@ -239,9 +252,24 @@ class Safety:
                 "operator = excluded.operator, started = excluded.started",
                 (run_id, os.getpid(), self.host, operator, self.clock()),
             )
+        self._holding = True
         return replaced
 
+    def lock_lost(self) -> bool:
+        """Has this process, holding the lock, lost its session lock (PostgreSQL: its lock
+        connection dropped or was ended)? Another run may then take the lock."""
+        if not (self.store.postgres and self._holding):
+            return False
+        return not self.store.session_lock_ours(FLEET_SESSION_LOCK)
+
     def _held_message(self, h: LockHolder) -> str:
+        if h.state == "unknown":
+            return (
+                f"the drill lock may be stale: run {h.run_id} (pid {h.pid} on {h.host}) holds "
+                "no database session (its process died, or its connection dropped); check that "
+                f"it no longer runs on {h.host}, then take the lock with --break-stale-lock "
+                f"('sre drill recover {h.run_id} --break-stale-lock' finishes its rollbacks)"
+            )
         if h.stale:
             return (
                 f"the drill lock is stale: run {h.run_id} (pid {h.pid} on {h.host}) is not "
@@ -256,6 +284,7 @@ class Safety:
     def release(self, run_id: str) -> None:
         with self.store.transaction() as cur:
             cur.execute("DELETE FROM drill_lock WHERE name = 'fleet' AND run_id = ?", (run_id,))
+        self._holding = False
         self.store.drop_session_lock(FLEET_SESSION_LOCK)
 
     def set_abort(self, scope: str, reason: str, operator: str) -> None:

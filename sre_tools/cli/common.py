@@ -54,19 +54,12 @@ class StoreLocation(click.ParamType):  # type: ignore[type-arg,unused-ignore]  #
     ) -> Path | str:
         if isinstance(value, Path):
             return value
-        from sre_tools.store import is_url, validate_url
+        from sre_tools.store import check_url, is_url
 
         option = param.opts[0] if param is not None and param.opts else "--store"
         text = str(value)
         if is_url(text):
-            validate_url(text, field=option)
-            return text
-        scheme = text.split("://", 1)[0] if "://" in text else ""
-        if scheme and scheme.isalnum():
-            raise ValidationError(
-                f"unsupported URL scheme {scheme!r}: a SQLite file path or postgresql://...",
-                field=option,
-            )
+            return check_url(text, field=option)
         if not text:
             raise ValidationError("empty path", field=option)
         return Path(text)

@@ -496,7 +496,10 @@ def status(as_json: bool, store_path: Path | None, journal_dir: Path | None) -> 
     if holder is None:
         click.echo("lock: free")
     else:
-        state = "STALE (process not running)" if holder.stale else "held"
+        state = {
+            "dead": "STALE (process not running)",
+            "unknown": "POSSIBLY STALE (its database session ended; is it still running?)",
+        }.get(holder.state, "held")
         click.echo(f"lock: {state} by run {holder.run_id} (pid {holder.pid} on {holder.host})")
     for flag in aborts:
         click.echo(printable(f"abort flag: {flag['scope']}: {flag['reason']} ({flag['operator']})"))
@@ -549,6 +552,12 @@ def journal(run_id: str, ctk: bool, journal_dir: Path | None) -> int:
 )
 @known_hosts_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--break-stale-lock",
+    is_flag=True,
+    help="Also take the lock of a holder on another host whose database session has ended "
+    "(possibly dead: check that host first).",
+)
 @store_option
 @journal_dir_option
 def recover(
@@ -556,6 +565,7 @@ def recover(
     inventory: str | None,
     known_hosts: str | None,
     as_json: bool,
+    break_stale_lock: bool,
     store_path: Path | None,
     journal_dir: Path | None,
 ) -> int:
@@ -568,7 +578,13 @@ def recover(
     factory = recover_transports(read_events(path), inventory, known_hosts=known_hosts)
     safety = _safety(store_path)
     try:
-        result = recover_run(path, safety=safety, operator=_operator(), transport_factory=factory)
+        result = recover_run(
+            path,
+            safety=safety,
+            operator=_operator(),
+            transport_factory=factory,
+            break_stale=break_stale_lock,
+        )
         _record(safety.store, path)
     finally:
         safety.close()

@@ -125,42 +125,100 @@ def append_audit(path: Path | str, record: Mapping[str, Any]) -> None:
 
 
 def _database(location: str) -> Any:
+    from dataclasses import replace
+
     from sre_tools.remediation.state import REMEDIATION_SCHEMA
     from sre_tools.store import Database
 
-    return Database(location, REMEDIATION_SCHEMA, shared=False)
+    return Database(location, replace(REMEDIATION_SCHEMA, what="audit log"), shared=False)
+
+
+def default_spool_path() -> Path:
+    """Where records wait when the audit database cannot take them:
+    ``$SRE_REMEDIATION_AUDIT_SPOOL``, else ``$XDG_STATE_HOME/sre-tools/remediation-audit-spool
+    .jsonl``."""
+    explicit = os.environ.get("SRE_REMEDIATION_AUDIT_SPOOL")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sre-tools" / "remediation-audit-spool.jsonl"
+
+
+def _row(record: Mapping[str, Any]) -> tuple[object, ...]:
+    line = _encode(record).decode("ascii").strip().rsplit("\n", 1)[-1]
+    at = record.get("at")
+    return (
+        float(at) if isinstance(at, int | float) else 0.0,
+        record.get("node"),
+        record.get("event_id"),
+        str(record.get("outcome")),
+        record.get("code"),
+        line,
+    )
 
 
 def _insert(db: Any, record: Mapping[str, Any]) -> None:
     """One row of the ``audit_log`` table (the tools' role may INSERT and SELECT it, nothing
     else): the record whole, as the line a file would get, plus the columns it is searched by."""
-    line = _encode(record).decode("ascii").strip().rsplit("\n", 1)[-1]
-    at = record.get("at")
     with db.transaction(exclusive=False) as cur:
         cur.execute(
             "INSERT INTO audit_log (at, node, event_id, outcome, code, record) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                float(at) if isinstance(at, int | float) else 0.0,
-                record.get("node"),
-                record.get("event_id"),
-                str(record.get("outcome")),
-                record.get("code"),
-                line,
-            ),
+            _row(record),
         )
+
+
+def _drain_spool(db: Any, spool: Path) -> int:
+    """Move the records waiting in ``spool`` into the table, in one transaction, then empty the
+    file (under its lock). A record already in the table (the same line: a drain that committed
+    but died before emptying the file) is not inserted twice. The number moved."""
+    try:
+        fd = os.open(spool, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise StoreError(f"{spool}: cannot open audit spool: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        records = []
+        for raw in os.pread(fd, os.fstat(fd).st_size, 0).split(b"\n"):
+            try:
+                record = json.loads(raw) if raw.strip() else None
+            except (ValueError, UnicodeDecodeError):
+                _log.warning("%s: a line is not a JSON record, skipped", spool)
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        if records:
+            with db.transaction(exclusive=False) as cur:
+                for record in records:
+                    row = _row(record)
+                    cur.execute(
+                        "INSERT INTO audit_log (at, node, event_id, outcome, code, record) "
+                        "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS "
+                        "(SELECT 1 FROM audit_log WHERE at = ? AND record = ?)",
+                        (*row, row[0], row[5]),
+                    )
+        os.ftruncate(fd, 0)
+        os.fsync(fd)
+        return len(records)
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 class AuditLog:
     """The audit log at ``path`` (a JSON-lines file) or in a database (a PostgreSQL URL):
     :meth:`write` a decision, :meth:`read` for the operator view."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, spool: Path | None = None):
         from sre_tools.store import is_url
 
         self.db = _database(str(path)) if is_url(path) else None
         self.path = Path(path) if self.db is None else None
         self.label = str(path) if self.db is None else self.db.label
+        self.spool = (spool or default_spool_path()) if self.db is not None else None
 
     def write(
         self,
@@ -172,11 +230,30 @@ class AuditLog:
     ) -> dict[str, Any]:
         record = audit_record(decision, request, dry_run=dry_run, extra=extra)
         if self.db is not None:
-            _insert(self.db, record)
+            self._write_db(record)
         else:
             assert self.path is not None
             append_audit(self.path, record)
         return record
+
+    def _write_db(self, record: Mapping[str, Any]) -> None:
+        """Into the table (after the records waiting in the spool, oldest first). When the
+        database cannot take it (a dead connection is already retried once on a new one), the
+        record goes to the local spool file and waits for the next write that succeeds: a
+        decision already carried out (a drain issued) is never left unaudited. Only when the
+        spool cannot be written either is the database's error raised."""
+        assert self.db is not None and self.spool is not None
+        try:
+            _drain_spool(self.db, self.spool)
+            _insert(self.db, record)
+        except StoreError as exc:
+            try:
+                append_audit(self.spool, record)
+            except StoreError:
+                raise exc from None
+            _log.error(
+                "%s; the record is kept in %s until the next audit write succeeds", exc, self.spool
+            )
 
     def read(
         self, *, since: float | None = None, node: str | None = None, strict: bool = False

@@ -177,7 +177,9 @@ def default_state_path() -> Path | str:
     ``$XDG_STATE_HOME/sre-tools/remediation.db``."""
     from sre_tools.store import as_location
 
-    explicit = as_location(os.environ.get("SRE_REMEDIATION_STATE") or None)
+    explicit = as_location(
+        os.environ.get("SRE_REMEDIATION_STATE") or None, "$SRE_REMEDIATION_STATE"
+    )
     return explicit if explicit is not None else _state_dir() / "remediation.db"
 
 
@@ -186,5 +188,7 @@ def default_audit_path() -> Path | str:
     ``$XDG_STATE_HOME/sre-tools/remediation-audit.jsonl``."""
     from sre_tools.store import as_location
 
-    explicit = as_location(os.environ.get("SRE_REMEDIATION_AUDIT") or None)
+    explicit = as_location(
+        os.environ.get("SRE_REMEDIATION_AUDIT") or None, "$SRE_REMEDIATION_AUDIT"
+    )
     return explicit if explicit is not None else _state_dir() / "remediation-audit.jsonl"

@@ -17,8 +17,9 @@ from sre_tools.chaos import journal as journal_module
 from sre_tools.chaos.journal import read_events, to_ctk_journal
 from sre_tools.chaos.model import parse_experiment
 from sre_tools.chaos.runner import Runner, RunResult, recover
-from sre_tools.chaos.safety import ALL_RUNS, DrillRefused, Safety, Targets
+from sre_tools.chaos.safety import ALL_RUNS, FLEET_SESSION_LOCK, DrillRefused, Safety, Targets
 from tests.chaos.conftest import DrillEnv, experiment, failing_action, unacknowledged_lines
+from tests.helpers.postgres import PostgresServer
 
 ONE = Targets(("n1",), ("n1",))
 
@@ -259,3 +260,48 @@ def test_recover_is_a_no_op_after_a_clean_run(drill_env: DrillEnv) -> None:
         safety.close()
     assert again.status == "nothing-to-recover"
     assert read_events(result.journal) == events
+
+
+def test_a_run_that_loses_its_lock_session_stops_and_rolls_back(
+    drill_env: DrillEnv, pg_server: PostgresServer
+) -> None:
+    """PostgreSQL: the run's lock session ends mid-run (a network cut, a DBA's
+    pg_terminate_backend). Another run could now take the lock, so this one stops at its next
+    abort poll and rolls back, journaled."""
+    import psycopg
+
+    url = pg_server.database()
+    safety = Safety(url)
+
+    def on_event(record: dict[str, Any]) -> None:
+        if record["event"] == "action-end":
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND granted AND objid = %s",
+                    (FLEET_SESSION_LOCK & 0xFFFFFFFF,),
+                )
+
+    try:
+        runner = Runner(
+            parse_experiment(experiment(drill_env.kernel_log, pause_after=30)),
+            ONE,
+            safety=safety,
+            journal_dir=drill_env.journals,
+            execute=True,
+            operator="tester",
+            reason="test",
+            install_signals=False,
+            poll_interval=0.02,
+            on_event=on_event,
+        )
+        started = time.monotonic()
+        result = runner.run()
+    finally:
+        safety.close()
+    events = read_events(result.journal)
+    assert time.monotonic() - started < 20
+    assert result.status == "aborted"
+    assert "lock's database session was lost" in events_of(events, "abort")[0]["reason"]
+    assert events_of(events, "rollback-end")[0]["status"] == "succeeded"
+    assert tagged_lines(drill_env.kernel_log) == 0

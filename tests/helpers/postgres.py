@@ -170,11 +170,18 @@ class PostgresServer:
             cur = conn.execute(sql)
             return list(cur.fetchall()) if cur.description else []
 
-    def database(self) -> str:
-        """A fresh database; its URL (owner: the superuser)."""
+    def database(self, *, migrated: bool = True) -> str:
+        """A fresh database; its URL (owner: the superuser). ``migrated``: ``sre store migrate``
+        has run on it for every component, as the owner (the tools never migrate PostgreSQL)."""
         name = f"t_{uuid.uuid4().hex[:12]}"
         self.execute(f"CREATE DATABASE {name}")
-        return self.url(name)
+        url = self.url(name)
+        if migrated:
+            from sre_tools import store_admin
+
+            for component in store_admin.schemas():
+                store_admin.migrate(url, component)
+        return url
 
 
 @contextlib.contextmanager
