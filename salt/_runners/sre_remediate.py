@@ -225,50 +225,39 @@ def _minion_fresh_check(opts: Mapping[str, Any], settings: Mapping[str, Any]) ->
                 f"{', '.join(sorted(FRESH_CHECK_KEYS))}, got {kwargs!r}"
             )
         timeout = settings.get("fresh_check_timeout") or DEFAULTS["fresh_check_timeout"]
-        import salt.client
-
-        client = salt.client.get_local_client(mopts=dict(opts))
-        try:
-            replies = client.cmd(
-                [minion], "gpu.health", kwarg=dict(kwargs), tgt_type="list", timeout=timeout
-            )
-        finally:
-            client.destroy()
-        reply = (replies or {}).get(minion)
-        if reply is None:
-            return None, (
-                f"minion {minion!r} did not answer gpu.health (not connected, or no reply "
-                f"within {timeout}s)"
-            )
-        if not isinstance(reply, dict):
-            return None, f"gpu.health on {minion!r} failed: {' '.join(str(reply).split())[:300]}"
-        return reply, ""
+        return _ask_minion(opts, minion, "gpu.health", kwargs, float(timeout))
 
     return run
+
+
+def _ask_minion(
+    opts: Mapping[str, Any], minion: str, function: str, kwargs: Mapping[str, Any], wait: float
+) -> tuple[dict[str, Any] | None, str]:
+    """``function`` on ``minion`` through the master (LocalClient), waiting ``wait`` s: its
+    dict answer, or ``None`` and why not."""
+    import salt.client
+
+    client = salt.client.get_local_client(mopts=dict(opts))
+    try:
+        replies = client.cmd([minion], function, kwarg=dict(kwargs), tgt_type="list", timeout=wait)
+    finally:
+        client.destroy()
+    reply = (replies or {}).get(minion)
+    if reply is None:
+        return None, (
+            f"minion {minion!r} did not answer {function} (not connected, or no reply within "
+            f"{wait:g}s)"
+        )
+    if not isinstance(reply, dict):
+        return None, f"{function} on {minion!r} failed: {' '.join(str(reply).split())[:300]}"
+    return reply, ""
 
 
 def _minion_diag(opts: Mapping[str, Any], wait: float) -> DiagCheck:
     """Ask the minion for ``gpu.diag`` through the master (LocalClient), waiting ``wait`` s."""
 
     def run(minion: str, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
-        import salt.client
-
-        client = salt.client.get_local_client(mopts=dict(opts))
-        try:
-            replies = client.cmd(
-                [minion], "gpu.diag", kwarg=dict(kwargs), tgt_type="list", timeout=wait
-            )
-        finally:
-            client.destroy()
-        reply = (replies or {}).get(minion)
-        if reply is None:
-            return None, (
-                f"minion {minion!r} did not answer gpu.diag (not connected, or no reply within "
-                f"{wait:g}s)"
-            )
-        if not isinstance(reply, dict):
-            return None, f"gpu.diag on {minion!r} failed: {' '.join(str(reply).split())[:300]}"
-        return reply, ""
+        return _ask_minion(opts, minion, "gpu.diag", kwargs, wait)
 
     return run
 
