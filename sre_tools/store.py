@@ -237,6 +237,16 @@ def _pg_text(sql: str, params: Sequence[object]) -> str:
     return _pg_sql(sql) if params else sql
 
 
+def where(*conditions: tuple[str, object]) -> tuple[str, tuple[object, ...]]:
+    """A query's filters: ``(" WHERE a = ? AND b >= ?", (va, vb))`` from ``(sql, value)`` pairs
+    with one ``?`` each, leaving out a pair whose value is None (a filter not asked for); ``("",
+    ())`` when none is left. The SQL parts are the caller's constants, values always bound."""
+    kept = [(sql, value) for sql, value in conditions if value is not None]
+    if not kept:
+        return "", ()
+    return " WHERE " + " AND ".join(sql for sql, _ in kept), tuple(value for _, value in kept)
+
+
 @dataclass(frozen=True)
 class Table:
     """One table (with its indexes) in both engines' DDL. ``grant``: what the tools' role may

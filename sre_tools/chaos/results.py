@@ -20,7 +20,7 @@ from typing import Any
 
 from sre_tools.chaos.model import MEASURES
 from sre_tools.exceptions import StoreError
-from sre_tools.store import Store
+from sre_tools.store import Store, where
 from sre_tools.timeutil import iso, parse_time
 
 _TABLES = ("drill_runs", "drill_expectations")
@@ -139,23 +139,11 @@ def load_runs(
     has no drill tables (written by an older sre_tools and opened read-only)."""
     if not _has_tables(store):
         return []
+    filters, params = where(("started >= ?", since), ("started < ?", until), ("drill = ?", drill))
     sql = "SELECT run_id, drill, nodes, status, started, ended, recover_seconds FROM drill_runs"
-    where: list[str] = []
-    params: list[object] = []
-    if since is not None:
-        where.append("started >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("started < ?")
-        params.append(until)
-    if drill is not None:
-        where.append("drill = ?")
-        params.append(drill)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
     runs = []
     for run_id, name, nodes, status, started, ended, recover in store.query(
-        sql + " ORDER BY started, run_id", tuple(params)
+        f"{sql}{filters} ORDER BY started, run_id", params
     ):
         exp_rows = store.query(
             "SELECT name, node, met, measures, seconds FROM drill_expectations "

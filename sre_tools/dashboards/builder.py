@@ -73,19 +73,25 @@ class Target:
         }
 
 
+def value_mappings(*shown: tuple[int, str, str | None]) -> list[dict[str, Any]]:
+    """Grafana value mappings: each ``(value, text, colour)`` shows the value as that text, in
+    that colour (None: the panel's own)."""
+    options: dict[str, Any] = {}
+    for value, text, colour in shown:
+        option: dict[str, Any] = {"text": text, "index": value}
+        if colour is not None:
+            option["color"] = colour
+        options[str(value)] = option
+    return [{"type": "value", "options": options}]
+
+
 def status_mappings() -> list[dict[str, Any]]:
     """Value mappings for gpu_health_status / gpu_health_check_status (0 ok .. 3 crit)."""
     from sre_tools.exporter.metric_names import STATUS_VALUES
 
-    return [
-        {
-            "type": "value",
-            "options": {
-                str(value): {"text": name.upper(), "color": _STATUS_COLOURS[name], "index": value}
-                for name, value in STATUS_VALUES.items()
-            },
-        }
-    ]
+    return value_mappings(
+        *((value, name.upper(), _STATUS_COLOURS[name]) for name, value in STATUS_VALUES.items())
+    )
 
 
 def status_thresholds() -> dict[str, Any]:

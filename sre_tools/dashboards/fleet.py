@@ -12,6 +12,7 @@ from sre_tools.dashboards.builder import (
     status_mappings,
     status_thresholds,
     thresholds,
+    value_mappings,
 )
 from sre_tools.exporter import metric_names as m
 
@@ -317,14 +318,7 @@ def dashboard() -> Dashboard:
                 "table",
                 "NVSwitch fabric state",
                 [Target(f"{m.GPU_FABRIC_STATE}{{{NODE}}}", instant=True)],
-                mappings=[
-                    {
-                        "type": "value",
-                        "options": {
-                            str(k): {"text": v, "index": k} for k, v in m.FABRIC_STATES.items()
-                        },
-                    }
-                ],
+                mappings=value_mappings(*((k, v, None) for k, v in m.FABRIC_STATES.items())),
                 transformations=[_organize()],
                 width=8,
             ),
@@ -380,15 +374,7 @@ def dashboard() -> Dashboard:
                 "stat",
                 "Exporter scraped",
                 [Target(f'up{{job="{m.SCRAPE_JOB}", {NODE}}}', "{{instance}}")],
-                mappings=[
-                    {
-                        "type": "value",
-                        "options": {
-                            "0": {"text": "DOWN", "color": "red", "index": 0},
-                            "1": {"text": "UP", "color": "green", "index": 1},
-                        },
-                    }
-                ],
+                mappings=value_mappings((0, "DOWN", "red"), (1, "UP", "green")),
                 thresholds=thresholds(("red", None), ("green", 1)),
                 width=8,
             ),

@@ -3,7 +3,15 @@ alert rules :mod:`sre_tools.slo.rules` generates (names from :mod:`sre_tools.slo
 
 from __future__ import annotations
 
-from sre_tools.dashboards.builder import Dashboard, Panel, Row, Target, Variable, thresholds
+from sre_tools.dashboards.builder import (
+    Dashboard,
+    Panel,
+    Row,
+    Target,
+    Variable,
+    thresholds,
+    value_mappings,
+)
 from sre_tools.slo import promql as q
 from sre_tools.slo.windows import DEFAULT_WINDOWS
 
@@ -71,15 +79,7 @@ def dashboard() -> Dashboard:
                     "Alert state",
                     [_alert_state("page"), _alert_state("ticket")],
                     description="Whether the SLO's page and ticket burn-rate alerts fire now.",
-                    mappings=[
-                        {
-                            "type": "value",
-                            "options": {
-                                "0": {"text": "quiet", "color": "green", "index": 0},
-                                "1": {"text": "FIRING", "color": "red", "index": 1},
-                            },
-                        }
-                    ],
+                    mappings=value_mappings((0, "quiet", "green"), (1, "FIRING", "red")),
                     thresholds=thresholds(("green", None), ("red", 1)),
                     width=6,
                     height=5,

@@ -17,6 +17,7 @@ from typing import Any
 
 from sre_tools.diag.model import DiagRun, Kind
 from sre_tools.health.model import Finding, Severity
+from sre_tools.store import where
 
 _INSERT_RUN = (
     "INSERT INTO diag_runs (run_id, node, kind, level, started, ended, status, exit_code, "
@@ -153,16 +154,16 @@ def latest(
 ) -> StoredRun | None:
     """The newest run of ``kind`` on ``node`` that ended at or after ``since``; with ``level``,
     only runs of at least that level (a level-3 run covers what level 2 tests)."""
-    sql = f"SELECT {_RUN_COLUMNS} FROM diag_runs WHERE node = ? AND kind = ?"
-    params: list[Any] = [node, str(Kind(kind).value)]
-    if level is not None:
-        sql += " AND level >= ?"
-        params.append(level)
-    if since is not None:
-        sql += " AND ended >= ?"
-        params.append(since)
-    sql += " ORDER BY ended DESC, run_id DESC LIMIT 1"
-    rows = store.query(sql, tuple(params))
+    filters, params = where(
+        ("node = ?", node),
+        ("kind = ?", str(Kind(kind).value)),
+        ("level >= ?", level),
+        ("ended >= ?", since),
+    )
+    rows = store.query(
+        f"SELECT {_RUN_COLUMNS} FROM diag_runs{filters} ORDER BY ended DESC, run_id DESC LIMIT 1",
+        params,
+    )
     return _run(rows[0]) if rows else None
 
 
@@ -186,20 +187,11 @@ def history(
         "SELECT r.run_id, r.node, r.kind, r.level, r.ended, r.driver_version, d.check_id, "
         "d.severity, d.action, d.summary, d.gpu_index, d.gpu_serial, d.gpu_uuid, "
         "d.vbios_version, d.inforom_version FROM diag_runs r JOIN diag_results d "
-        "ON d.run_id = r.run_id WHERE 1 = 1"
+        "ON d.run_id = r.run_id"
     )
-    params: list[Any] = []
-    if node is not None:
-        sql += " AND r.node = ?"
-        params.append(node)
-    if serial is not None:
-        sql += " AND d.gpu_serial = ?"
-        params.append(serial)
-    if kind is not None:
-        sql += " AND r.kind = ?"
-        params.append(kind)
-    sql += " ORDER BY r.ended DESC, r.run_id, d.seq LIMIT ?"
-    params.append(int(limit))
+    filters, params = where(
+        ("r.node = ?", node), ("d.gpu_serial = ?", serial), ("r.kind = ?", kind)
+    )
     from sre_tools.timeutil import iso
 
     keys = (
@@ -208,7 +200,8 @@ def history(
         "inforom_version",
     )  # fmt: skip
     out = []
-    for row in store.query(sql, tuple(params)):
+    ordered = f"{sql}{filters} ORDER BY r.ended DESC, r.run_id, d.seq LIMIT ?"
+    for row in store.query(ordered, (*params, int(limit))):
         item: dict[str, Any] = dict(zip(keys, row, strict=True))
         item["ended"] = iso(float(item["ended"]))
         out.append(item)
@@ -216,14 +209,9 @@ def history(
 
 
 def runs(store: Any, *, node: str | None = None, limit: int = 20) -> list[StoredRun]:
-    sql = f"SELECT {_RUN_COLUMNS} FROM diag_runs"
-    params: list[Any] = []
-    if node is not None:
-        sql += " WHERE node = ?"
-        params.append(node)
-    sql += " ORDER BY ended DESC, run_id DESC LIMIT ?"
-    params.append(int(limit))
-    return [_run(r) for r in store.query(sql, tuple(params))]
+    filters, params = where(("node = ?", node))
+    sql = f"SELECT {_RUN_COLUMNS} FROM diag_runs{filters} ORDER BY ended DESC, run_id DESC LIMIT ?"
+    return [_run(r) for r in store.query(sql, (*params, int(limit)))]
 
 
 def run_findings(store: Any, run_id: str) -> tuple[Finding, ...]:

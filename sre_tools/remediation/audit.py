@@ -271,19 +271,11 @@ class AuditLog:
 def _read_table(
     db: Any, *, since: float | None, node: str | None, strict: bool
 ) -> list[dict[str, Any]]:
-    sql = "SELECT id, record FROM audit_log"
-    where: list[str] = []
-    params: list[object] = []
-    if since is not None:
-        where.append("at >= ?")
-        params.append(since)
-    if node is not None:
-        where.append("node = ?")
-        params.append(node)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    from sre_tools.store import where
+
+    filters, params = where(("at >= ?", since), ("node = ?", node))
     out = []
-    for row_id, text in db.query(sql + " ORDER BY id", tuple(params)):
+    for row_id, text in db.query(f"SELECT id, record FROM audit_log{filters} ORDER BY id", params):
         try:
             record = json.loads(str(text))
             if not isinstance(record, dict):

@@ -414,3 +414,26 @@ def test_service_file_options_and_pgoptions_survive(
     with Store(url) as store:
         assert store.query("SHOW work_mem") == [("7MB",)]
         assert store.query("SHOW statement_timeout") == [("30s",)]  # ours where none is set
+
+
+def test_where_keeps_the_filters_asked_for_and_binds_every_value(tmp_path: Path) -> None:
+    """One helper builds the optional filters of the audit, drill and diag queries: a None
+    filter is left out, a falsy value (0, "") is kept, values are bound, never spliced."""
+    from sre_tools.store import where
+
+    assert where() == ("", ())
+    assert where(("a = ?", None), ("b >= ?", None)) == ("", ())
+    assert where(("a = ?", 0), ("b >= ?", None), ("c < ?", "")) == (
+        " WHERE a = ? AND c < ?",
+        (0, ""),
+    )
+    store = Store(tmp_path / "s.db")
+    try:
+        with store.transaction() as cur:
+            cur.execute("CREATE TABLE t (k TEXT, v INTEGER)")
+            cur.executemany("INSERT INTO t VALUES (?, ?)", [("x", 1), ("y'; DROP TABLE t; --", 2)])
+        filters, params = where(("k = ?", "y'; DROP TABLE t; --"), ("v >= ?", None))
+        assert store.query(f"SELECT v FROM t{filters}", params) == [(2,)]
+        assert store.query("SELECT count(*) FROM t")[0][0] == 2
+    finally:
+        store.close()
