@@ -65,11 +65,9 @@ def runbook(check: str) -> str:
 
 def linked(findings: list[Finding] | tuple[Finding, ...]) -> tuple[Finding, ...]:
     """The findings, each problem (warn, crit, unknown) with its runbook link in the evidence."""
-    from dataclasses import replace
-
     problems = (Severity.WARN, Severity.CRIT, Severity.UNKNOWN)
     return tuple(
-        replace(f, evidence={**f.evidence, "runbook": runbook(f.check)})
+        f.replace(evidence={**f.evidence, "runbook": runbook(f.check)})
         if f.severity in problems
         else f
         for f in findings

@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +256,7 @@ class Runner:
                 # Killing dcgmi does not stop nvvs (nv-hostengine runs it): ask DCGM to abort,
                 # or the next run meets DCGM_ST_DIAG_ALREADY_RUNNING.
                 evidence = {**finding.evidence, "abort": self._abort_dcgm(path, env)}
-                finding = replace(finding, evidence=evidence)
+                finding = finding.replace(evidence=evidence)
             return done(finding)
         except TransportError as exc:
             return done(

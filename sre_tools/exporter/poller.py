@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sre_tools.exceptions import SreError
 from sre_tools.exporter import metric_names as c
@@ -45,13 +45,15 @@ from sre_tools.exporter.series import (
 )
 from sre_tools.exporter.telemetry import DeviceTelemetry, LabelValues, Telemetry, read_all
 from sre_tools.exporter.xid import XidCounter
-from sre_tools.gpu.backend import Backend
 from sre_tools.health.checks.xid import collect_events
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
 from sre_tools.health.policy import Policy
 from sre_tools.health.registry import Context
 from sre_tools.health.state import CounterState
 from sre_tools.health.xid.model import XidEvent
+
+if TYPE_CHECKING:
+    from sre_tools.gpu.backend import Backend
 
 log = logging.getLogger(__name__)
 

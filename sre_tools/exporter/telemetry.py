@@ -17,13 +17,15 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sre_tools.exporter import metric_names as c
 from sre_tools.exporter.metric_names import ErrorReason
-from sre_tools.gpu.backend import Backend
 from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
 from sre_tools.gpu.readings import NVLINK_COUNTERS, NVLINK_MAX_LINKS, PERF_POLICIES, THRESHOLDS
+
+if TYPE_CHECKING:
+    from sre_tools.gpu.backend import Backend
 
 LabelValues = tuple[str, ...]
 Sample = tuple[str, LabelValues, float]  # (metric name, label values in spec order, value)

@@ -9,9 +9,12 @@ it against ``pynvml`` and a device handle, the recorder stores its result (or it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-Reader = Callable[..., Any]
+TYPE_CHECKING = False  # not typing's: importing typing costs `sre health` ~5 ms (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
+
+    Reader = Callable[..., Any]
 
 # NVLink error counters (nvmlNvLinkErrorCounter_t) by name.
 NVLINK_COUNTERS = {

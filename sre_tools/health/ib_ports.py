@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from sre_tools.record import Record
 
 ACTIVE = 4  # ib_port_state: 1 DOWN, 2 INIT, 3 ARMED, 4 ACTIVE, 5 ACTIVE_DEFER
 LINK_UP = 5  # phys_state: 2 Polling, 3 Disabled, 4 PortConfigurationTraining, 5 LinkUp, ...
@@ -33,8 +34,19 @@ _FLAP = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class IbPort:
+class IbPort(Record):
+    __slots__ = (
+        "counters",
+        "device",
+        "link_layer",
+        "phys_state",
+        "phys_state_code",
+        "port",
+        "rate_gbps",
+        "rate_text",
+        "state",
+        "state_code",
+    )
     device: str
     port: int
     state_code: int | None
@@ -44,7 +56,33 @@ class IbPort:
     rate_text: str
     rate_gbps: float | None
     link_layer: str
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int]
+
+    def __init__(
+        self,
+        device: str,
+        port: int,
+        state_code: int | None,
+        state: str,
+        phys_state_code: int | None,
+        phys_state: str,
+        rate_text: str,
+        rate_gbps: float | None,
+        link_layer: str,
+        counters: dict[str, int] | None = None,
+    ) -> None:
+        self._init(
+            device=device,
+            port=port,
+            state_code=state_code,
+            state=state,
+            phys_state_code=phys_state_code,
+            phys_state=phys_state,
+            rate_text=rate_text,
+            rate_gbps=rate_gbps,
+            link_layer=link_layer,
+            counters={} if counters is None else counters,
+        )
 
     @property
     def name(self) -> str:

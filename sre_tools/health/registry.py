@@ -9,38 +9,92 @@ GPU's other checks, other read errors are UNKNOWN.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from sre_tools.gpu.backend import Backend
 from sre_tools.gpu.errors import NotRecorded, NotSupported, NvmlInitError, ReadError
 from sre_tools.health.model import Finding, GpuRef, Severity
 from sre_tools.health.policy import Policy
 from sre_tools.health.state import CounterState
+from sre_tools.record import Record
+
+TYPE_CHECKING = False  # not typing's: importing typing costs `sre health` ~5 ms (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sre_tools.gpu.backend import Backend
 
 
-@dataclass
 class Context:
+    __slots__ = (
+        "backend",
+        "cache",
+        "discovery_failed",
+        "expensive",
+        "findings",
+        "gpus",
+        "host",
+        "init_error",
+        "kernel_log_lines",
+        "lost",
+        "now",
+        "policy",
+        "state",
+        "sysfs",
+        "systemctl",
+    )
     backend: Backend
     policy: Policy
     state: CounterState
     now: float
-    host: str = ""
-    sysfs: Path = Path("/sys")
-    init_error: NvmlInitError | None = None
-    gpus: list[GpuRef] = field(default_factory=list)
-    lost: set[int] = field(default_factory=set)
-    discovery_failed: bool = False  # the GPU list is not known (count or discovery failed)
-    kernel_log_lines: list[str] | None = None  # injected in tests and replays
+    host: str
+    sysfs: Path
+    init_error: NvmlInitError | None
+    gpus: list[GpuRef]
+    lost: set[int]
+    discovery_failed: bool  # the GPU list is not known (count or discovery failed)
+    kernel_log_lines: list[str] | None  # injected in tests and replays
     # The systemctl that reads unit states (the fabric manager's); None: units are not read
     # (a replay: the host's services are not part of a recording).
-    systemctl: str | None = None
-    expensive: bool = False  # InfoROM validation may run this cycle
-    cache: dict[str, Any] = field(default_factory=dict)
+    systemctl: str | None
+    expensive: bool  # InfoROM validation may run this cycle
+    cache: dict[str, Any]
     # This cycle's findings so far, in registry order (the runner fills it as checks run), so an
     # aggregate check registered last (``reset.pending``) can summarise the others.
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding]
+
+    def __init__(
+        self,
+        backend: Backend,
+        policy: Policy,
+        state: CounterState,
+        now: float,
+        host: str = "",
+        sysfs: Path = Path("/sys"),
+        init_error: NvmlInitError | None = None,
+        gpus: list[GpuRef] | None = None,
+        lost: set[int] | None = None,
+        discovery_failed: bool = False,
+        kernel_log_lines: list[str] | None = None,
+        systemctl: str | None = None,
+        expensive: bool = False,
+        cache: dict[str, Any] | None = None,
+        findings: list[Finding] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.state = state
+        self.now = now
+        self.host = host
+        self.sysfs = sysfs
+        self.init_error = init_error
+        self.gpus = [] if gpus is None else gpus
+        self.lost = set() if lost is None else lost
+        self.discovery_failed = discovery_failed
+        self.kernel_log_lines = kernel_log_lines
+        self.systemctl = systemctl
+        self.expensive = expensive
+        self.cache = {} if cache is None else cache
+        self.findings = [] if findings is None else findings
 
     def read(self, gpu: GpuRef, name: str, *args: Any) -> Any:
         return self.backend.read(gpu.index, name, *args)
@@ -57,11 +111,23 @@ CheckFn = Callable[[Context], Iterable[Finding]]
 GpuCheckFn = Callable[[Context, GpuRef], Iterable[Finding]]
 
 
-@dataclass(frozen=True)
-class Registered:
+class Registered(Record):
+    __slots__ = ("check_id", "fn", "needs_nvml")
     check_id: str
     fn: CheckFn
     needs_nvml: bool
+
+    def __init__(
+        self,
+        check_id: str,
+        fn: CheckFn,
+        needs_nvml: bool,
+    ) -> None:
+        self._init(
+            check_id=check_id,
+            fn=fn,
+            needs_nvml=needs_nvml,
+        )
 
 
 REGISTRY: list[Registered] = []

@@ -14,11 +14,11 @@ No InfiniBand port, or ``infiniband.enabled: false``: one SKIPPED ``ib.port_stat
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from sre_tools.health.model import Action, Finding, Severity
 from sre_tools.health.registry import Context, check
 
+TYPE_CHECKING = False  # not typing's: importing typing costs `sre health` ~5 ms (mypy reads this)
 if TYPE_CHECKING:
     from sre_tools.health.ib_ports import IbPort
 

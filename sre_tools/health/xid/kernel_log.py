@@ -17,10 +17,10 @@ import errno
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sre_tools.exceptions import SreError
+from sre_tools.record import Record
 
 KMSG = Path("/dev/kmsg")
 COMMAND_TIMEOUT_SECONDS = 10.0
@@ -114,14 +114,28 @@ def boot_time_now() -> float:
     return time.time() - time.monotonic()
 
 
-@dataclass(frozen=True)
-class KernelLog:
+class KernelLog(Record):
     """What was read: ``(source, lines)`` chunks, the boot time, and the sources that failed."""
 
+    __slots__ = ("boot_time", "chunks", "errors", "since")
     chunks: tuple[tuple[str, tuple[str, ...]], ...]
     boot_time: float | None
     since: float | None
-    errors: tuple[str, ...] = field(default=())
+    errors: tuple[str, ...]
+
+    def __init__(
+        self,
+        chunks: tuple[tuple[str, tuple[str, ...]], ...],
+        boot_time: float | None,
+        since: float | None,
+        errors: tuple[str, ...] = (),
+    ) -> None:
+        self._init(
+            chunks=chunks,
+            boot_time=boot_time,
+            since=since,
+            errors=errors,
+        )
 
     @property
     def source(self) -> str:
@@ -132,16 +146,32 @@ class KernelLog:
         return [line for _, chunk in self.chunks for line in chunk]
 
 
-@dataclass
 class KernelLogReader:
     """Reads the current boot's kernel log, newest ``window`` seconds, from the best source."""
 
-    kmsg_path: Path = KMSG
-    run: Runner = run_command
-    clock: Callable[[], float] = time.time
-    boot_time: Callable[[], float] = boot_time_now
-    timeout: float = COMMAND_TIMEOUT_SECONDS
-    use_kmsg: bool = True
+    __slots__ = ("boot_time", "clock", "kmsg_path", "run", "timeout", "use_kmsg")
+    kmsg_path: Path
+    run: Runner
+    clock: Callable[[], float]
+    boot_time: Callable[[], float]
+    timeout: float
+    use_kmsg: bool
+
+    def __init__(
+        self,
+        kmsg_path: Path = KMSG,
+        run: Runner = run_command,
+        clock: Callable[[], float] = time.time,
+        boot_time: Callable[[], float] = boot_time_now,
+        timeout: float = COMMAND_TIMEOUT_SECONDS,
+        use_kmsg: bool = True,
+    ) -> None:
+        self.kmsg_path = kmsg_path
+        self.run = run
+        self.clock = clock
+        self.boot_time = boot_time
+        self.timeout = timeout
+        self.use_kmsg = use_kmsg
 
     def journal_argv(self, since: float) -> list[str]:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 from sre_tools.health.model import Action
+from sre_tools.record import Record
+
+TYPE_CHECKING = False  # not typing's: importing typing costs `sre health` ~5 ms (mypy reads this)
+if TYPE_CHECKING:
+    from typing import Any
 
 # What an event is. Only ``xid`` events carry the number NVIDIA printed; the others are
 # equivalents (the text form of "fallen off the bus", NVML's own event types).
@@ -86,8 +89,7 @@ def recovery_name(value: int) -> str:
     return RECOVERY_ACTION_NAMES.get(value, f"unknown value {value}")
 
 
-@dataclass(frozen=True)
-class XidEvent:
+class XidEvent(Record):
     """One XID (or equivalent) on one GPU.
 
     ``timestamp`` is wall-clock (epoch seconds) when known: from an ISO prefix, an NVML event, or
@@ -96,23 +98,82 @@ class XidEvent:
     counts events by it); :func:`with_key` fills it in.
     """
 
+    __slots__ = (
+        "gpu_index",
+        "gpu_instance",
+        "key",
+        "kind",
+        "line",
+        "message",
+        "name",
+        "pci_bus_id",
+        "pid",
+        "recovery_action",
+        "seq",
+        "source",
+        "sources",
+        "timestamp",
+        "uptime",
+        "uuid",
+        "xid",
+    )
     xid: int | None
     pci_bus_id: str | None  # normalised: ``0000:18:00``
-    message: str = ""
-    line: str = ""
-    gpu_instance: str | None = None  # ``GPU-I:05`` for an XID inside a MIG instance
-    pid: int | None = None
-    name: str | None = None
-    timestamp: float | None = None
-    uptime: float | None = None
-    seq: int | None = None  # /dev/kmsg sequence number
-    source: str = "text"
-    kind: str = KIND_XID
-    gpu_index: int | None = None  # NVML events name the device by index
-    recovery_action: int | None = None  # XID 154 / NVML: the new recovery action
-    uuid: str | None = None  # from "NVRM: GPU at PCI:...: GPU-..." lines, when seen
-    key: str = ""
-    sources: tuple[str, ...] = field(default=())
+    message: str
+    line: str
+    gpu_instance: str | None  # ``GPU-I:05`` for an XID inside a MIG instance
+    pid: int | None
+    name: str | None
+    timestamp: float | None
+    uptime: float | None
+    seq: int | None  # /dev/kmsg sequence number
+    source: str
+    kind: str
+    gpu_index: int | None  # NVML events name the device by index
+    recovery_action: int | None  # XID 154 / NVML: the new recovery action
+    uuid: str | None  # from "NVRM: GPU at PCI:...: GPU-..." lines, when seen
+    key: str
+    sources: tuple[str, ...]
+
+    def __init__(
+        self,
+        xid: int | None,
+        pci_bus_id: str | None,
+        message: str = "",
+        line: str = "",
+        gpu_instance: str | None = None,
+        pid: int | None = None,
+        name: str | None = None,
+        timestamp: float | None = None,
+        uptime: float | None = None,
+        seq: int | None = None,
+        source: str = "text",
+        kind: str = KIND_XID,
+        gpu_index: int | None = None,
+        recovery_action: int | None = None,
+        uuid: str | None = None,
+        key: str = "",
+        sources: tuple[str, ...] = (),
+    ) -> None:
+        self._init(
+            xid=xid,
+            pci_bus_id=pci_bus_id,
+            message=message,
+            line=line,
+            gpu_instance=gpu_instance,
+            pid=pid,
+            name=name,
+            timestamp=timestamp,
+            uptime=uptime,
+            seq=seq,
+            source=source,
+            kind=kind,
+            gpu_index=gpu_index,
+            recovery_action=recovery_action,
+            uuid=uuid,
+            key=key,
+            sources=sources,
+        )
 
     @property
     def catalog_xid(self) -> int | None:
@@ -188,5 +249,5 @@ def with_key(events: list[XidEvent]) -> list[XidEvent]:
         n = seen.get(digest, 0) + 1
         seen[digest] = n
         key = digest if n == 1 else f"{digest}-{n}"
-        out.append(replace(ev, key=key, sources=ev.sources or (ev.source,)))
+        out.append(ev.replace(key=key, sources=ev.sources or (ev.source,)))
     return out

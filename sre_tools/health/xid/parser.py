@@ -29,7 +29,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sre_tools.health.xid.model import (
@@ -372,35 +371,69 @@ def _time(prefix: _Prefix) -> float | None:
     return prefix.uptime if prefix.uptime is not None else prefix.timestamp
 
 
-@dataclass
 class _Message:
     """One probe-time message being put together (``stage`` 1: address read, 2: middle, 3: all)."""
 
+    __slots__ = ("bus", "event", "lines", "pos", "prefix", "record", "rivals", "stage", "stream")
     bus: str
     pos: int
     stream: str
     prefix: _Prefix
     record: int
     lines: list[str]
-    stage: int = 1
+    stage: int
     # The messages a piece could have belonged to, this one included (shared by all of them):
     # when pieces could go to more than one message, every one must end, or none is reported.
-    rivals: list[_Message] | None = None
-    event: XidEvent | None = None  # read whole from one line by parse_line
+    rivals: list[_Message] | None
+    event: XidEvent | None  # read whole from one line by parse_line
+
+    def __init__(
+        self,
+        bus: str,
+        pos: int,
+        stream: str,
+        prefix: _Prefix,
+        record: int,
+        lines: list[str],
+        stage: int = 1,
+        rivals: list[_Message] | None = None,
+        event: XidEvent | None = None,
+    ) -> None:
+        self.bus = bus
+        self.pos = pos
+        self.stream = stream
+        self.prefix = prefix
+        self.record = record
+        self.lines = lines
+        self.stage = stage
+        self.rivals = rivals
+        self.event = event
 
     def add(self, line: str) -> None:
         if line not in self.lines:
             self.lines.append(line)
 
 
-@dataclass
 class _Record:
     """The kernel record a line belongs to (a continuation line belongs to the one before)."""
 
+    __slots__ = ("index", "message", "prefix", "stream")
     stream: str
     prefix: _Prefix
     index: int
-    message: _Message | None = None
+    message: _Message | None
+
+    def __init__(
+        self,
+        stream: str,
+        prefix: _Prefix,
+        index: int,
+        message: _Message | None = None,
+    ) -> None:
+        self.stream = stream
+        self.prefix = prefix
+        self.index = index
+        self.message = message
 
 
 class _ProbeMessages:
@@ -546,7 +579,7 @@ class _ProbeMessages:
                     continue
             line = "\n".join(m.lines)[:MAX_TEXT_CHARS]
             if m.event is not None:
-                out.append((m.pos, replace(m.event, line=line)))
+                out.append((m.pos, m.event.replace(line=line)))
             else:
                 out.append((m.pos, _probe_event(m.bus, line, m.prefix, self.boot_time)))
         return out
@@ -584,7 +617,7 @@ def parse_lines(lines: Iterable[str], *, boot_time: float | None = None) -> list
             if ev is None:
                 continue
             if ev.uuid is None and ev.pci_bus_id in uuids:
-                ev = replace(ev, uuid=uuids[ev.pci_bus_id])
+                ev = ev.replace(uuid=uuids[ev.pci_bus_id])
             found.append((pos, ev))
     found.extend(probe.events())
     found.sort(key=lambda p: p[0])

@@ -101,7 +101,7 @@ def test_same_event_from_kmsg_journal_dmesg_and_nvml_is_one() -> None:
 def test_kmsg_sequence_number_matches_without_times() -> None:
     a = parse_lines([f"4,812,1000,-;{FELL}"])
     b = [
-        e.__class__(**{**e.__dict__, "source": "dmesg", "uptime": None, "timestamp": None})
+        e.replace(source="dmesg", uptime=None, timestamp=None)
         for e in parse_lines([f"4,812,1000,-;{FELL}"])
     ]
     assert len(dedupe([*a, *b])) == 1
