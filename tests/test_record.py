@@ -47,7 +47,7 @@ def test_the_health_model_is_found() -> None:
 @pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__qualname__)
 def test_fields_are_the_slots_the_annotations_and_init(cls: type[Record]) -> None:
     params = list(inspect.signature(cls).parameters)
-    annotations = [k for k in cls.__dict__.get("__annotations__", {}) if k != "__slots__"]
+    annotations = [k for k in inspect.get_annotations(cls) if k != "__slots__"]
     assert sorted(cls.__slots__) == sorted(params) == sorted(annotations)
     assert list(cls.__slots__) == sorted(cls.__slots__)
 

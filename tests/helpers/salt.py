@@ -263,6 +263,38 @@ def remediation_master(
     }
 
 
+def remediation_settings(work: Path, slurm_conf: Path) -> dict[str, Any]:
+    """``remediation_master`` for the orchestration tests: the guardrails let two nodes (50 %)
+    drain with no cooldown (remediation.yaml in ``work``), fresh checks wait up to 60 s."""
+    config = work / "remediation.yaml"
+    settings = {"max_drained_nodes": 2, "max_drained_percent": 50, "cooldown_seconds": 0}
+    _write_yaml(config, {"remediation": settings})
+    return remediation_master(work, config=config, slurm_conf=slurm_conf, fresh_check_timeout=60)
+
+
+def node_recording(source: Path, dest: Path, host: str) -> Path:
+    """``source`` (a recording) written to ``dest`` with ``host`` as its host, as that node
+    would have recorded it."""
+    data = json.loads(source.read_text(encoding="utf-8"))
+    data["host"] = host
+    dest.write_text(json.dumps(data), encoding="utf-8")
+    return dest
+
+
+def audit_records(work: Path) -> list[dict[str, Any]]:
+    """The remediation audit log (``remediation_master``'s ``audit.jsonl`` in ``work``)."""
+    path = work / "audit.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def show_states(states: Mapping[str, Any]) -> str:
+    """An orchestration's states, one line each, for an assertion's message."""
+    return "\n".join(
+        f"{k}: {v['result']} {str(v['comment'])[:800]} {str(v.get('changes'))[:1500]}"
+        for k, v in states.items()
+    )
+
+
 # --- a real master and minion --------------------------------------------------------------------
 
 
@@ -484,6 +516,17 @@ class SaltPair:
                 f"{' '.join(argv)} exited {proc.returncode}: unparsable output:\n"
                 f"{proc.stdout}\n{proc.stderr}\n{self.logs()}"
             ) from None
+
+    def orchestrate(
+        self, sls: str, pillar: Mapping[str, Any], *, timeout: float = 300
+    ) -> tuple[int, dict[str, Any]]:
+        """``salt-run state.orchestrate SLS pillar=...``: (exit status, states by ``__id__``)."""
+        code, out = self.salt_run(
+            "state.orchestrate", sls, f"pillar={json.dumps(pillar)}", timeout=timeout
+        )
+        [states] = out["data"].values()
+        assert isinstance(states, dict), out
+        return code, {value["__id__"]: value for value in states.values()}
 
     def accepted_keys(self) -> list[str]:
         out = self._run([salt_bin("salt-key"), "-c", str(self.master_conf), "-L", "--out", "json"])

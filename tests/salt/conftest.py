@@ -84,6 +84,13 @@ def fail_unless_salt(*commands: str, importable: bool = True) -> None:
 
 
 @pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    """monkeypatch for a module's fixtures (e.g. the PATH a module's minion inherits)."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
 def salt_installed() -> None:
     fail_unless_salt("salt-call")
 

@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.helpers.salt import PAIR_COMMANDS, SaltPair, remediation_master, state_args
+from tests.helpers.salt import (
+    PAIR_COMMANDS,
+    SaltPair,
+    audit_records,
+    node_recording,
+    remediation_settings,
+    show_states,
+    state_args,
+)
 from tests.helpers.slurm import SlurmCluster
 from tests.salt.conftest import started_pair
 
@@ -47,12 +54,6 @@ sys.stdout.write(open(json.load(open(os.path.join(here, "outputs.json")))[name])
 
 
 @pytest.fixture(scope="module")
-def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-@pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("salt-acceptance")
 
@@ -61,12 +62,6 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pair(
     slurm_cluster: SlurmCluster, work: Path, monkeypatch_module: pytest.MonkeyPatch
 ) -> Iterator[SaltPair]:
-    config = work / "remediation.yaml"
-    settings = {"max_drained_nodes": 2, "max_drained_percent": 50, "cooldown_seconds": 0}
-    config.write_text(yaml.safe_dump({"remediation": settings}), encoding="utf-8")
-    master_extra = remediation_master(
-        work, config=config, slurm_conf=slurm_cluster.conf, fresh_check_timeout=60
-    )
     tools = work / "tools"
     tools.mkdir()
     for name in ("dcgmi", "nvbandwidth"):
@@ -79,7 +74,7 @@ def pair(
         work / "salt",
         commands=(*PAIR_COMMANDS, "salt-run"),
         minion_id=MINION,
-        master_extra=master_extra,
+        master_extra=remediation_settings(work, slurm_cluster.conf),
     ) as salt_pair:
         yield salt_pair
 
@@ -106,10 +101,7 @@ def calls(bin_dir: Path) -> list[list[str]]:
 
 
 def orchestrate(pair: SaltPair, tmp_path: Path, **acceptance: Any) -> tuple[int, dict[str, Any]]:
-    replay = tmp_path / "recording.json"
-    data = json.loads(HGX.read_text(encoding="utf-8"))
-    data["host"] = MINION
-    replay.write_text(json.dumps(data), encoding="utf-8")
+    replay = node_recording(HGX, tmp_path / "recording.json", MINION)
     pillar = {
         "acceptance": {
             "drain_poll": 1,
@@ -119,24 +111,7 @@ def orchestrate(pair: SaltPair, tmp_path: Path, **acceptance: Any) -> tuple[int,
             **acceptance,
         }
     }
-    code, out = pair.salt_run(
-        "state.orchestrate", "orch.acceptance", f"pillar={json.dumps(pillar)}", timeout=ORCH_TIMEOUT
-    )
-    [states] = out["data"].values()
-    assert isinstance(states, dict), out
-    return code, {value["__id__"]: value for value in states.values()}
-
-
-def audit(work: Path) -> list[dict[str, Any]]:
-    path = work / "audit.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def show(states: dict[str, Any]) -> str:
-    return "\n".join(
-        f"{k}: {v['result']} {str(v['comment'])[:800]} {str(v.get('changes'))[:1500]}"
-        for k, v in states.items()
-    )
+    return pair.orchestrate("orch.acceptance", pillar, timeout=ORCH_TIMEOUT)
 
 
 def test_a_passing_minion_is_drained_tested_and_resumed(
@@ -144,7 +119,7 @@ def test_a_passing_minion_is_drained_tested_and_resumed(
 ) -> None:
     outputs(tools, "level3-pass")
     code, states = orchestrate(pair, tmp_path, targets=[MINION], nvbandwidth=True)
-    assert code == 0 and all(s["result"] for s in states.values()), show(states)
+    assert code == 0 and all(s["result"] for s in states.values()), show_states(states)
     prefix = f"sre-orch-acceptance-{MINION}"
     drain = states[f"{prefix}-runner-drain"]["changes"]["return"]
     assert (drain["outcome"], drain["code"]) == ("acted", "drained"), drain
@@ -153,7 +128,7 @@ def test_a_passing_minion_is_drained_tested_and_resumed(
     assert [c[:4] for c in calls(tools)] == [["dcgmi", "diag", "-r", "3"], calls(tools)[1][:4]]
     assert calls(tools)[1][0] == "nvbandwidth"
     assert cluster.settled_states()[MINION].rstrip("*") == "idle"
-    codes = [r["code"] for r in audit(work) if r.get("node") == MINION]
+    codes = [r["code"] for r in audit_records(work) if r.get("node") == MINION]
     assert codes[-2:] == ["drained", "resumed"], codes
 
 
@@ -164,9 +139,9 @@ def test_a_failing_minion_stays_drained_with_the_reason(
     minion) is still tried (stop_on_failure off) and stays drained too: no answer, no resume."""
     outputs(tools, "level3-pass", "h100-8-h2d-low-gpu4")
     code, states = orchestrate(pair, tmp_path, targets=[MINION, "gpu02"], nvbandwidth=True)
-    assert code != 0, show(states)
+    assert code != 0, show_states(states)
     accepted = states[f"sre-orch-acceptance-{MINION}-runner-accept"]
-    assert accepted["result"] is False, show(states)
+    assert accepted["result"] is False, show_states(states)
     decision = accepted["changes"]["return"]
     assert (decision["outcome"], decision["code"]) == ("refused", "diag_failed"), decision
     assert "nvbandwidth diagnostic of gpu01 did not pass" in decision["message"], decision
@@ -180,10 +155,10 @@ def test_a_failing_minion_stays_drained_with_the_reason(
     assert decision["annotated"]["code"] == "annotated", decision
     other = states["sre-orch-acceptance-gpu02-runner-accept"]
     assert other["result"] is False
-    assert other["changes"]["return"]["code"] == "no_diagnostic", show(states)
+    assert other["changes"]["return"]["code"] == "no_diagnostic", show_states(states)
     assert "did not answer gpu.diag" in other["changes"]["return"]["message"]
     assert "drain" in cluster.settled_states()["gpu02"]
-    mine = [(r["code"], r.get("source")) for r in audit(work) if r.get("node") == MINION]
+    mine = [(r["code"], r.get("source")) for r in audit_records(work) if r.get("node") == MINION]
     assert mine[-3:] == [
         ("drained", "salt-orch"),
         ("diag_failed", "resume"),
@@ -196,15 +171,17 @@ def test_stop_on_failure_leaves_the_next_minion_alone(
     pair: SaltPair, cluster: SlurmCluster, work: Path, tmp_path: Path, tools: Path
 ) -> None:
     outputs(tools, "level3-thermal-fail-gpu6")
-    before = len(audit(work))
+    before = len(audit_records(work))
     code, states = orchestrate(pair, tmp_path, targets=[MINION, "gpu02"], stop_on_failure=True)
-    assert code != 0, show(states)
+    assert code != 0, show_states(states)
     decision = states[f"sre-orch-acceptance-{MINION}-runner-accept"]["changes"]["return"]
     assert decision["code"] == "diag_failed" and "GPU 6" in decision["message"], decision
     nxt = states["sre-orch-acceptance-gpu02-runner-drain"]
-    assert nxt["result"] is False and "requisite" in str(nxt["comment"]).lower(), show(states)
+    assert nxt["result"] is False and "requisite" in str(nxt["comment"]).lower(), show_states(
+        states
+    )
     assert cluster.settled_states()["gpu02"] == "idle"
-    assert not [r for r in audit(work)[before:] if r.get("node") == "gpu02"]
+    assert not [r for r in audit_records(work)[before:] if r.get("node") == "gpu02"]
 
 
 def test_pillar_errors_name_the_key(pair: SaltPair) -> None:

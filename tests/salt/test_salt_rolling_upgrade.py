@@ -23,9 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.helpers.salt import FIXTURES, PAIR_COMMANDS, SaltPair, remediation_master, state_args
+from tests.helpers.salt import (
+    FIXTURES,
+    PAIR_COMMANDS,
+    SaltPair,
+    audit_records,
+    node_recording,
+    remediation_settings,
+    show_states,
+    state_args,
+)
 from tests.helpers.slurm import SlurmCluster
 from tests.salt.conftest import started_pair
 
@@ -47,12 +55,6 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pair(
     slurm_cluster: SlurmCluster, work: Path, monkeypatch_module: pytest.MonkeyPatch
 ) -> Iterator[SaltPair]:
-    config = work / "remediation.yaml"
-    settings = {"max_drained_nodes": 2, "max_drained_percent": 50, "cooldown_seconds": 0}
-    config.write_text(yaml.safe_dump({"remediation": settings}), encoding="utf-8")
-    master_extra = remediation_master(
-        work, config=config, slurm_conf=slurm_cluster.conf, fresh_check_timeout=60
-    )
     # The minion inherits this environment: the fake nvidia-smi first on PATH, apt's private
     # configuration.
     fake_bin = work / "bin"
@@ -77,15 +79,9 @@ def pair(
         work / "salt",
         commands=(*PAIR_COMMANDS, "salt-run"),
         minion_id=MINION,
-        master_extra=master_extra,
+        master_extra=remediation_settings(work, slurm_cluster.conf),
     ) as salt_pair:
         yield salt_pair
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
 
 
 def orchestrate(
@@ -94,10 +90,7 @@ def orchestrate(
     """``salt-run state.orchestrate orch.rolling_upgrade``: (exit status, states by id). The
     minion's gate plays ``source`` back as the node would have recorded it (its host)."""
     node_dir.mkdir(parents=True)
-    replay = node_dir / "recording.json"
-    data = json.loads(source.read_text(encoding="utf-8"))
-    data["host"] = MINION
-    replay.write_text(json.dumps(data), encoding="utf-8")
+    replay = node_recording(source, node_dir / "recording.json", MINION)
     pillar = {
         "rolling_upgrade": {
             "version": NEW_DRIVER,
@@ -120,34 +113,14 @@ def orchestrate(
             **rolling,
         }
     }
-    code, out = pair.salt_run(
-        "state.orchestrate",
-        "orch.rolling_upgrade",
-        f"pillar={json.dumps(pillar)}",
-        timeout=ORCH_TIMEOUT,
-    )
-    [states] = out["data"].values()
-    assert isinstance(states, dict), out
-    return code, {value["__id__"]: value for value in states.values()}
-
-
-def audit(work: Path) -> list[dict[str, Any]]:
-    path = work / "audit.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def show(states: dict[str, Any]) -> str:
-    return "\n".join(
-        f"{k}: {v['result']} {str(v['comment'])[:600]} {str(v.get('changes'))[:1500]}"
-        for k, v in states.items()
-    )
+    return pair.orchestrate("orch.rolling_upgrade", pillar, timeout=ORCH_TIMEOUT)
 
 
 def test_healthy_batch_is_drained_upgraded_gated_and_resumed(
     pair: SaltPair, cluster: SlurmCluster, work: Path, tmp_path: Path
 ) -> None:
     code, states = orchestrate(pair, tmp_path / "node", HEALTHY, targets=[MINION])
-    assert code == 0 and all(s["result"] for s in states.values()), show(states)
+    assert code == 0 and all(s["result"] for s in states.values()), show_states(states)
     prefix = f"sre-orch-rolling-upgrade-{MINION}"
     drain = states[f"{prefix}-runner-drain"]["changes"]["return"]
     assert (drain["outcome"], drain["code"]) == ("acted", "drained"), drain
@@ -164,7 +137,7 @@ def test_healthy_batch_is_drained_upgraded_gated_and_resumed(
     # simulated nodes have no slurmd) can take longer than settled_states waits.
     state = cluster.settled_states()[MINION]
     assert state.rstrip("*") == "idle", cluster.scontrol("show", "node", MINION).stdout
-    codes = [r["code"] for r in audit(work) if r.get("node") == MINION]
+    codes = [r["code"] for r in audit_records(work) if r.get("node") == MINION]
     assert codes[-2:] == ["drained", "resumed"], codes
 
 
@@ -172,11 +145,11 @@ def test_failing_gate_stops_the_rollout_and_leaves_the_node_drained(
     pair: SaltPair, cluster: SlurmCluster, work: Path, tmp_path: Path
 ) -> None:
     code, states = orchestrate(pair, tmp_path / "node", DBE, targets=[MINION, "gpu02"], batch=1)
-    assert code != 0, show(states)
+    assert code != 0, show_states(states)
     first = f"sre-orch-rolling-upgrade-{MINION}"
-    assert states[f"{first}-state-nvidia-driver"]["result"] is True, show(states)
+    assert states[f"{first}-state-nvidia-driver"]["result"] is True, show_states(states)
     gate = states[f"{first}-runner-resume"]
-    assert gate["result"] is False, show(states)
+    assert gate["result"] is False, show_states(states)
     assert gate["changes"]["return"]["code"] == "still_unhealthy", gate
     # Upgraded, failed the gate, stays drained with our reason.
     pin = (tmp_path / "node" / "nvidia-driver.pref").read_text(encoding="utf-8")
@@ -193,7 +166,7 @@ def test_failing_gate_stops_the_rollout_and_leaves_the_node_drained(
         or not states[f"{second}-runner-drain"]["changes"]
     )
     assert cluster.settled_states()["gpu02"] == "idle"
-    assert not [r for r in audit(work) if r.get("node") == "gpu02"]
+    assert not [r for r in audit_records(work) if r.get("node") == "gpu02"]
 
 
 def test_operators_drain_stops_the_rollout_before_anything_changes(
@@ -201,7 +174,7 @@ def test_operators_drain_stops_the_rollout_before_anything_changes(
 ) -> None:
     cluster.scontrol("update", f"nodename={MINION}", "state=drain", "reason=ticket 4711")
     code, states = orchestrate(pair, tmp_path / "node", HEALTHY, targets=[MINION, "gpu02"])
-    assert code != 0, show(states)
+    assert code != 0, show_states(states)
     first = f"sre-orch-rolling-upgrade-{MINION}"
     drain = states[f"{first}-runner-drain"]
     assert drain["result"] is False and drain["changes"]["return"]["code"] == "operator_drain"
