@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from sre_tools.progress import Progress
 
 RECORDING_VERSION = 1
+# The most GPUs one node can show NVML (HGX and MGX boards have 8, the largest PCIe servers 20;
+# NVML's own device limit is far below this). A count outside 0..MAX_GPUS is not a GPU count.
+MAX_GPUS = 256
 
 
 if TYPE_CHECKING:
@@ -41,6 +44,11 @@ if TYPE_CHECKING:
         def read(self, index: int, name: str, *args: Any) -> Any: ...
         def events(self) -> list[dict[str, Any]]: ...
         def pci_bus_id(self, index: int) -> str | None: ...
+
+
+def is_gpu_count(value: object) -> bool:
+    """A whole number from 0 to :data:`MAX_GPUS` (not a bool, not a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_GPUS
 
 
 def _error_name(nvml: Any, exc: Exception) -> str:
@@ -186,6 +194,21 @@ class RecordedBackend:
         devices = d.get("devices")
         if not isinstance(devices, list):
             raise ValidationError("expected a list", source=self.source, field="devices")
+        count = d.get("device_count")
+        if isinstance(count, dict) and "value" in count:
+            count = count["value"]
+        elif isinstance(count, dict) and "error" in count:
+            count = None  # NVML's error, played back as such
+        if count is not None and not is_gpu_count(count):
+            raise ValidationError(
+                f"expected a whole number of GPUs from 0 to {MAX_GPUS}, got {count!r}",
+                source=self.source,
+                field="device_count",
+            )
+        if len(devices) > MAX_GPUS:
+            raise ValidationError(
+                f"{len(devices)} devices, more than {MAX_GPUS}", source=self.source, field="devices"
+            )
         for i, dev in enumerate(devices):
             if not isinstance(dev, dict) or not isinstance(dev.get("readings"), dict):
                 raise ValidationError(
@@ -219,7 +242,7 @@ class RecordedBackend:
     def device_count(self) -> int:
         count = self.data.get("device_count")
         if isinstance(count, dict):
-            return int(self._answer(count))
+            count = self._answer(count)
         return len(self.data["devices"]) if count is None else int(count)
 
     def system(self, name: str) -> Any:

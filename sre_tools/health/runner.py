@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from sre_tools.gpu.backend import MAX_GPUS, is_gpu_count
 from sre_tools.gpu.errors import NotSupported, NvmlInitError, ReadError
 from sre_tools.health import checks as _checks  # noqa: F401  (registers checks)
 from sre_tools.health.model import Action, Finding, GpuRef, HealthReport, Severity
@@ -44,6 +45,16 @@ def discover(ctx: Context) -> list[Finding]:
     except (ReadError, NotSupported) as exc:
         ctx.discovery_failed = True
         return [Finding("gpu.count", Severity.UNKNOWN, f"NVML cannot count GPUs: {exc}")]
+    if not is_gpu_count(count):
+        ctx.discovery_failed = True
+        return [
+            Finding(
+                "gpu.count",
+                Severity.UNKNOWN,
+                f"NVML reported {count!r} GPUs: not a GPU count (0 to {MAX_GPUS})",
+                evidence={"device_count": repr(count)},
+            )
+        ]
     bus_ids: list[str] | None = None
     for index in range(count):
         ref = GpuRef(index)

@@ -122,16 +122,16 @@ def test_non_finite_or_negative_policy_values_are_unknown(
     assert "site.yaml" in err and "Traceback" not in err
 
 
-def test_malformed_device_count_exits_unknown(capsys, tmp_path: Path) -> None:
+@pytest.mark.parametrize("count", ["eight", -1, True, 10**9])
+def test_malformed_device_count_exits_unknown(capsys, tmp_path: Path, count: object) -> None:
+    """Slurm drains on anything but 0: a bad count is UNKNOWN (3), never an empty OK."""
     data = json.loads((FIX / "h100-capture.json").read_text())
-    data["device_count"] = "eight"
+    data["device_count"] = count
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
-    rc, out, _ = run(capsys, "health", "--json", "--replay", str(path))
-    assert rc == 3
-    found = json.loads(out)
-    assert found["status"] == "unknown"
-    assert any("GPU discovery failed" in f["summary"] for f in found["findings"])
+    rc, out, err = run(capsys, "health", "--json", "--replay", str(path))
+    assert rc == 3 and out == ""
+    assert err.count("\n") == 1 and "bad.json: device_count: expected a whole number" in err
 
 
 def test_table_is_linear_in_findings(monkeypatch) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sre_tools.cli.health import nhc_lines
+from sre_tools.exceptions import ValidationError
 from sre_tools.gpu.backend import RecordedBackend
 from sre_tools.health.model import Severity
 from sre_tools.health.policy import load_policy
@@ -23,23 +24,56 @@ def _run(backend: Any, sysfs: Path) -> Any:
     )
 
 
-@pytest.mark.parametrize(
-    "count",
-    [
-        pytest.param("eight", id="string"),
-        pytest.param([1], id="list"),
-        pytest.param(1.5e400, id="inf"),
-    ],
-)
-def test_malformed_device_count_is_unknown_not_an_empty_ok(tmp_path: Path, count: Any) -> None:
+BAD_COUNTS = [
+    pytest.param("eight", id="string"),
+    pytest.param("8", id="numeric-string"),
+    pytest.param([1], id="list"),
+    pytest.param(1.5e400, id="inf"),
+    pytest.param(1.5, id="float"),
+    pytest.param(True, id="bool"),
+    pytest.param(-1, id="negative"),
+    pytest.param(1_000_000_000, id="huge"),
+    pytest.param({"value": -3}, id="recorded-negative"),
+]
+
+
+@pytest.mark.parametrize("count", BAD_COUNTS)
+def test_malformed_recorded_device_count_is_an_input_error(count: Any) -> None:
+    """A recording is input: a count that is not 0..MAX_GPUS is refused naming the field (`sre
+    health` exits 3 with it), never read as 1 (True, 1.5) or as no GPUs at all (-1)."""
     data = load(H100)
     data["device_count"] = count
-    report = _run(RecordedBackend(data, "<test>"), tmp_path)
+    with pytest.raises(ValidationError) as err:
+        RecordedBackend(data, "rec.json")
+    assert err.value.field == "device_count" and "0 to 256" in str(err.value)
+
+
+@pytest.mark.parametrize("count", [-1, 1_000_000_000, True, 2.0])
+def test_impossible_count_from_nvml_is_unknown_not_an_empty_ok(tmp_path: Path, count: Any) -> None:
+    """Whatever a backend answers: a GPU count outside 0..MAX_GPUS is UNKNOWN (exit 3), and no
+    GPU is judged (not 'OK, 0 GPUs', not a billion-GPU loop until the watchdog)."""
+
+    class Impossible(RecordedBackend):
+        def device_count(self) -> Any:
+            return count
+
+    report = _run(Impossible(load(H100), "<test>"), tmp_path)
+    assert report.exit_code == 3
+    (f,) = [x for x in report.findings if x.check == "gpu.count"]
+    assert f.severity is Severity.UNKNOWN and "not a GPU count" in f.summary
+    assert not [x for x in report.findings if x.gpu is not None]
+
+
+def test_crash_in_discovery_is_unknown_with_the_reason(tmp_path: Path) -> None:
+    class Crashing(RecordedBackend):
+        def device_count(self) -> int:
+            raise OSError("nvidia-ml: device node vanished")
+
+    report = _run(Crashing(load(H100), "<test>"), tmp_path)
     assert report.exit_code == 3
     (f,) = [x for x in report.findings if x.check == "health.collection"]
     assert f.severity is Severity.UNKNOWN
-    assert "GPU discovery failed" in f.summary
-    assert not [x for x in report.findings if x.check == "gpu.count"]
+    assert "GPU discovery failed" in f.summary and "device node vanished" in f.summary
 
 
 class CrashingInit(RecordedBackend):
