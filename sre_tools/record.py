@@ -26,6 +26,14 @@ class Record:
 
     __slots__: tuple[str, ...] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every method reads the fields from the class's own __slots__: a record of a record
+        # would leave the parent's fields out of equality, hash, repr and replace.
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__slots__", ())
+        if own and any(getattr(base, "__slots__", ()) for base in cls.__mro__[1:-2]):
+            raise TypeError(f"{cls.__name__}: a record cannot add fields to another record")
+
     def _init(self, **fields: Any) -> None:
         for name, value in fields.items():
             object.__setattr__(self, name, value)

@@ -84,12 +84,46 @@ class Endpoint:
         self.what = what
         self.timeout = timeout
         shown = redact_url(base_url)
+        if _UNSAFE_URL_CHARS.search(base_url):
+            raise ValidationError(
+                f"invalid {what} URL {shown!r} (expected http(s)://host:port)", field=field
+            )
         try:
             parsed = urllib.parse.urlsplit(base_url)
-            host, port = parsed.hostname, parsed.port  # port: ValueError when out of range
-        except ValueError as exc:
-            raise ValidationError(f"invalid {what} URL {shown!r}: {exc}", field=field) from None
-        if parsed.scheme not in {"http", "https"} or not host or _UNSAFE_URL_CHARS.search(base_url):
+            host = parsed.hostname
+        except ValueError:
+            raise ValidationError(f"invalid {what} URL {shown!r}", field=field) from None
+        if parsed.scheme not in {"http", "https"} or not base_url[len(parsed.scheme) :].startswith(
+            "://"
+        ):
+            raise ValidationError(
+                f"invalid {what} URL {shown!r} (expected http(s)://host:port)", field=field
+            )
+        if "@" in base_url and "@" not in parsed.netloc:
+            # A password holding "/", "?" or "#" ends the host part early: the rest of it would
+            # be read as the host, port or path, and printed. Never parse further.
+            raise ValidationError(
+                f"invalid {what} URL {shown!r}: '/', '?', '#' and '@' in a user name or password "
+                "must be percent-encoded (%2F, %3F, %23, %40)",
+                field=field,
+            )
+        if parsed.query or parsed.fragment:
+            # A base URL takes no query (a token there would be printed in every message, and
+            # paths are appended to the base): credentials go in user:password@ or a token option.
+            bare = redact_url(urllib.parse.urlunsplit(parsed._replace(query="", fragment="")))
+            raise ValidationError(
+                f"invalid {what} URL '{bare}?***': a base URL takes no query or fragment "
+                "(credentials: http(s)://user:password@host:port)",
+                field=field,
+            )
+        try:
+            port = parsed.port  # ValueError when not a number or out of range
+        except ValueError:
+            raise ValidationError(
+                f"invalid {what} URL {shown!r}: the port is not a number from 0 to 65535",
+                field=field,
+            ) from None
+        if not host:
             raise ValidationError(
                 f"invalid {what} URL {shown!r} (expected http(s)://host:port)", field=field
             )

@@ -85,3 +85,21 @@ def test_defaults_and_factories_are_per_instance() -> None:
     assert a.evidence is not b.evidence  # as field(default_factory=dict)
     assert GpuRef(3) == GpuRef(3, "", "", None)
     assert {GpuRef(3), GpuRef(3)} == {GpuRef(3)}
+
+
+def test_a_record_of_a_record_is_refused() -> None:
+    """Fields come from the class's own __slots__: a subclass adding fields would silently leave
+    the parent's out of equality, hash and replace. Refused when the class is made (a subclass
+    adding only behaviour is fine)."""
+    from sre_tools.health.model import GpuRef
+
+    with pytest.raises(TypeError, match="cannot add fields to another record"):
+
+        class MigRef(GpuRef):
+            __slots__ = ("instance",)
+
+    class Named(GpuRef):
+        def name(self) -> str:
+            return f"GPU {self.index}"
+
+    assert Named(3).name() == "GPU 3" and Named(3).replace(index=4).index == 4

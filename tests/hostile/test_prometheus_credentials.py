@@ -126,6 +126,15 @@ BAD_URLS = {
     "space": f"http://admin:{SECRET}@prom etheus",
     "at-in-password": f"http://admin:{SECRET}@x@prometheus:-1",
     "no-host": f"http://admin:{SECRET}@:9090",
+    # A "/", "?" or "#" in the password ends the host part early (urlsplit): the rest was read
+    # as the port or the path and printed in the message, or even requested.
+    "slash-in-password": f"http://admin:{SECRET}/x@prometheus:9090",
+    "slash-after-a-numeric-password": f"http://admin:12/{SECRET}@prometheus",
+    "hash-in-password": f"http://admin:{SECRET}#x@prometheus:9090",
+    "question-mark-in-password": f"http://admin:{SECRET}?x@prometheus:9090",
+    # A token in the query string would be printed in every message.
+    "token-in-query": f"http://prometheus:9090/?token={SECRET}",
+    "token-in-fragment": f"http://prometheus:9090/#{SECRET}",
 }
 
 
@@ -139,6 +148,15 @@ def test_bad_url_is_an_input_error_without_the_password(sre: Sre, url: str) -> N
     assert (
         err.startswith("sre: error: --prometheus: invalid Prometheus URL") and err.count("\n") == 1
     )
+
+
+def test_percent_encoded_password_is_sent_decoded(servers: tuple[Server, Server]) -> None:
+    """The way to put "/", "?", "#" or "@" in a password: percent-encoded in the URL."""
+    origin, _ = servers
+    host = origin.url.removeprefix("http://")
+    PrometheusSource(f"http://ad%40min:a%2Fb%3Fc%23d@{host}", timeout=5).query("up", 0)
+    creds = base64.b64encode(b"ad@min:a/b?c#d").decode()
+    assert origin.seen[0][1] == f"Basic {creds}"
 
 
 def test_unreachable_prometheus_is_a_runtime_error_without_the_password(sre: Sre) -> None:
