@@ -17,6 +17,7 @@ import click
 
 from sre_tools.cli.common import store_option
 from sre_tools.cli.output import emit_json, printable
+from sre_tools.health.policy import PROFILES
 
 EXIT_UNKNOWN = 3
 FORMATS = ("table", "json", "nhc")
@@ -132,7 +133,7 @@ policy_options = [
     click.option(
         "--profile",
         default=None,
-        help="Policy profile: generic, h100, h100-sxm-8, a100-sxm-8 (default: from the node).",
+        help=f"Policy profile: {', '.join(PROFILES)} (default: from the node).",
     ),
     click.option(
         "--site",

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from sre_tools.exporter.metric_names import DEFAULT_LISTEN
+from sre_tools.health.policy import PROFILES
 
 log = logging.getLogger("sre_tools.exporter")
 
@@ -45,7 +46,11 @@ _path = click.Path(dir_okay=False, path_type=Path)
     "(with --replay: instead of the recording's).",
 )
 @click.option("--config", type=_path, default=None, help="Site policy YAML (overrides profile).")
-@click.option("--profile", default=None, help="Policy profile: generic, h100-sxm-8, a100-sxm-8.")
+@click.option(
+    "--profile",
+    default=None,
+    help=f"Policy profile: {', '.join(PROFILES)} (default: picked from the node).",
+)
 @click.option(
     "--state",
     "state_path",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from sre_tools.health.policy import PROFILES
+
 TYPE_CHECKING = False  # not typing's: importing typing costs `sre health` ~5 ms (mypy reads this)
 if TYPE_CHECKING:
     from typing import Any
@@ -40,7 +42,7 @@ OPTIONS = (
         "--profile",
         "profile",
         "str",
-        "Policy profile: generic, h100, h100-sxm-8, a100-sxm-8 (default: picked from the node).",
+        f"Policy profile: {', '.join(PROFILES)} (default: picked from the node).",
     ),
     Opt("--replay", "replay", "file", "Run against a recording (sre gpu capture) instead of NVML."),
     Opt(

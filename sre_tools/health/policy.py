@@ -239,7 +239,39 @@ def load_policy(
         base = _load_profile(name)
     except ValidationError as exc:
         raise exc.at(source) from None
-    return Policy(_merge(base, over, "", source), named is None, over, source)
+    data = _merge(base, over, "", source)
+    _check_order(data, source)
+    return Policy(data, named is None, over, source)
+
+
+# (warning key, critical key, how they must compare): the warning must come before the critical
+# on the way to trouble, or one of the two levels could never be reached.
+_ORDER = (
+    ("thermal.margin_warn_c", "thermal.margin_crit_c", ">="),  # margins shrink towards trouble
+    ("thermal.hbm_warn_c", "thermal.hbm_crit_c", "<="),
+)
+
+
+def _check_order(data: dict[str, Any], source: str) -> None:
+    for warn_key, crit_key, relation in _ORDER:
+        warn, crit = _dig(data, warn_key), _dig(data, crit_key)
+        if not isinstance(warn, int | float) or not isinstance(crit, int | float):
+            continue
+        if (warn < crit) if relation == ">=" else (warn > crit):
+            raise ValidationError(
+                f"{warn:g} must be {relation} {crit_key} ({crit:g}): the warning comes first",
+                source=source,
+                field=warn_key,
+            )
+
+
+def _dig(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
 
 
 def load_policy_file(path: Path | None, profile: str | None = None) -> Policy:

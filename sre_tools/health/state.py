@@ -1,14 +1,19 @@
 """Counter snapshots across runs, so that counters become rates and survive restarts.
 
 The state file is JSON, written atomically (temporary file + rename). A missing or corrupt file
-starts fresh: the first run after it reports no rate ("unknown yet"), never a false alarm.
+starts fresh: the first run after it reports no rate ("unknown yet"), never a false alarm. A path
+that is not a regular file (a device, a FIFO, a directory) or a file larger than
+:data:`MAX_STATE_BYTES` is not ours: refused (:class:`StoreError`), never read whole nor replaced.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
+
+from sre_tools.exceptions import SreError, StoreError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs `sre health` ~5 ms (mypy reads this)
 if TYPE_CHECKING:
@@ -16,6 +21,8 @@ if TYPE_CHECKING:
 
 STATE_VERSION = 1
 MAX_SAMPLES = 64
+# 64 samples of ~20 counters per GPU is ~30 KiB a GPU: 64 MiB is room for 2,000 GPUs.
+MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
 def default_state_path() -> Path:
@@ -37,9 +44,29 @@ class CounterState:
             self._load(path)
 
     def _load(self, path: Path) -> None:
+        from sre_tools.inputs import load_json
+
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            # O_NONBLOCK: a FIFO must not hang the check waiting for a writer.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return  # missing or unreadable: start fresh (saving says what is wrong)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreError(f"{path}: health state: not a regular file")
+            try:
+                raw = fh.read(MAX_STATE_BYTES + 1)
+            except OSError:
+                return
+        if len(raw) > MAX_STATE_BYTES:
+            raise StoreError(
+                f"{path}: health state: larger than {MAX_STATE_BYTES >> 20} MiB, not a state "
+                "file of ours (name another --state)"
+            )
+        try:
+            # No duplicate keys, NaN or deep nesting (sre_tools.inputs); corrupt starts fresh.
+            data = load_json(raw.decode("utf-8"), str(path))
+        except (SreError, ValueError):
             return
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             return

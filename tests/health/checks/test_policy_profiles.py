@@ -22,7 +22,12 @@ CASES = [
         id="thermal-wide-crit",
     ),
     pytest.param("thermal:\n  hbm_warn_c: 30\n", "thermal.hbm", Severity.WARN, id="hbm-warn"),
-    pytest.param("thermal:\n  hbm_crit_c: 35\n", "thermal.hbm", Severity.CRIT, id="hbm-crit"),
+    pytest.param(
+        "thermal:\n  hbm_warn_c: 30\n  hbm_crit_c: 35\n",
+        "thermal.hbm",
+        Severity.CRIT,
+        id="hbm-crit",
+    ),
     pytest.param("power:\n  warn_ratio: 0.05\n", "power.draw", Severity.WARN, id="power-ratio"),
     pytest.param("pcie:\n  expected_width: 32\n", "pcie.width", Severity.CRIT, id="pcie-width-32"),
     pytest.param(
@@ -195,3 +200,21 @@ def test_profile_parser_refuses_yaml_outside_its_subset(text: str) -> None:
 
     with pytest.raises(ValidationError):
         parse_profile(text)
+
+
+@pytest.mark.parametrize(
+    ("site", "field"),
+    [
+        ("thermal:\n  margin_crit_c: 20\n  margin_warn_c: 5\n", "thermal.margin_warn_c"),
+        ("thermal:\n  hbm_warn_c: 99\n", "thermal.hbm_warn_c"),
+    ],
+)
+def test_warning_past_the_critical_threshold_is_refused(site: str, field: str) -> None:
+    """A site file whose warning level comes after its critical one would never warn."""
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.health.policy import load_policy
+
+    with pytest.raises(ValidationError) as err:
+        load_policy(None, site, "site.yaml")
+    assert err.value.field == field and "the warning comes first" in str(err.value)
+    load_policy(None, "thermal:\n  margin_crit_c: 5\n  margin_warn_c: 5\n", "site.yaml")

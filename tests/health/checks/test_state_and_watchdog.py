@@ -26,6 +26,9 @@ from tests.health.checks.conftest import H100, T0, Runner, ok, only, patched
         pytest.param(b'{"version": 99, "samples": {}}', id="wrong-version"),
         pytest.param(b'{"version": 1, "samples": {"k": [[1, "x"]]}, "meta": []}', id="bad-shape"),
         pytest.param(b"[]", id="not-an-object"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="nested-100000-deep"),
+        pytest.param(b'{"version": 1, "version": 1, "samples": {}}', id="duplicate-key"),
+        pytest.param(b'{"version": 1, "samples": {"k": [[1, NaN]]}}', id="nan"),
     ],
 )
 def test_corrupt_state_file_starts_fresh(run: Runner, state_path: Path, garbage: bytes) -> None:
@@ -113,3 +116,32 @@ def test_timeout_comes_from_the_policy(tmp_path: Path) -> None:
         release.set()
     (timeout,) = only(report, "collection.timeout")
     assert timeout.evidence["timeout_seconds"] == 0.2
+
+
+def test_state_path_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    """A device, a FIFO or a directory is not ours: never read without end (/dev/zero), never
+    waited on (a FIFO without a writer), never replaced by the atomic save."""
+    import os
+
+    from sre_tools.exceptions import StoreError
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo):
+        with pytest.raises(StoreError, match="not a regular file"):
+            CounterState(path)
+
+
+def test_oversized_state_file_is_refused_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sre_tools.exceptions import StoreError
+    from sre_tools.health import state as state_module
+
+    monkeypatch.setattr(state_module, "MAX_STATE_BYTES", 1024)
+    path = tmp_path / "state.json"
+    path.write_text('{"version": 1, "samples": {}, "pad": "' + "x" * 2000 + '"}')
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="larger than"):
+        CounterState(path)
+    assert path.read_bytes() == before
