@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: `sre health --format nhc` prints through printable()
+if TYPE_CHECKING:
+    from typing import Any
 
 # C0 and C1 controls (tab and newline too: a cell is one line), DEL, the bidi controls (LRM, RLM,
 # ALM, embeddings, overrides, isolates), line and paragraph separators, and lone surrogates.

@@ -298,7 +298,11 @@ def _gpu(f: Any) -> str:
 
 
 def nhc_lines(report: Any) -> list[str]:
-    """NHC-style output for Slurm: nothing when healthy, one ERROR line per problem."""
+    """NHC-style output for Slurm: nothing when healthy, one ERROR line per problem. Every part
+    that comes from the node or a recording (a UUID, a bus id, a summary quoting a reading) has
+    its control characters escaped: one problem is one line, whatever a device answered."""
+    from sre_tools.text import printable
+
     out = []
     for f in report.problems():
         where = "node"
@@ -306,8 +310,10 @@ def nhc_lines(report: Any) -> list[str]:
             ids = ", ".join(x for x in (f.gpu.uuid, f.gpu.pci_bus_id) if x)
             where = f"GPU {f.gpu.index}" + (f" ({ids})" if ids else "")
         out.append(
-            f"ERROR: nhc: Health check failed: {where}: {f.check}: {f.summary} "
-            f"[{f.severity.value}, action {f.action.value}]"
+            printable(
+                f"ERROR: nhc: Health check failed: {where}: {f.check}: {f.summary} "
+                f"[{f.severity.value}, action {f.action.value}]"
+            )
         )
     return out
 

@@ -191,3 +191,20 @@ def test_click_path_gives_the_same_answers(capsys) -> None:
         capsys, "--debug", "health", "--json", "--replay", str(FIX / "h100-capture.json")
     )
     assert rc == 0 and json.loads(out)["status"] == "ok"
+
+
+def test_nhc_lines_escape_what_the_node_answered(capsys, tmp_path: Path) -> None:
+    """Slurm reads one problem per line: a UUID holding a newline and ESC (a hostile or broken
+    device, a crafted recording) cannot add an 'OK' line or drive the terminal."""
+    data = json.loads((FIX / "h100-capture.json").read_text())
+    data["devices"][0]["readings"]["uuid"] = {"value": "GPU-x\nOK: all fine\x1b[2J\u202e"}
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(data))
+    rc, out, _ = run(
+        capsys, "health", "--format", "nhc", "--profile", "h100-sxm-8", "--replay", str(path)
+    )
+    assert rc == 2
+    lines = out.splitlines()
+    assert lines and all(line.startswith("ERROR: nhc: Health check failed: ") for line in lines)
+    assert "\x1b" not in out and "\u202e" not in out
+    assert any("GPU-x\\x0aOK: all fine\\x1b[2J\\u202e" in line for line in lines)
