@@ -135,9 +135,18 @@ def window_query(query: str, kind: Kind, field: str) -> Windowed:
     ``{{.window}}`` form to write instead.
     """
     text = query.strip()
-    if WINDOW_PLACEHOLDER in text:
-        return Windowed(text, None)
     try:
+        # A rate of an aggregation is wrong however it is windowed: refused first, by name.
+        problem = _rate_of_aggregation(
+            _tokenize(text.replace(WINDOW_PLACEHOLDER, "5m"), strict=False)
+        )
+        if problem:
+            raise _Refused(problem)
+        if WINDOW_PLACEHOLDER in text:
+            problem = _bad_range(_tokenize(text.replace(WINDOW_PLACEHOLDER, "5m"), strict=False))
+            if problem:
+                raise _Refused(problem)
+            return Windowed(text, None)
         tokens = _tokenize(text)
         parsed = _Parser(text, tokens).parse()
         return _rewrite(parsed, kind)
@@ -187,13 +196,56 @@ def _rewrite(parsed: _Parsed, kind: Kind) -> Windowed:
     return Windowed(f"avg_over_time(({expr})[{window}:{GAUGE_STEP}])", grouping)
 
 
+# Counter functions: applied to an aggregation, they see a sum (or a max...) that drops whenever
+# one series restarts, not the series' own increase.
+_RANGE_FUNCTIONS = frozenset({"rate", "irate", "increase", "resets"})
+
+
+def _rate_of_aggregation(tokens: list[_Token]) -> str | None:
+    for i, tok in enumerate(tokens[:-2]):
+        if tok.text in _RANGE_FUNCTIONS and tokens[i + 1].text == "(":
+            inner = tokens[i + 2].text
+            if inner in AGGREGATIONS or inner in _OTHER_AGGREGATIONS:
+                return (
+                    f"{tok.text}() of an aggregation ({tok.text}({inner}(...))) is wrong: the "
+                    f"{inner} drops whenever one series restarts; take the {tok.text} of each "
+                    f"series first, then aggregate"
+                )
+    return None
+
+
+def _bad_range(tokens: list[_Token]) -> str | None:
+    """A range ``[...]`` after something other than a series selector, without the ``:`` that
+    makes it a subquery: PromQL refuses it (``ranges only allowed for vector selectors``)."""
+    for i, tok in enumerate(tokens):
+        if tok.text != "[":
+            continue
+        end = next((j for j in range(i + 1, len(tokens)) if tokens[j].text == "]"), len(tokens))
+        subquery = any(t.text == ":" for t in tokens[i + 1 : end])
+        prev = tokens[i - 1] if i else None
+        selector = prev is not None and (
+            prev.text == "}" or (prev.kind == "ident" and prev.text not in _NOT_METRICS)
+        )
+        if not selector and not subquery:
+            return (
+                "a range [...] follows a series selector, or (with ':') makes a subquery; "
+                "here it follows an expression"
+            )
+    return None
+
+
 def _example(text: str, kind: Kind) -> str:
-    """The ``{{.window}}`` form to suggest: the query's own ranges templated, else a wrapper."""
+    """The ``{{.window}}`` form to suggest: the query's own ranges templated (where that is
+    valid PromQL and no rate of an aggregation), else a wrapper around its first selector."""
     try:
-        tokens = _tokenize(text, strict=False)
+        tokens = _tokenize(text.replace(WINDOW_PLACEHOLDER, "5m"), strict=False)
     except _Refused:
         tokens = []
-    if any(t.text == "[" for t in tokens):
+    if (
+        any(t.text == "[" for t in tokens)
+        and not _rate_of_aggregation(tokens)
+        and not _bad_range(tokens)
+    ):
         return _templated_ranges(tokens)
     sel = _first_selector(tokens) or "METRIC"
     if kind is Kind.COUNTER:

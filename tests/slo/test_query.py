@@ -110,6 +110,10 @@ ACCEPTED = [
 ]
 
 TAIL = f"; write the query with {W} instead, e.g. "
+RATE_OF_SUM = (
+    "rate() of an aggregation (rate(sum(...))) is wrong: the sum drops whenever one series "
+    "restarts; take the rate of each series first, then aggregate"
+)
 SUM_RATE = f"sum(rate(jobs_total[{W}]))"
 SUM_AVG = f"sum(avg_over_time(sre_gpu_node_ready[{W}]))"
 
@@ -132,7 +136,28 @@ REFUSED = [
         "rate-of-sum",
         "rate(sum(jobs_total)[5m:])",
         True,
-        f"a fixed range [5m:] does not follow the SLO windows{TAIL}rate(sum(jobs_total)[{W}:])",
+        f"{RATE_OF_SUM}{TAIL}{SUM_RATE}",
+    ),
+    (
+        # Never suggested back: a range after an expression is not PromQL, and a rate of a sum
+        # is wrong however it is windowed.
+        "rate-of-sum-with-range",
+        'rate(sum(jobs_total{result="ok"})[5m])',
+        True,
+        f'{RATE_OF_SUM}{TAIL}sum(rate(jobs_total{{result="ok"}}[{W}]))',
+    ),
+    (
+        "template-rate-of-sum",
+        f"rate(sum(jobs_total)[{W}:1m])",
+        True,
+        f"{RATE_OF_SUM}{TAIL}{SUM_RATE}",
+    ),
+    (
+        "template-range-after-an-expression",
+        f"sum(sre_gpu_node_ready)[{W}]",
+        False,
+        "a range [...] follows a series selector, or (with ':') makes a subquery; here it follows "
+        f"an expression{TAIL}{SUM_AVG}",
     ),
     (
         "counter-comparison",
@@ -340,6 +365,24 @@ def test_promtool_accepts_every_rewritten_query(tmp_path: Path) -> None:
     assert f"SUCCESS: {sum(len(g['rules']) for g in generate(slos)['groups'])} rules found" in (
         proc.stdout
     )
+
+
+def test_promtool_accepts_every_suggested_query(tmp_path: Path) -> None:
+    """What a refusal suggests writing is accepted as written: valid PromQL (promtool), and
+    windowed by the loader without a further refusal (no rate of a sum, no range after an
+    expression)."""
+    docs = []
+    for i, (ident, _, counter, message) in enumerate(REFUSED):
+        suggested = message.split(TAIL, 1)[1].replace("METRIC", "jobs_total")
+        doc = spec(suggested, suggested, counter=counter, name=f"s{i}")
+        doc["metadata"]["labels"] = {"case": ident}
+        docs.append(doc)
+    slos = load_texts([("suggested.yaml", yaml.safe_dump_all(docs))])
+    rules = tmp_path / "rules.yml"
+    with rules.open("w") as fh:
+        write(generate(slos), fh)
+    proc = _run([promtool(), "check", "rules", str(rules)], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # Each scenario is one SLO written twice: with plain selectors and as whole expressions, with a
