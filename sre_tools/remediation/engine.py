@@ -781,7 +781,11 @@ class Remediator:
             need = self._diag_requirement(node, record, info.reason)
             diags = diags + self._stored_diag(node, diags, need)
             refusal = guardrails.check_resume_diag(
-                node=node, diags=diags, searched_store=self.diag_lookup is not None, **need
+                node=node,
+                diags=diags,
+                searched_store=self.diag_lookup is not None,
+                now=now,
+                **need,
             )
         if refusal is not None:
             return answer(Outcome.REFUSED, refusal.code, refusal.message)

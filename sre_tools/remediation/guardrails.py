@@ -221,6 +221,11 @@ def check_action_attempts(done: int, limit: int) -> Refusal | None:
 # --- resume -------------------------------------------------------------------------------------
 
 
+# How far a node's clock may run ahead of the controller's before a report or diagnostic it
+# dates is refused as from the future (NTP keeps real clocks within milliseconds).
+MAX_CLOCK_SKEW_SECONDS = 120
+
+
 def check_resume(
     *,
     node: str,
@@ -237,6 +242,13 @@ def check_resume(
             "report_mismatch", f"the report is for {report.host!r}, not for node {node!r}"
         )
     age = now - report.at
+    if age < -MAX_CLOCK_SKEW_SECONDS:
+        # A report from the future is never fresh: its age would pass any max_report_age.
+        return Refusal(
+            "future_report",
+            f"the report is dated {-age:.0f}s in the future (clocks may differ by at most "
+            f"{MAX_CLOCK_SKEW_SECONDS}s: check NTP on {node} and here)",
+        )
     if age > config.max_report_age_seconds:
         return Refusal(
             "stale_report",
@@ -282,17 +294,24 @@ def check_resume_diag(
     since: float | None,
     why: str,
     searched_store: bool = False,
+    now: float | None = None,
 ) -> Refusal | None:
     """Do the diagnostics offered for a resume allow it?
 
-    Every diagnostic given must be of ``node`` and pass. When ``required_level`` is not 0 (a GPU
-    reset ran at ``since``: ``why`` says so), one of them must be a passing DCGM run of at least
-    that level that finished after ``since``.
+    Every diagnostic given must be of ``node``, pass, and (with ``now``) not be dated in the
+    future. When ``required_level`` is not 0 (a GPU reset ran at ``since``: ``why`` says so), one
+    of them must be a passing DCGM run of at least that level that finished after ``since``.
     """
     for d in diags:
         if d.node != node:
             return Refusal(
                 "diag_mismatch", f"the diagnostic result is for {d.node!r}, not for node {node!r}"
+            )
+        if now is not None and d.at - now > MAX_CLOCK_SKEW_SECONDS:
+            return Refusal(
+                "future_report",
+                f"the {d.describe()} is dated {d.at - now:.0f}s in the future (clocks may differ "
+                f"by at most {MAX_CLOCK_SKEW_SECONDS}s: check NTP on {node} and here)",
             )
         bad = d.problem
         if bad is not None:

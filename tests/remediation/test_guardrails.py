@@ -156,6 +156,8 @@ def _resume(rep: HealthReport, **kw: object) -> str | None:
 
 def test_resume_on_a_fresh_healthy_report() -> None:
     assert _resume(node_report("gpu01", NOW - 10)) is None
+    # Within the clock skew allowed (a node's clock a little ahead of the controller's).
+    assert _resume(node_report("gpu01", NOW + g.MAX_CLOCK_SKEW_SECONDS)) is None
 
 
 def test_resume_tolerates_harmless_findings() -> None:
@@ -169,6 +171,9 @@ def test_resume_tolerates_harmless_findings() -> None:
         (node_report("gpu02", NOW - 10), {}, "report_mismatch"),
         (node_report("gpu01", NOW - 601), {}, "stale_report"),
         (node_report("gpu01", NOW - 100), {"drained_at": NOW - 50}, "stale_report"),
+        # Dated in the future: its age is negative and would pass any max_report_age.
+        (node_report("gpu01", NOW + 121), {}, "future_report"),
+        (node_report("gpu01", NOW + 86400 * 365 * 70), {}, "future_report"),
         (
             node_report(
                 "gpu01", NOW, ("ecc.uncorrected_volatile", Severity.CRIT, Action.RESET_GPU, 3)
@@ -194,6 +199,8 @@ def test_resume_tolerates_harmless_findings() -> None:
         "other-host",
         "too-old",
         "before-drain",
+        "from-the-future",
+        "from-2099",
         "same-finding",
         "any-disruptive-finding",
         "cause-unknown",
