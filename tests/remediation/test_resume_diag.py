@@ -80,6 +80,10 @@ def test_resume_after_a_reset_is_refused_without_a_diagnostic(make_rig: RigFacto
             [("gpu05", 10, 3, "crit")], "diag_failed", "dcgm.memory is crit", id="failing"
         ),
         pytest.param([("gpu06", 10, 2, "ok")], "diag_mismatch", "'gpu06'", id="other-node"),
+        # Finished an hour after now: "after the reset" must not be met by a date from the future.
+        pytest.param(
+            [("gpu05", 120 + 3600, 2, "ok")], "future_report", "in the future", id="from-the-future"
+        ),
         pytest.param(
             [("gpu05", 10, 2, "ok"), ("gpu05", 12, 3, "warn")],
             "diag_failed",
