@@ -32,6 +32,7 @@ from typing import Any
 from sre_tools.chaos.model import BlastMode, BlastRadius
 from sre_tools.exceptions import SreError, ValidationError
 from sre_tools.inputs import MAX_SPEC_BYTES, load_yaml, read_text_capped
+from sre_tools.text import printable
 
 ALLOWLIST_GROUP = "chaos_targets"
 ALL_RUNS = "*"
@@ -77,7 +78,7 @@ def allowlist_from_data(data: Any, source: str) -> tuple[str, ...]:
             raise ValidationError(
                 "must be a list of node names", source=source, field=ALLOWLIST_GROUP
             )
-        return tuple(dict.fromkeys(nodes))
+        return _host_names(nodes, source)
     group = _find_group(data, ALLOWLIST_GROUP)
     if group is None:
         raise ValidationError(
@@ -86,7 +87,21 @@ def allowlist_from_data(data: Any, source: str) -> tuple[str, ...]:
     hosts = _group_hosts(group, source, ALLOWLIST_GROUP)
     if not hosts:
         raise ValidationError("the group has no hosts", source=source, field=ALLOWLIST_GROUP)
-    return tuple(dict.fromkeys(str(h) for h in hosts))
+    return _host_names([str(h) for h in hosts], source)
+
+
+def _host_names(names: Sequence[str], source: str) -> tuple[str, ...]:
+    """The allowlist's names, each a host name as Slurm and ssh take it (letters, digits, '.',
+    '_', '-', starting with a letter or digit): they go into scontrol and ssh argv, URLs and
+    terminal lines, so a path ('../../etc'), an option or an escape sequence is refused."""
+    from sre_tools.remediation.runner import validate_host
+
+    for name in names:
+        try:
+            validate_host(name, field=ALLOWLIST_GROUP)
+        except ValidationError as exc:
+            raise exc.at(source) from None
+    return tuple(dict.fromkeys(names))
 
 
 def load_allowlist(path: str) -> tuple[str, ...]:
@@ -115,8 +130,9 @@ def resolve_targets(
     if requested:
         outside = [n for n in requested if n not in allowlist]
         if outside:
+            shown = ", ".join(printable(n) for n in outside)
             raise ValidationError(
-                f"not in the {ALLOWLIST_GROUP} allowlist: {', '.join(outside)}", field="--targets"
+                f"not in the {ALLOWLIST_GROUP} allowlist: {shown}", field="--targets"
             )
         candidates = tuple(dict.fromkeys(requested))
     else:

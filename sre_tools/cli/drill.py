@@ -354,7 +354,8 @@ def run(
     )
     mode = "EXECUTE" if execute else "dry run"
     click.echo(
-        f"drill {printable(exp.title)} ({mode}) on: {', '.join(resolved.selected)}", err=as_json
+        f"drill {printable(exp.title)} ({mode}) on: {printable(', '.join(resolved.selected))}",
+        err=as_json,
     )
 
     from sre_tools.cli.progress import progress, wanted
@@ -670,7 +671,7 @@ def report(
             sources=[f"Drill runs recorded in the store {where}{window}"],
         )
         if not as_json:
-            click.echo(f"wrote {html_path}")
+            click.echo(f"wrote {printable(html_path)}")
             return EXIT_OK
     if as_json:
         emit_json(rows)

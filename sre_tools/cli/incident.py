@@ -12,6 +12,7 @@ from sre_tools.cli.output import console, emit, json_option, table
 from sre_tools.durations import humanize
 from sre_tools.inputs import MAX_CSV_BYTES
 from sre_tools.reliability.model import Incident
+from sre_tools.text import printable
 from sre_tools.timeutil import iso
 
 EXAMPLE_RESOURCE = "data/examples/incidents.csv"
@@ -117,8 +118,8 @@ def resolve_cmd(incident_id: int, at: str | None, store_path: Path | None, as_js
 
     def render(data: dict[str, Any]) -> None:
         click.echo(
-            f"resolved incident {data['id']} ({data['component']}) at {data['resolved']} "
-            f"after {humanize(data['duration_seconds'])}"
+            f"resolved incident {data['id']} ({printable(data['component'])}) at "
+            f"{data['resolved']} after {humanize(data['duration_seconds'])}"
         )
 
     emit(incident_json(done), as_json, render)
@@ -193,4 +194,8 @@ def import_cmd(
         count = import_csv(store, text, source, force=force, progress=report)
         where = store.label
     data = {"imported": count, "source": source, "store": where, "sha256": content_sha256(text)}
-    emit(data, as_json, lambda d: click.echo(f"imported {d['imported']} incidents from {source}"))
+    emit(
+        data,
+        as_json,
+        lambda d: click.echo(f"imported {d['imported']} incidents from {printable(source)}"),
+    )

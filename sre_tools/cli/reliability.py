@@ -11,7 +11,7 @@ from sre_tools.cli.common import fleet_size, html_option, open_store, store_opti
 from sre_tools.cli.incident import parse_when
 from sre_tools.cli.output import console, emit, json_option, table
 from sre_tools.durations import humanize, parse_duration
-from sre_tools.text import pct
+from sre_tools.text import pct, printable
 
 
 def _rate(value: float | None) -> str:
@@ -138,7 +138,7 @@ def report_cmd(
             sources=[f"Incidents and drill runs from the store {where}"],
         )
         if not as_json:
-            click.echo(f"wrote {html_path}")
+            click.echo(f"wrote {printable(html_path)}")
             return
     emit(data, as_json, _render_report)
 

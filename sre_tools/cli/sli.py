@@ -8,6 +8,7 @@ import click
 
 from sre_tools.cli import common
 from sre_tools.cli.output import console, emit, json_option, table
+from sre_tools.text import printable
 
 
 @click.group()
@@ -42,7 +43,7 @@ def record(
         data,
         as_json,
         lambda d: click.echo(
-            f"recorded {d['good']:g}/{d['total']:g} for {d['slo']} at {d['bucket']}"
+            f"recorded {d['good']:g}/{d['total']:g} for {printable(d['slo'])} at {d['bucket']}"
         ),
     )
 
@@ -68,7 +69,7 @@ def import_(file: str, force: bool, store_path: Path | None, as_json: bool) -> N
     emit(
         {"file": file, "rows": count},
         as_json,
-        lambda d: click.echo(f"imported {d['rows']} rows from {d['file']}"),
+        lambda d: click.echo(f"imported {d['rows']} rows from {printable(d['file'])}"),
     )
 
 

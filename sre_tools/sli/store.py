@@ -24,6 +24,7 @@ from sre_tools.progress import EVERY, Progress, rows_in
 from sre_tools.slo.model import SLO, BudgetingMethod
 from sre_tools.slo.promql import slice_threshold
 from sre_tools.store import Store
+from sre_tools.text import printable
 from sre_tools.timeutil import parse_time
 
 DEFAULT_BUCKET_SECONDS = 60
@@ -71,7 +72,8 @@ def make_sample(
                 source=source,
                 field=name,
             )
-    if not slo or len(slo) > 256 or any(c.isspace() for c in slo):
+    # No spaces, no control or bidi characters: the id is shown in tables, lines and labels.
+    if not slo or len(slo) > 256 or any(c.isspace() for c in slo) or printable(slo) != slo:
         raise ValidationError(f"{prefix}invalid SLO id {slo!r}", source=source, field="slo")
     if good > total:
         raise ValidationError(
