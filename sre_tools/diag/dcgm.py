@@ -180,9 +180,17 @@ def _str(value: Any, source: str, where: str) -> str:
     return value
 
 
+# DCGM's ids, categories and severities are unsigned 32-bit at most: anything else is not DCGM's
+# (and 2**64 would not even fit the store's integer columns).
+_MAX_ID = 2**31 - 1
+
+
 def _int(value: Any, source: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"expected an integer, got {value!r}", source=source, field=where)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
+        shown = f"{value!r:.40}"
+        raise ValidationError(
+            f"expected an integer from 0 to {_MAX_ID}, got {shown}", source=source, field=where
+        )
     return value
 
 

@@ -257,6 +257,14 @@ HOSTILE = [
     ("entity-id-string", '{"DCGM Diagnostic": {"test_categories": [{"tests": [{"name": "pcie", '
      '"results": [{"entity_group": "GPU", "entity_id": "0", "status": "Pass"}]}]}]}}',
      "results[0].entity_id: expected an integer"),
+    # 2**64 did not fit the store's integer column (OverflowError); -1 was stored as "GPU -1".
+    ("entity-id-2**64", '{"DCGM Diagnostic": {"test_categories": [{"tests": [{"name": "pcie", '
+     '"results": [{"entity_group": "GPU", "entity_id": 18446744073709551616, '
+     '"status": "Pass"}]}]}]}}',
+     "results[0].entity_id: expected an integer from 0 to 2147483647"),
+    ("entity-id-negative", '{"DCGM Diagnostic": {"test_categories": [{"tests": [{"name": "pcie", '
+     '"results": [{"entity_group": "GPU", "entity_id": -1, "status": "Pass"}]}]}]}}',
+     "results[0].entity_id: expected an integer from 0 to 2147483647, got -1"),
     ("nvbandwidth-matrix-text", '{"nvbandwidth": {"testcases": [{"name": '
      '"host_to_device_memcpy_ce", "status": "Passed", "bandwidth_matrix": [["fast"]]}]}}',
      "nvbandwidth.testcases[0].bandwidth_matrix[0][0]: expected a bandwidth, got 'fast'"),
