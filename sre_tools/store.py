@@ -738,7 +738,17 @@ class Database:
         if not self.has_tables("meta"):
             return None
         rows = self.query("SELECT value FROM meta WHERE key = ?", (self.version_key,))
-        return int(rows[0][0]) if rows else None
+        return self._version(rows[0][0]) if rows else None
+
+    def _version(self, value: object) -> int:
+        """A stored schema version; anything but a whole number is a corrupt store."""
+        text = str(value).strip()
+        if not text.isdigit() or len(text) > 9:
+            raise StoreError(
+                f"{self.label}: corrupt {self.schema.what}: schema version {str(value)[:40]!r} is "
+                "not a number (restore it from a backup)"
+            )
+        return int(text)
 
     def migrate(self) -> tuple[int | None, int]:
         """Apply the steps this database lacks, in one transaction; (version before, after).
@@ -755,7 +765,7 @@ class Database:
             row = cur.execute(
                 "SELECT value FROM meta WHERE key = ?", (self.version_key,)
             ).fetchone()
-            current = None if row is None else int(row[0])
+            current = None if row is None else self._version(row[0])
             self._check_newer(current)
             for step in self.schema.steps[current or 0 :]:
                 for table in step:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from sre_tools.exceptions import NotFoundError, ValidationError
+from sre_tools.exceptions import NotFoundError, StoreError, ValidationError
 from sre_tools.progress import Progress
 from sre_tools.reliability.loader import parse_incidents_csv
 from sre_tools.reliability.model import Incident, validate_incident
@@ -45,7 +45,18 @@ def _params(incident: Incident) -> tuple[object, ...]:
     )
 
 
-def _incident(row: tuple[object, ...]) -> Incident:
+def _incident(row: tuple[object, ...], label: str = "the store") -> Incident:
+    """A stored row; a number column holding anything else is a corrupt store (one line)."""
+    try:
+        return _incident_row(row)
+    except (TypeError, ValueError):
+        raise StoreError(
+            f"{label}: corrupt incidents table: row {str(row[0])[:20]!r} holds text where a "
+            "number belongs (restore it from a backup)"
+        ) from None
+
+
+def _incident_row(row: tuple[object, ...]) -> Incident:
     def opt_int(value: object) -> int | None:
         return None if value is None else int(str(value))
 
@@ -113,7 +124,7 @@ def get_incident(store: Store, incident_id: int) -> Incident:
     rows = store.query(f"SELECT {_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
     if not rows:
         raise NotFoundError(f"no incident with id {incident_id}", field="ID")
-    return _incident(rows[0])
+    return _incident(rows[0], store.label)
 
 
 def resolve_incident(store: Store, incident_id: int, at: int | None = None) -> Incident:
@@ -129,7 +140,7 @@ def resolve_incident(store: Store, incident_id: int, at: int | None = None) -> I
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no incident with id {incident_id}", field="ID")
-        current = _incident(tuple(row))
+        current = _incident(tuple(row), store.label)
         if current.resolved is not None:
             raise ValidationError(
                 f"incident {incident_id} is already resolved (at {iso(current.resolved)})",
@@ -172,7 +183,7 @@ def list_incidents(
     rows = store.query(
         f"SELECT {_COLUMNS} FROM incidents{where} ORDER BY started, id", tuple(params)
     )
-    return [_incident(row) for row in rows]
+    return [_incident(row, store.label) for row in rows]
 
 
 def earliest_start(store: Store) -> int | None:

@@ -437,3 +437,48 @@ def test_where_keeps_the_filters_asked_for_and_binds_every_value(tmp_path: Path)
         assert store.query("SELECT count(*) FROM t")[0][0] == 2
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "args", "message"),
+    [
+        (
+            "UPDATE meta SET value = 'abc' WHERE key = 'schema_version'",
+            ("incident", "list"),
+            "corrupt store: schema version 'abc' is not a number",
+        ),
+        (
+            "UPDATE meta SET value = 'abc' WHERE key = 'schema_version'",
+            ("store", "migrate"),
+            "corrupt store: schema version 'abc' is not a number",
+        ),
+        (
+            "UPDATE incidents SET started = 'garbage'",
+            ("incident", "list"),
+            "corrupt incidents table: row '1' holds text where a number belongs",
+        ),
+    ],
+)
+def test_corrupt_values_in_the_store_are_a_one_line_runtime_error(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    corrupt: str,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    """A store edited by hand or damaged: exit 1 naming the file, never an internal error, and
+    nothing rewritten (the row stays as it was for whoever restores it)."""
+    import sqlite3
+
+    from sre_tools.cli.main import main
+
+    path = tmp_path / "s.db"
+    assert main(["incident", "open", "--component", "gpu", "--store", str(path)]) == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute(corrupt)
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--store", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: {message}" in err and "internal" not in err
+    assert path.read_bytes() == before
