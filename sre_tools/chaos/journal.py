@@ -109,11 +109,37 @@ def parse_events(text: str, source: str) -> list[dict[str, Any]]:
             ) from None
         if not isinstance(record, dict) or record.get("event") not in EVENT_TYPES:
             raise ValidationError(f"line {number}: not a drill journal event", source=source)
+        problem = _shape_problem(record)
+        if problem:
+            raise ValidationError(f"line {number}: {problem}", source=source)
         events.append(record)
     del tail  # a torn write: the event never completed
     if not events or events[0]["event"] != "run-start":
         raise ValidationError("not a drill journal (no run-start event)", source=source)
     return events
+
+
+# The fields the readers (status, report, Chaos Toolkit journal) use, and their JSON types.
+_FIELDS: dict[str, type] = {
+    "ts": str,
+    "run_id": str,
+    "experiment": dict,
+    "status": str,
+    "nodes": list,
+}
+
+
+def _shape_problem(record: dict[str, Any]) -> str | None:
+    """Why an event is not shaped as this module writes it (a journal edited or damaged)."""
+    for key in ("ts", "run_id"):
+        if key not in record:
+            return f"no {key!r}"
+    for key, kind in _FIELDS.items():
+        if key in record and record[key] is not None and not isinstance(record[key], kind):
+            return f"{key}: expected a JSON {'object' if kind is dict else kind.__name__}"
+    if "nodes" in record and not all(isinstance(n, str) for n in record["nodes"]):
+        return "nodes: expected a list of names"
+    return None
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

@@ -190,3 +190,46 @@ def test_node_drain_executes_and_resumes(drill_env: DrillEnv, sre: Sre) -> None:
     code, out, _ = sre("drill", "journal", json.loads(out)["run_id"])
     drained = [json.loads(x) for x in out.splitlines() if '"drain-node"' in x]
     assert drained[-1]["output"].startswith("sre:drill run=drill-")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"experiment": 5},
+        {"nodes": "n1"},
+        {"ts": 7},
+        {"status": ["passed"]},
+    ],
+    ids=["experiment-not-an-object", "nodes-not-a-list", "ts-not-text", "status-not-text"],
+)
+def test_a_damaged_journal_is_skipped_by_status_and_refused_by_journal(
+    drill_env: DrillEnv, sre: Sre, damage: dict[str, object]
+) -> None:
+    """A journal edited by hand or damaged: `drill status` lists the other runs (was: an
+    AttributeError for them all), `drill journal` says which line, in one line, exit 2."""
+    path = drill_env.write(experiment(drill_env.kernel_log))
+    runs = []
+    for _ in range(2):
+        code, out, err = sre("drill", "run", str(path), "--inventory", str(drill_env.inventory),
+                             "--targets", "n1", "--execute", "--json")  # fmt: skip
+        assert code == 0, err
+        runs.append(json.loads(out)["run_id"])
+    journal = next(drill_env.journals.glob(f"{runs[0]}.jsonl"))
+    lines = journal.read_text().splitlines()
+    first = json.loads(lines[0])
+    target = 0 if "experiment" in damage or "ts" in damage else None
+    if "nodes" in damage:
+        target = next(i for i, x in enumerate(lines) if '"targets-resolved"' in x)
+    if "status" in damage:
+        target = next(i for i, x in enumerate(lines) if '"run-end"' in x)
+    assert target is not None and first["event"] == "run-start"
+    record = json.loads(lines[target])
+    record.update(damage)
+    lines[target] = json.dumps(record)
+    journal.write_text("\n".join(lines) + "\n")
+    code, out, err = sre("drill", "status", "--json")
+    assert code == 0, err
+    assert [r["run_id"] for r in json.loads(out)["runs"]] == [runs[1]]
+    code, out, err = sre("drill", "journal", runs[0], "--ctk")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"line {target + 1}: " in err and "Traceback" not in err
