@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from sre_tools.exceptions import StoreError, ValidationError
 
@@ -87,6 +87,13 @@ def check_url(url: str, field: str = "--store") -> str:
             "another store)",
             field=field,
         )
+    if any(c.isspace() or not c.isprintable() for c in url):
+        # Not shown: a space usually means "key=value" text pasted after the URL, a password too.
+        raise ValidationError(
+            "a store URL with spaces or control characters is refused (percent-encode them: "
+            "%20); the URL is not shown here",
+            field=field,
+        )
     scheme, _, rest = url.partition("://")
     if scheme.lower() not in URL_SCHEMES:
         raise ValidationError(
@@ -121,7 +128,10 @@ def redact(url: str) -> str:
             user = user.split(":", 1)[0] + ":***"
         netloc = f"{user}@{host}"
     query = urlencode([(k, "***" if _secret(k) else v) for k, v in pairs], safe="/:,*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    path = parts.path
+    if any(f"{k}=" in unquote(path).lower() for k in SECRET_PARAMETERS):
+        path = "/***"  # "password=..." pasted into the database name
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
 def validate_url(url: str, field: str = "--store") -> None:
@@ -135,7 +145,12 @@ def validate_url(url: str, field: str = "--store") -> None:
         names = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True)]
     except ValueError:
         raise ValidationError("not a valid PostgreSQL URL", field=field) from None
-    if ":" in user or any(_secret(k) for k in names):
+    decoded = unquote(url).lower()
+    if (
+        ":" in user
+        or any(_secret(k) for k in names)
+        or any(f"{k}=" in decoded for k in SECRET_PARAMETERS)
+    ):
         raise ValidationError(
             f"{redact(url)}: a password in the store URL is refused (or a key passphrase); put it "
             "in a libpq service file, PGPASSFILE or PGPASSWORD (docs/store.md)",
