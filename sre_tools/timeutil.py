@@ -6,6 +6,10 @@ from datetime import UTC, datetime
 
 from sre_tools.exceptions import ValidationError
 
+#: How far past "now" a recorded time may lie (clocks that differ a little). A time further ahead
+#: is a typo (9999-12-31) that would sit in every window and report and never age out.
+MAX_FUTURE_SECONDS = 600
+
 
 def parse_time(text: object, *, field: str | None = None, source: str | None = None) -> datetime:
     """Parse ISO-8601 (``2026-11-01T10:00:00Z``, a date) or unix seconds (``@1700000000``).

@@ -18,7 +18,7 @@ from sre_tools.progress import Progress
 from sre_tools.reliability.loader import parse_incidents_csv
 from sre_tools.reliability.model import Incident, validate_incident
 from sre_tools.store import Cursor, Store
-from sre_tools.timeutil import iso
+from sre_tools.timeutil import MAX_FUTURE_SECONDS, iso
 
 IMPORT_KIND = "incidents"
 
@@ -113,7 +113,7 @@ def open_incident(
         cause=cause.strip(),
         xid=xid,
     )
-    validate_incident(incident, where="--")
+    validate_incident(incident, where="--", now=_now())
     with _writing(store) as cur:
         new_id = cur.insert_id(_INSERT, _params(incident))
     return get_incident(store, new_id)
@@ -145,6 +145,10 @@ def resolve_incident(store: Store, incident_id: int, at: int | None = None) -> I
             raise ValidationError(
                 f"incident {incident_id} is already resolved (at {iso(current.resolved)})",
                 field="ID",
+            )
+        if resolved > _now() + MAX_FUTURE_SECONDS:
+            raise ValidationError(
+                f"{iso(resolved)} is {resolved - _now()} s in the future", field="--at"
             )
         if resolved < current.started:
             raise ValidationError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Sequence
 
 from sre_tools.exceptions import ValidationError
@@ -133,7 +134,7 @@ def _row(cells: Sequence[str], names: Sequence[str], source: str, row: int) -> I
         cause=get("cause", ""),
         xid=parse_xid(get("xid", ""), source=source, field=f"{where}xid"),
     )
-    validate_incident(incident, source=source, where=where)
+    validate_incident(incident, source=source, where=where, now=time.time())
     return incident
 
 

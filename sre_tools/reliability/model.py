@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sre_tools.exceptions import ValidationError
+from sre_tools.timeutil import MAX_FUTURE_SECONDS
 
 #: Largest XID accepted (NVIDIA XIDs are small positive integers; this only rejects nonsense).
 MAX_XID = 999_999
@@ -52,14 +53,23 @@ class Incident:
         return None if self.detected is None else self.detected - self.started
 
 
-def validate_incident(incident: Incident, *, source: str | None = None, where: str = "") -> None:
-    """Raise :class:`ValidationError` unless ``incident`` is consistent.
+def validate_incident(
+    incident: Incident, *, source: str | None = None, where: str = "", now: float | None = None
+) -> None:
+    """Raise :class:`ValidationError` unless ``incident`` is consistent (and, given ``now``, none
+    of its times lies more than :data:`MAX_FUTURE_SECONDS` ahead of it).
 
     ``where`` prefixes the field in messages (``"row 7: "`` gives ``row 7: resolved: ...``).
     """
 
     def fail(field: str, message: str) -> ValidationError:
         return ValidationError(message, source=source, field=f"{where}{field}")
+
+    if now is not None:
+        for name in ("started", "detected", "resolved"):
+            value = getattr(incident, name)
+            if value is not None and value > now + MAX_FUTURE_SECONDS:
+                raise fail(name, f"{value - now:.0f} s in the future: not a time of this incident")
 
     if not incident.component:
         raise fail("component", "must not be empty")

@@ -25,7 +25,7 @@ from sre_tools.slo.model import SLO, BudgetingMethod
 from sre_tools.slo.promql import slice_threshold
 from sre_tools.store import Store
 from sre_tools.text import printable
-from sre_tools.timeutil import parse_time
+from sre_tools.timeutil import MAX_FUTURE_SECONDS, parse_time
 
 DEFAULT_BUCKET_SECONDS = 60
 CSV_HEADER = ("timestamp", "slo", "good", "total")
@@ -80,6 +80,14 @@ def make_sample(
             f"{prefix}good ({good:g}) is greater than total ({total:g})",
             source=source,
             field="good",
+        )
+    ahead = at - time.time()
+    if ahead > MAX_FUTURE_SECONDS:
+        # A typo (9999-12-31) would sit in every window from now on and never age out.
+        raise ValidationError(
+            f"{prefix}{ahead:.0f} s in the future: not a time of these events",
+            source=source,
+            field="timestamp",
         )
     start = int(at) - int(at) % bucket
     return Sample(slo, start, good, total)

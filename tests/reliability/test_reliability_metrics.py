@@ -24,7 +24,7 @@ from sre_tools.store import Store
 
 DAY = 86400
 HOUR = 3600
-T0 = 1_800_000_000
+T0 = 1_700_000_000  # 2023-11-14: in the past (times ahead of now are refused)
 
 
 def inc(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sre_tools.exceptions import ValidationError
 from sre_tools.sli.store import CSV_HEADER, MAX_COUNT, parse_csv
+from sre_tools.timeutil import MAX_FUTURE_SECONDS
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -103,7 +106,8 @@ def test_structured_rows(text: str):
 @given(
     st.lists(
         st.tuples(
-            st.integers(min_value=0, max_value=2**33),
+            # Up to now: a time more than MAX_FUTURE_SECONDS ahead is refused (tested below).
+            st.integers(min_value=0, max_value=int(time.time())),
             st.sampled_from(["a", "b-c", "x.y_z"]),
             st.integers(min_value=0, max_value=10**6),
             st.integers(min_value=0, max_value=10**6),
@@ -119,3 +123,15 @@ def test_valid_rows_all_accepted(data: list[tuple[int, str, int, int]]):
     assert [(s.slo, s.start, s.good, s.total) for s in samples] == [
         (slo, at - at % 60, float(min(a, b)), float(max(a, b))) for at, slo, a, b in data
     ]
+
+
+@SETTINGS
+@given(ahead=st.integers(min_value=MAX_FUTURE_SECONDS + 60, max_value=2**33))
+def test_a_time_ahead_of_now_is_refused(ahead: int) -> None:
+    """9999-12-31 typed for 2025-12-31 would sit in every window and never age out."""
+    at = int(time.time()) + ahead
+    text = ",".join(CSV_HEADER) + f"\n@{at},a,1,1\n"
+    with pytest.raises(ValidationError) as err:
+        parse_csv(text, "data.csv")
+    assert "row" in str(err.value) or "timestamp" in str(err.value)
+    assert "in the future" in str(err.value)
