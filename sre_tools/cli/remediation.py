@@ -187,6 +187,11 @@ def event(
     text, _source = read_input(event_file, 16 * MAX_EVENT_BYTES)
     engine = _engine(config_path, state_path, audit_path, controller, execute)
     d = engine.handle_event_json(text)
+    if d.code == "invalid_event" and not as_json:
+        # Invalid input, refused and audited: one line on stderr naming the file, like every
+        # other input error (the decision's JSON, with --json, still goes to stdout).
+        click.echo(f"sre: error: {printable(_source)}: {printable(d.message)}", err=True)
+        return EXIT_INVALID
     _print_decision(d, as_json, engine.dry_run)
     return EXIT_INVALID if d.code == "invalid_event" else EXIT_OK
 

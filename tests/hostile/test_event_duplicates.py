@@ -44,7 +44,9 @@ def test_cli_refuses_and_audits_a_duplicate_node(
     path.write_text(with_duplicate("node", "gpu01", "gpu02"), encoding="utf-8")
     code, out, err = sre("remediation", "event", "--event", str(path))
     assert code == 2, out + err
-    assert "invalid_event" in out and "node: duplicate key" in out and "Traceback" not in err
+    # Input error: one line on stderr naming the file; stdout stays empty.
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"sre: error: {path}: event refused: ") and "node: duplicate key" in err
     code, out, _err = sre("remediation", "audit", "--json")
     records = json.loads(out)
     assert records[-1]["code"] == "invalid_event" and records[-1]["field"] == "node"
