@@ -13,6 +13,7 @@ from typing import Any
 
 from sre_tools.dashboards import fleet, reliability, slo
 from sre_tools.dashboards.builder import Dashboard
+from sre_tools.outputs import write_text
 
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "gpu-fleet": fleet.dashboard,
@@ -69,6 +70,6 @@ def write(directory: Path, grafana_dir: str = DEFAULT_GRAFANA_DIR) -> list[Path]
     written = []
     for name, content in files(grafana_dir).items():
         path = directory / name
-        path.write_text(content, encoding="utf-8")
+        write_text(path, content)
         written.append(path)
     return written
