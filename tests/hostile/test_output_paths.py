@@ -1,6 +1,7 @@
 """Hostile output paths for ``-o``, ``--html`` and ``sre dashboards generate``: no output replaces
 a store or one of the command's own inputs; a FIFO or a device is written into and stays what it
-is; a symbolic link stays a link and the file it points to is replaced (sre_tools/outputs.py)."""
+is; a symbolic link stays a link and the file it points to is replaced; a target that cannot be
+a folder is one line, never a traceback (sre_tools/outputs.py)."""
 
 from __future__ import annotations
 
@@ -262,3 +263,65 @@ def test_writer_refuses_a_folder_and_a_link_to_one(tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match=r"^--html: .*: is a directory$"):
             write_text(target, "x", field="--html")
     assert list(folder.iterdir()) == [] and (tmp_path / "link").is_symlink()
+
+
+def _dashboard_targets(tmp_path: Path) -> dict[str, tuple[str, int, str]]:
+    """name -> (DIRECTORY, exit code, message piece): 2 for a target that is not a folder (as
+    click says for a regular file), 1 for a place that cannot be created or written."""
+    (tmp_path / "file").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    (tmp_path / "dangling").symlink_to("nowhere/at/all")
+    return {
+        "fifo": (str(tmp_path / "fifo"), 2, "DIRECTORY: {t}: not a directory"),
+        "under-a-file": (str(tmp_path / "file/sub"), 1, "{t}: cannot create directory"),
+        "under-a-fifo": (str(tmp_path / "fifo/x"), 1, "{t}: cannot create directory"),
+        "symlink-loop": (str(tmp_path / "loop1"), 1, "{t}: cannot create directory"),
+        "under-a-loop": (str(tmp_path / "loop1/x"), 1, "{t}: cannot create directory"),
+        "dangling-link": (str(tmp_path / "dangling"), 1, "{t}: cannot create directory"),
+        "proc-self": ("/proc/self", 1, "/proc/self/gpu-fleet.json: cannot write"),
+    }
+
+
+TARGET_IDS = [
+    "fifo",
+    "under-a-file",
+    "under-a-fifo",
+    "symlink-loop",
+    "under-a-loop",
+    "dangling-link",
+    "proc-self",
+]
+
+
+@pytest.mark.parametrize("name", TARGET_IDS)
+def test_dashboards_bad_target_is_one_line(sre: Sre, tmp_path: Path, name: str) -> None:
+    target, expected, piece = _dashboard_targets(tmp_path)[name]
+    code, out, err = sre("dashboards", "generate", target)
+    assert code == expected and out == "", err
+    _one_line(err, "sre: error: ", piece.format(t=target))
+
+
+def test_dashboards_regular_file_target_is_a_usage_error(sre: Sre, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    code, _, err = sre("dashboards", "generate", str(tmp_path / "file"))
+    assert code == 2
+    _one_line(err, "sre: usage error: ", "is a file")
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_dashboards_into_a_new_folder(sre: Sre, tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b"
+    code, out, err = sre("dashboards", "generate", str(target))
+    assert code == 0, err
+    assert sorted(p.name for p in target.iterdir()) == [
+        "gpu-fleet.json",
+        "reliability.json",
+        "slos.json",
+        "sre-tools.yml",
+    ]
+    assert out.splitlines() == [
+        str(target / n)
+        for n in ("gpu-fleet.json", "slos.json", "reliability.json", "sre-tools.yml")
+    ]
