@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sre_tools.exceptions import NotFoundError, SreError, ValidationError
+from sre_tools.exceptions import NotFoundError, ValidationError
 
 # Fleet sizes and row ids: past these a number is a typo, and SQLite or float math would overflow.
 MAX_FLEET_SIZE = 10_000_000
@@ -78,9 +79,9 @@ store_option = click.option(
 
 
 def open_store(path: Path | str | None, *, create: bool = True) -> Any:
-    from sre_tools.store import Store, default_store_path
+    from sre_tools.store import Store
 
-    return Store(path or default_store_path(), create=create)
+    return Store(store_file(path), create=create)
 
 
 def period_option(f: Any) -> Any:
@@ -154,34 +155,6 @@ def read_input(file: str, limit: int | None = None) -> tuple[str, str]:
     return read_text_capped(file, MAX_INPUT_BYTES if limit is None else limit)
 
 
-def atomic_write(path: Path, writer: Any) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file. The
-    file gets the mode a plain ``open`` would give it (0666 less the umask), not the temporary
-    file's 0600: a rule file or a report is read by others. An unwritable place is a one-line
-    runtime error naming the file."""
-    import os
-    import tempfile
-
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    except OSError as exc:
-        raise SreError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            writer(fh)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise SreError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def html_option(f: Any) -> Any:
     return click.option(
         "--html",
@@ -193,13 +166,28 @@ def html_option(f: Any) -> Any:
 
 
 def write_html(
-    path: Path, data: Any, *, title: str, sources: list[str] | tuple[str, ...] = ()
+    path: Path,
+    data: Any,
+    *,
+    title: str,
+    sources: list[str] | tuple[str, ...] = (),
+    protect: Iterable[Path | str | None] = (),
 ) -> None:
-    """Render ``data`` (the dictionaries the JSON output prints) as the HTML report at ``path``."""
+    """Render ``data`` (the dictionaries the JSON output prints) as the HTML report at ``path``
+    (:func:`sre_tools.outputs.write_text`: never over a store or one of ``protect``, the
+    command's inputs)."""
     from sre_tools.htmlreport import render
+    from sre_tools.outputs import write_text
 
     page = render(data, title=title, sources=sources)
-    atomic_write(path, lambda fh: fh.write(page))
+    write_text(path, page, field="--html", protect=protect)
+
+
+def store_file(path: Path | str | None) -> Path | str:
+    """The store a command opens for ``--store`` (``path``, else the default), to protect it."""
+    from sre_tools.store import default_store_path
+
+    return path or default_store_path()
 
 
 def sli_source_line(prometheus_url: str | None, store_path: Any) -> str:

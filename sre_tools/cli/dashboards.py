@@ -25,5 +25,5 @@ def generate_cmd(directory: Path, grafana_dir: str | None) -> None:
     sre_tools/data/dashboards holds the committed copies)."""
     from sre_tools.dashboards.generate import DEFAULT_GRAFANA_DIR, write
 
-    for path in write(directory, grafana_dir or DEFAULT_GRAFANA_DIR):
+    for path in write(directory, grafana_dir or DEFAULT_GRAFANA_DIR, field="DIRECTORY"):
         click.echo(str(path))

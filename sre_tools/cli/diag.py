@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from sre_tools.cli.common import store_option
-from sre_tools.cli.output import emit_json, printable
+from sre_tools.cli.output import emit_json, printable, wrote
 from sre_tools.health.policy import PROFILES
 
 EXIT_UNKNOWN = 3
@@ -388,17 +388,23 @@ def bundle(
     node: str | None,
 ) -> int:
     """RMA / support evidence for this node, collected without running anything disruptive."""
+    from sre_tools.cli.common import store_file
     from sre_tools.diag.bundle import collect, write
+    from sre_tools.outputs import check_output
 
+    inputs = [store_file(store_path), replay, kernel_log, site]
+    # Before collecting (nvidia-bug-report.sh may take minutes): never over a store or an input.
+    check_output(output, field="--output", protect=inputs)
     name = node or socket.gethostname().split(".")[0]
     items = collect(
         node=name, store_path=store_path, replay=replay, kernel_log=kernel_log, site=site
     )
-    write(output, items)
+    write(output, items, field="--output", protect=inputs)
     missing = [i for i in items if i.data is None]
-    click.echo(
+    wrote(
         f"{printable(output)}: {len(items) - len(missing)} item(s) collected, "
-        f"{len(missing)} not collected (see MANIFEST)"
+        f"{len(missing)} not collected (see MANIFEST)",
+        output,
     )
     return 0
 

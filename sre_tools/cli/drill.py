@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from sre_tools.cli.common import Seconds, html_option, store_location, store_option
-from sre_tools.cli.output import console, emit_json, table
+from sre_tools.cli.output import console, emit_json, table, wrote
 from sre_tools.text import printable
 
 EXIT_OK = 0
@@ -656,7 +656,7 @@ def report(
     one self-contained HTML page."""
     from sre_tools.chaos.model import MEASURES
     from sre_tools.chaos.results import drill_report, load_runs
-    from sre_tools.cli.common import open_store, write_html
+    from sre_tools.cli.common import open_store, store_file, write_html
 
     since_at = _since(since)
     with open_store(store_path, create=False) as store:
@@ -669,9 +669,10 @@ def report(
             {"drills": rows},
             title="Drill report" + window,
             sources=[f"Drill runs recorded in the store {where}{window}"],
+            protect=[store_file(store_path)],
         )
         if not as_json:
-            click.echo(f"wrote {printable(html_path)}")
+            wrote(f"wrote {html_path}", html_path)
             return EXIT_OK
     if as_json:
         emit_json(rows)

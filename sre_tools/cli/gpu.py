@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import tempfile
 from pathlib import Path
+from typing import TextIO
 
 import click
 
-from sre_tools.cli.output import emit, json_option
+from sre_tools.cli.output import emit, json_option, wrote
 
 
 @click.group()
@@ -30,10 +29,12 @@ def gpu() -> None:
 def capture(output: Path, as_json: bool) -> None:
     """Record every reading the health checks use from this machine's GPUs."""
     from sre_tools.cli.progress import progress, wanted
-    from sre_tools.exceptions import SreError
     from sre_tools.gpu.backend import RealBackend
     from sre_tools.gpu.backend import capture as do_capture
+    from sre_tools.outputs import check_output, write_text
     from sre_tools.timeutil import iso, now
+
+    check_output(output, field="--output")  # before NVML is read
 
     with progress("reading NVML", enabled=wanted(as_json)) as report:
         data = do_capture(
@@ -42,15 +43,12 @@ def capture(output: Path, as_json: bool) -> None:
             captured_at=iso(now().timestamp()) or "",
             progress=report,
         )
-    folder = output.parent if str(output.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, output)
-    except OSError as exc:
-        raise SreError(f"{output}: cannot write: {exc.strerror or exc}") from None
+
+    def dump(fh: TextIO) -> None:
+        json.dump(data, fh, indent=1, sort_keys=False)
+        fh.write("\n")
+
+    write_text(output, dump, field="--output")
     summary = {
         "output": str(output),
         "gpus": len(data["devices"]),
@@ -59,7 +57,7 @@ def capture(output: Path, as_json: bool) -> None:
     emit(
         summary,
         as_json,
-        lambda s: click.echo(
-            f"recorded {s['readings']} readings from {s['gpus']} GPU(s) to {s['output']}"
+        lambda s: wrote(
+            f"recorded {s['readings']} readings from {s['gpus']} GPU(s) to {s['output']}", output
         ),
     )

@@ -93,6 +93,14 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     return tab
 
 
+def wrote(message: str, output: Any) -> None:
+    """Print the line saying what was written to ``output``: on standard error when ``output``
+    is standard output (``-o /dev/stdout``), so it does not end up inside the file."""
+    from sre_tools.outputs import is_stdout
+
+    click.echo(printable(message), err=is_stdout(output))  # a path may hold anything
+
+
 def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
     """Print ``data`` as JSON, or call ``render`` (which prints rich output)."""
     if as_json:

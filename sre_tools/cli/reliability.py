@@ -7,11 +7,18 @@ from typing import Any
 
 import click
 
-from sre_tools.cli.common import fleet_size, html_option, open_store, store_option, write_html
+from sre_tools.cli.common import (
+    fleet_size,
+    html_option,
+    open_store,
+    store_file,
+    store_option,
+    write_html,
+)
 from sre_tools.cli.incident import parse_when
-from sre_tools.cli.output import console, emit, json_option, table
+from sre_tools.cli.output import console, emit, json_option, table, wrote
 from sre_tools.durations import humanize, parse_duration
-from sre_tools.text import pct, printable
+from sre_tools.text import pct
 
 
 def _rate(value: float | None) -> str:
@@ -136,9 +143,10 @@ def report_cmd(
             {"reliability": data},
             title=f"Reliability {data['since']} .. {data['until']}",
             sources=[f"Incidents and drill runs from the store {where}"],
+            protect=[store_file(store_path)],
         )
         if not as_json:
-            click.echo(f"wrote {printable(html_path)}")
+            wrote(f"wrote {html_path}", html_path)
             return
     emit(data, as_json, _render_report)
 

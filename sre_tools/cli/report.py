@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sre_tools.cli import common
-from sre_tools.cli.output import console, emit, json_option, label, markup_safe
+from sre_tools.cli.output import console, emit, json_option, label, markup_safe, wrote
 from sre_tools.timeutil import iso
 
 RELIABILITY_WINDOW_SECONDS = 30 * 86400
@@ -79,6 +79,11 @@ def report(
     when = common.resolve_at(at)
     # Read every input before the store is opened: a bad file is an input error, nothing seeded.
     health = [common.read_health_report(f) for f in health_files]
+    inputs = [*slo_files, alert_windows, *health_files, common.store_file(store_path)]
+    if html_path is not None:
+        from sre_tools.outputs import check_output
+
+        check_output(html_path, field="--html", protect=inputs)
     history = HISTORY_POINTS if html_path is not None else 0
     files = list(slo_files)
     data: dict[str, Any] = {}
@@ -135,9 +140,15 @@ def report(
         ]
         if "gpu" in data:
             sources.append(f"This machine's GPUs: {printable(data['gpu']['message'])}")
-        common.write_html(html_path, data, title=f"On-call report {iso(when)}", sources=sources)
+        common.write_html(
+            html_path,
+            data,
+            title=f"On-call report {iso(when)}",
+            sources=sources,
+            protect=[*inputs, *files],
+        )
         if not as_json:
-            click.echo(f"wrote {html_path}")
+            wrote(f"wrote {html_path}", html_path)
             return
     emit(data, as_json, _render)
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sre_tools.cli import common
-from sre_tools.cli.output import console, emit, json_option, label, table
+from sre_tools.cli.output import console, emit, json_option, label, table, wrote
 from sre_tools.text import num, pct
 
 
@@ -118,7 +118,14 @@ def rules(
         else:
             write(rule_file, sys.stdout, header=header)
         return
-    common.atomic_write(output, lambda fh: write(rule_file, fh, header=header))
+    from sre_tools.outputs import write_text
+
+    write_text(
+        output,
+        lambda fh: write(rule_file, fh, header=header),
+        field="--output",
+        protect=[*files, alert_windows],
+    )
     summary = {
         "output": str(output),
         "slos": len(slos),
@@ -128,9 +135,10 @@ def rules(
     emit(
         summary,
         as_json,
-        lambda s: click.echo(
+        lambda s: wrote(
             f"wrote {s['rules']} rules in {s['groups']} groups "
-            f"for {s['slos']} SLOs to {s['output']}"
+            f"for {s['slos']} SLOs to {s['output']}",
+            output,
         ),
     )
 
@@ -219,9 +227,10 @@ def report(files: tuple[str, ...], html_path: Path | None, as_json: bool, **sour
             {"slos": rows},
             title=f"SLO report {at}",
             sources=[common.sli_source_line(source["prometheus_url"], where)],
+            protect=[*files, source["alert_windows"], None if source["prometheus_url"] else where],
         )
         if not as_json:
-            click.echo(f"wrote {html_path}")
+            wrote(f"wrote {html_path}", html_path)
             return
     emit(rows, as_json, render_reports)
 

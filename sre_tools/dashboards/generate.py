@@ -7,12 +7,16 @@ them; a test checks that regenerating changes nothing).
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sre_tools.dashboards import fleet, reliability, slo
 from sre_tools.dashboards.builder import Dashboard
+from sre_tools.exceptions import SreError, ValidationError
+from sre_tools.outputs import write_text
 
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "gpu-fleet": fleet.dashboard,
@@ -64,11 +68,33 @@ def dashboards_json() -> dict[str, dict[str, Any]]:
     return {name: build().to_json() for name, build in DASHBOARDS.items()}
 
 
-def write(directory: Path, grafana_dir: str = DEFAULT_GRAFANA_DIR) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+def write(
+    directory: Path, grafana_dir: str = DEFAULT_GRAFANA_DIR, *, field: str | None = None
+) -> list[Path]:
+    """Write :func:`files` into ``directory`` (created with its parents), each file through
+    :func:`sre_tools.outputs.write_text`. A ``directory`` that exists and is not one is a
+    :class:`ValidationError`; one that cannot be created or written, an :class:`SreError`."""
+    ensure_directory(directory, field=field)
     written = []
     for name, content in files(grafana_dir).items():
         path = directory / name
-        path.write_text(content, encoding="utf-8")
+        write_text(path, content)
         written.append(path)
     return written
+
+
+def ensure_directory(directory: Path, *, field: str | None = None) -> None:
+    try:
+        st: os.stat_result | None = os.stat(directory)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:  # a file used as a folder on the way, a link loop, no permission
+        raise SreError(f"{directory}: cannot create directory: {exc.strerror or exc}") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            return
+        raise ValidationError(f"{directory}: not a directory", field=field)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a dangling link, no permission, a read-only file system
+        raise SreError(f"{directory}: cannot create directory: {exc.strerror or exc}") from None

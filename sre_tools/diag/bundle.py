@@ -19,10 +19,10 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 SECRET_NAME = re.compile(
     r"(token|passw(or)?d|passwd|secret|credential|api[_-]?key|private[_-]?key|auth|cookie)",
@@ -332,13 +332,21 @@ def _bug_report(which: Callable[[str], str | None], env: Mapping[str, str]) -> I
         )
 
 
-def write(path: Path, items: list[Item]) -> None:
-    """A ``.tar.gz`` with one member per collected item under ``sre-diag-bundle/``, written to a
-    temporary name and renamed, so a failed write never leaves half an archive."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with tarfile.open(tmp, "w:gz") as tar:
+def write(
+    path: Path,
+    items: list[Item],
+    *,
+    field: str | None = None,
+    protect: Iterable[Path | str | None] = (),
+) -> None:
+    """A ``.tar.gz`` with one member per collected item under ``sre-diag-bundle/``, written by
+    :func:`sre_tools.outputs.write_bytes` (a regular file through a temporary file and a
+    rename, so a failed write never leaves half an archive; never over a store or ``protect``)."""
+    from sre_tools.outputs import write_bytes
+
+    def archive(fh: BinaryIO) -> None:
+        # A stream ("w|gz"), not "w:gz": the target may be a pipe, which cannot seek.
+        with tarfile.open(fileobj=fh, mode="w|gz") as tar:
             for item in items:
                 if item.data is None:
                     continue
@@ -347,7 +355,5 @@ def write(path: Path, items: list[Item]) -> None:
                 info.mtime = int(time.time())
                 info.mode = 0o600
                 tar.addfile(info, io.BytesIO(item.data))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    write_bytes(path, archive, field=field, protect=protect)

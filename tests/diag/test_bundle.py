@@ -156,4 +156,4 @@ def test_bundle_to_an_unwritable_place_is_one_line(
     )  # fmt: skip
     assert rc == 3 and out == ""
     assert err.startswith("sre: error: ") and err.count("\n") == 1
-    assert not list((tmp_path).glob("**/.b.tar.gz.partial"))
+    assert not list(tmp_path.glob("**/.b.tar.gz*"))  # no temporary file left
