@@ -7,6 +7,8 @@ remediation events and health reports, CSV imports, kernel logs) is read through
 
 - a file, standard input or a gzip file's *unpacked* content larger than its cap is refused
   (``/dev/zero`` and a gzip bomb stop at the cap);
+- a FIFO is never waited on: one without a writer reads as empty, one with a writer (process
+  substitution, ``<(cat file)``) is read until the writer closes it; a directory is refused;
 - YAML and JSON nested deeper than :data:`MAX_DEPTH` are refused;
 - YAML aliases may expand a document to at most :data:`MAX_YAML_NODES` nodes (a "billion
   laughs" document is refused before it is built) and may not refer to a node that contains
@@ -18,16 +20,19 @@ Every refusal is a :class:`~sre_tools.exceptions.ValidationError` naming the sou
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import re
+import stat
 import sys
 
 from sre_tools.exceptions import ValidationError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs `sre health` ~5 ms (mypy reads this)
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Any, BinaryIO, Protocol
 
     import yaml
 
@@ -74,11 +79,31 @@ def _read_stream(stream: _Readable, limit: int, source: str, what: str) -> bytes
     return data
 
 
+def _open_binary(file: str) -> BinaryIO:
+    """``file`` opened for reading without waiting for a FIFO's writer: opened with
+    ``O_NONBLOCK`` (a FIFO nobody writes to would hang a plain open forever), which is then
+    cleared, so that a pipe with a writer (``<(cat file)``) is read to its end and a FIFO without
+    one reads as empty. A directory is refused here (Linux opens one for reading)."""
+    import fcntl
+
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), file)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_capped(file: str, limit: int, *, what: str = "file") -> tuple[bytes, str]:
     """Return ``(bytes, source name)`` of a path or ``-`` (stdin), at most ``limit`` bytes.
 
     A name ending in ``.gz`` is unpacked, and the cap applies to the unpacked bytes. An
-    unreadable file, a corrupt gzip file or one larger than the cap is a validation error.
+    unreadable file, a directory, a corrupt gzip file or one larger than the cap is a validation
+    error. A FIFO is read until its writer closes it; one without a writer reads as empty (never
+    a hang), as does a pipe from process substitution once its command ends.
     """
     if file == "-":
         source = "<stdin>"
@@ -97,13 +122,13 @@ def read_capped(file: str, limit: int, *, what: str = "file") -> tuple[bytes, st
             import zlib
 
             try:
-                with gzip.open(file, "rb") as fh:
+                with _open_binary(file) as raw, gzip.open(raw, "rb") as fh:
                     return _read_stream(fh, limit, source, "unpacked gzip content"), source
             except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
                 raise ValidationError(
                     f"not a valid gzip file: {exc or 'truncated'}", source=source
                 ) from None
-        with open(file, "rb") as fh:
+        with _open_binary(file) as fh:
             return _read_stream(fh, limit, source, what), source
     except OSError as exc:
         reason = exc.strerror or str(exc)
