@@ -13,7 +13,12 @@ remediation events and health reports, CSV imports, kernel logs) is read through
 - YAML aliases may expand a document to at most :data:`MAX_YAML_NODES` nodes (a "billion
   laughs" document is refused before it is built) and may not refer to a node that contains
   them (a self-referencing alias);
-- JSON with a key twice in one object, or with ``NaN`` / ``Infinity``, is refused.
+- YAML with a key twice in one mapping is refused, naming the key and its line (keys a merge
+  ``<<`` brings in may be overridden, as YAML intends); JSON with a key twice in one object,
+  or with ``NaN`` / ``Infinity``, is refused;
+- an integer of more than 4300 digits (Python's limit, ``sys.get_int_max_str_digits()``) in
+  YAML or JSON is refused, naming its line, and so is a YAML scalar that is no valid value of
+  its type (a date such as ``2026-13-45``).
 
 Every refusal is a :class:`~sre_tools.exceptions.ValidationError` naming the source.
 """
@@ -163,6 +168,82 @@ def _c_loader() -> Any:
     return getattr(yaml, "CSafeLoader", None)
 
 
+def _number_reason(exc: ValueError) -> str | None:
+    """The reason for Python's refusal of an integer of more than ``sys.get_int_max_str_digits()``
+    digits (a denial-of-service guard: converting one takes quadratic time), else None."""
+    if "Exceeds the limit" not in str(exc):
+        return None
+    return f"a number with more than {sys.get_int_max_str_digits()} digits"
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+
+
+@functools.cache
+def _loader_class() -> Any:
+    """libyaml's safe loader (else PyYAML's own), refusing a key given twice in one mapping and
+    turning a scalar that cannot be constructed (an integer past Python's digit limit, a date
+    such as 2026-13-45) into a marked YAML error instead of a bare ``ValueError``."""
+    import yaml
+    from yaml.constructor import ConstructorError
+
+    base = _c_loader() or yaml.SafeLoader
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            # Mappings already checked, by id (kept alive here, so an id is never reused):
+            # flattening merges keys into a mapping, which must not then read as duplicates.
+            self.checked_mappings: dict[int, yaml.MappingNode] = {}
+
+        def flatten_mapping(self, node: yaml.MappingNode) -> None:
+            if id(node) not in self.checked_mappings:
+                self.checked_mappings[id(node)] = node
+                self.refuse_duplicate_keys(node)
+            super().flatten_mapping(node)
+
+        def refuse_duplicate_keys(self, node: yaml.MappingNode) -> None:
+            """A key given twice in one mapping (``<<`` too) is refused: whichever came last
+            would silently win. Keys a merge brings in may be overridden, as YAML intends."""
+            from sre_tools.text import printable
+
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _value in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # a list or mapping as a key is refused later (unhashable)
+                if key_node.tag in (_MERGE_TAG, _VALUE_TAG):
+                    key: Any = (key_node.tag,)
+                    shown = "<<" if key_node.tag == _MERGE_TAG else "="
+                else:
+                    key = self.construct_object(key_node)
+                    shown = repr(key)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue
+                if first is not key_node:
+                    if len(shown) > 80:
+                        shown = shown[:77] + "..."
+                    raise ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {printable(shown)} (first at line "
+                        f"{first.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except ValueError as exc:
+                kind = str(node.tag).rsplit(":", 1)[-1]
+                reason = _number_reason(exc) or f"not a valid {kind} ({exc})"
+                raise ConstructorError(None, None, reason, node.start_mark) from None
+
+    return Loader
+
+
 def _flow_too_deep(text: str) -> bool:
     """Whether flow brackets may nest deeper than :data:`MAX_DEPTH` (quoted ones count too)."""
     depth = 0
@@ -265,7 +346,7 @@ def load_yaml_documents(text: str, source: str) -> list[Any]:
             reason = f"nested too deeply (more than {MAX_DEPTH} levels): {reason}"
         raise ValidationError(f"invalid YAML: {reason}", source=source) from None
     # libyaml's loader is about 8x faster; PyYAML's own stops deep input with a RecursionError.
-    loader = (_c_loader() or yaml.SafeLoader)(text)
+    loader = _loader_class()(text)
     try:
         docs = []
         while loader.check_node():
@@ -320,6 +401,23 @@ def _check_depth(data: Any, source: str) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
+_JSON_STRING_OR_NUMBER = re.compile(r'"(?:[^"\\]+|\\.)*"|-?(\d+)(\.\d+)?([eE][-+]?\d+)?')
+
+
+def _long_integer_at(text: str) -> str:
+    """`` at line L, column C`` of the first integer past the digit limit outside a string (the
+    JSON decoder does not say where), or an empty string."""
+    limit = sys.get_int_max_str_digits()
+    for match in _JSON_STRING_OR_NUMBER.finditer(text):
+        digits, fraction, exponent = match.groups()
+        if digits and fraction is None and exponent is None and len(digits) > limit:
+            start = match.start()
+            line = text.count("\n", 0, start) + 1
+            column = start - text.rfind("\n", 0, start)
+            return f" at line {line}, column {column}"
+    return ""
+
+
 def load_json(text: str, source: str) -> Any:
     """A JSON text, refusing duplicate keys, ``NaN`` / ``Infinity`` and deep nesting."""
     try:
@@ -333,5 +431,11 @@ def load_json(text: str, source: str) -> Any:
         ) from None
     except ValidationError as exc:
         raise exc.at(source) from None
+    except ValueError as exc:  # an integer past Python's digit limit (sys.set_int_max_str_digits)
+        number = _number_reason(exc)
+        if number is None:
+            raise
+        where = _long_integer_at(text)
+        raise ValidationError(f"not valid JSON: {number}{where}", source=source) from None
     _check_depth(data, source)
     return data
