@@ -7,27 +7,37 @@ remediation events and health reports, CSV imports, kernel logs) is read through
 
 - a file, standard input or a gzip file's *unpacked* content larger than its cap is refused
   (``/dev/zero`` and a gzip bomb stop at the cap);
+- a FIFO is never waited on: one without a writer reads as empty, one with a writer (process
+  substitution, ``<(cat file)``) is read until the writer closes it; a directory is refused;
 - YAML and JSON nested deeper than :data:`MAX_DEPTH` are refused;
 - YAML aliases may expand a document to at most :data:`MAX_YAML_NODES` nodes (a "billion
   laughs" document is refused before it is built) and may not refer to a node that contains
   them (a self-referencing alias);
-- JSON with a key twice in one object, or with ``NaN`` / ``Infinity``, is refused.
+- YAML with a key twice in one mapping is refused, naming the key and its line (keys a merge
+  ``<<`` brings in may be overridden, as YAML intends); JSON with a key twice in one object,
+  or with ``NaN`` / ``Infinity``, is refused;
+- an integer of more than 4300 digits (Python's limit, ``sys.get_int_max_str_digits()``) in
+  YAML or JSON is refused, naming its line, and so is a YAML scalar that is no valid value of
+  its type (a date such as ``2026-13-45``).
 
 Every refusal is a :class:`~sre_tools.exceptions.ValidationError` naming the source.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import re
+import stat
 import sys
 
 from sre_tools.exceptions import ValidationError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs `sre health` ~5 ms (mypy reads this)
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Any, BinaryIO, Protocol
 
     import yaml
 
@@ -74,11 +84,31 @@ def _read_stream(stream: _Readable, limit: int, source: str, what: str) -> bytes
     return data
 
 
+def _open_binary(file: str) -> BinaryIO:
+    """``file`` opened for reading without waiting for a FIFO's writer: opened with
+    ``O_NONBLOCK`` (a FIFO nobody writes to would hang a plain open forever), which is then
+    cleared, so that a pipe with a writer (``<(cat file)``) is read to its end and a FIFO without
+    one reads as empty. A directory is refused here (Linux opens one for reading)."""
+    import fcntl
+
+    fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), file)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_capped(file: str, limit: int, *, what: str = "file") -> tuple[bytes, str]:
     """Return ``(bytes, source name)`` of a path or ``-`` (stdin), at most ``limit`` bytes.
 
     A name ending in ``.gz`` is unpacked, and the cap applies to the unpacked bytes. An
-    unreadable file, a corrupt gzip file or one larger than the cap is a validation error.
+    unreadable file, a directory, a corrupt gzip file or one larger than the cap is a validation
+    error. A FIFO is read until its writer closes it; one without a writer reads as empty (never
+    a hang), as does a pipe from process substitution once its command ends.
     """
     if file == "-":
         source = "<stdin>"
@@ -97,13 +127,13 @@ def read_capped(file: str, limit: int, *, what: str = "file") -> tuple[bytes, st
             import zlib
 
             try:
-                with gzip.open(file, "rb") as fh:
+                with _open_binary(file) as raw, gzip.open(raw, "rb") as fh:
                     return _read_stream(fh, limit, source, "unpacked gzip content"), source
             except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
                 raise ValidationError(
                     f"not a valid gzip file: {exc or 'truncated'}", source=source
                 ) from None
-        with open(file, "rb") as fh:
+        with _open_binary(file) as fh:
             return _read_stream(fh, limit, source, what), source
     except OSError as exc:
         reason = exc.strerror or str(exc)
@@ -136,6 +166,82 @@ def _c_loader() -> Any:
     import yaml
 
     return getattr(yaml, "CSafeLoader", None)
+
+
+def _number_reason(exc: ValueError) -> str | None:
+    """The reason for Python's refusal of an integer of more than ``sys.get_int_max_str_digits()``
+    digits (a denial-of-service guard: converting one takes quadratic time), else None."""
+    if "Exceeds the limit" not in str(exc):
+        return None
+    return f"a number with more than {sys.get_int_max_str_digits()} digits"
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+
+
+@functools.cache
+def _loader_class() -> Any:
+    """libyaml's safe loader (else PyYAML's own), refusing a key given twice in one mapping and
+    turning a scalar that cannot be constructed (an integer past Python's digit limit, a date
+    such as 2026-13-45) into a marked YAML error instead of a bare ``ValueError``."""
+    import yaml
+    from yaml.constructor import ConstructorError
+
+    base = _c_loader() or yaml.SafeLoader
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            # Mappings already checked, by id (kept alive here, so an id is never reused):
+            # flattening merges keys into a mapping, which must not then read as duplicates.
+            self.checked_mappings: dict[int, yaml.MappingNode] = {}
+
+        def flatten_mapping(self, node: yaml.MappingNode) -> None:
+            if id(node) not in self.checked_mappings:
+                self.checked_mappings[id(node)] = node
+                self.refuse_duplicate_keys(node)
+            super().flatten_mapping(node)
+
+        def refuse_duplicate_keys(self, node: yaml.MappingNode) -> None:
+            """A key given twice in one mapping (``<<`` too) is refused: whichever came last
+            would silently win. Keys a merge brings in may be overridden, as YAML intends."""
+            from sre_tools.text import printable
+
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _value in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # a list or mapping as a key is refused later (unhashable)
+                if key_node.tag in (_MERGE_TAG, _VALUE_TAG):
+                    key: Any = (key_node.tag,)
+                    shown = "<<" if key_node.tag == _MERGE_TAG else "="
+                else:
+                    key = self.construct_object(key_node)
+                    shown = repr(key)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue
+                if first is not key_node:
+                    if len(shown) > 80:
+                        shown = shown[:77] + "..."
+                    raise ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {printable(shown)} (first at line "
+                        f"{first.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except ValueError as exc:
+                kind = str(node.tag).rsplit(":", 1)[-1]
+                reason = _number_reason(exc) or f"not a valid {kind} ({exc})"
+                raise ConstructorError(None, None, reason, node.start_mark) from None
+
+    return Loader
 
 
 def _flow_too_deep(text: str) -> bool:
@@ -240,7 +346,7 @@ def load_yaml_documents(text: str, source: str) -> list[Any]:
             reason = f"nested too deeply (more than {MAX_DEPTH} levels): {reason}"
         raise ValidationError(f"invalid YAML: {reason}", source=source) from None
     # libyaml's loader is about 8x faster; PyYAML's own stops deep input with a RecursionError.
-    loader = (_c_loader() or yaml.SafeLoader)(text)
+    loader = _loader_class()(text)
     try:
         docs = []
         while loader.check_node():
@@ -295,6 +401,23 @@ def _check_depth(data: Any, source: str) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
+_JSON_STRING_OR_NUMBER = re.compile(r'"(?:[^"\\]+|\\.)*"|-?(\d+)(\.\d+)?([eE][-+]?\d+)?')
+
+
+def _long_integer_at(text: str) -> str:
+    """`` at line L, column C`` of the first integer past the digit limit outside a string (the
+    JSON decoder does not say where), or an empty string."""
+    limit = sys.get_int_max_str_digits()
+    for match in _JSON_STRING_OR_NUMBER.finditer(text):
+        digits, fraction, exponent = match.groups()
+        if digits and fraction is None and exponent is None and len(digits) > limit:
+            start = match.start()
+            line = text.count("\n", 0, start) + 1
+            column = start - text.rfind("\n", 0, start)
+            return f" at line {line}, column {column}"
+    return ""
+
+
 def load_json(text: str, source: str) -> Any:
     """A JSON text, refusing duplicate keys, ``NaN`` / ``Infinity`` and deep nesting."""
     try:
@@ -308,5 +431,11 @@ def load_json(text: str, source: str) -> Any:
         ) from None
     except ValidationError as exc:
         raise exc.at(source) from None
+    except ValueError as exc:  # an integer past Python's digit limit (sys.set_int_max_str_digits)
+        number = _number_reason(exc)
+        if number is None:
+            raise
+        where = _long_integer_at(text)
+        raise ValidationError(f"not valid JSON: {number}{where}", source=source) from None
     _check_depth(data, source)
     return data

@@ -116,9 +116,11 @@ def parse_profile(text: str, name: str = "<profile>") -> dict[str, Any]:
     """A shipped profile: the block-mapping subset of YAML they are written in (``key: scalar``
     and nested ``key:`` blocks by indentation, comments, ``---``), without importing PyYAML on
     the health path. ``tests/health/checks/test_policy_profiles.py`` checks it against PyYAML
-    for every shipped profile; anything outside the subset is an error, not a guess."""
+    for every shipped profile; anything outside the subset is an error, not a guess, and so is a
+    key given twice in one mapping."""
     root: dict[str, Any] = {}
     stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
+    first_line: dict[tuple[int, str], int] = {}  # (id(mapping), key) -> line it was given on
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
         if not line.strip() or line.strip() == "---":
@@ -130,6 +132,11 @@ def parse_profile(text: str, name: str = "<profile>") -> dict[str, Any]:
         while indent <= stack[-1][0]:
             stack.pop()
         parent = stack[-1][1]
+        first = first_line.setdefault((id(parent), key), number)
+        if first != number:  # as sre_tools.inputs.load_yaml: the last one would silently win
+            raise ValidationError(
+                f"line {number}: duplicate key {key!r} (first at line {first})", source=name
+            )
         value = value.strip()
         if value == "":
             child: dict[str, Any] = {}

@@ -27,16 +27,19 @@ import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from sre_tools.exceptions import StoreError, ValidationError
 from sre_tools.remediation.model import Decision, RemediationRequest
+from sre_tools.text import printable
 from sre_tools.timeutil import iso
 
 AUDIT_VERSION = 1
-MAX_LINE_BYTES = 64 * 1024
+MAX_LINE_BYTES = 64 * 1024  # every record written fits (an oversized one is slimmed to fit)
+_SKIP_CHUNK = 1024 * 1024  # how much of an over-long line is read at a time to skip it
 _log = logging.getLogger("sre_tools.remediation.audit")
 # What an oversized record keeps (its identity and outcome).
 _SLIM_KEYS = (
@@ -185,7 +188,7 @@ def _drain_spool(db: Any, spool: Path) -> int:
             try:
                 record = json.loads(raw) if raw.strip() else None
             except (ValueError, UnicodeDecodeError):
-                _log.warning("%s: a line is not a JSON record, skipped", spool)
+                _log.warning("%s: a line is not a JSON record, skipped", printable(spool))
                 continue
             if isinstance(record, dict):
                 records.append(record)
@@ -289,36 +292,74 @@ def _read_table(
     return out
 
 
+def _skip_rest_of_line(fh: Any, remaining: int) -> int:
+    """Read past the rest of an over-long line (in bounded chunks); the bytes left to read."""
+    while remaining > 0:
+        chunk = fh.readline(min(_SKIP_CHUNK, remaining))
+        if not chunk:
+            return 0
+        remaining -= len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return remaining
+
+
 def iter_audit(path: Path | str, *, strict: bool = False) -> Iterator[dict[str, Any]]:
-    """Every readable record, oldest first. An unreadable line is skipped with a warning (or,
-    with ``strict``, a :class:`ValidationError` naming the line)."""
+    """Every readable record, oldest first. An unreadable line, or one longer than
+    :data:`MAX_LINE_BYTES` (no record we write is), is skipped with a warning (or, with
+    ``strict``, a :class:`ValidationError` naming the line).
+
+    Only a regular file is read (a device such as ``/dev/zero`` or a FIFO is refused, never
+    read without end nor waited on), one line at a time: memory holds one line, never the
+    whole log, so a log of years is read in full."""
     target = Path(path)
+    shown = printable(target)
     try:
-        fh = target.open("rb")
+        # O_NONBLOCK: a FIFO must not hang the open waiting for a writer (it is refused below).
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise StoreError(f"{target}: cannot read audit log: {exc.strerror or exc}") from exc
-    with fh:
-        # A shared lock: readers never see a half-written record of a live writer.
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        raise StoreError(f"{shown}: cannot read audit log: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StoreError(f"{shown}: audit log: not a regular file")
+    with os.fdopen(fd, "rb") as fh:
+        # Under a shared lock the log ends with a whole record (writers append under an
+        # exclusive one): read up to that end, without holding the lock while records are used.
+        fcntl.flock(fd, fcntl.LOCK_SH)
         try:
-            lines = fh.read().split(b"\n")
+            remaining = os.fstat(fd).st_size
         finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-            if not isinstance(record, dict):
-                raise ValueError("not an object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            if strict:
-                raise ValidationError(f"line {number}: {exc}", source=str(target)) from None
-            _log.warning("%s: line %d is not a JSON record, skipped", target, number)
-            continue
-        yield record
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        number = 0
+        while remaining > 0:
+            raw = fh.readline(min(MAX_LINE_BYTES + 1, remaining))
+            if not raw:
+                break
+            remaining -= len(raw)
+            number += 1
+            if len(raw) > MAX_LINE_BYTES:
+                if not raw.endswith(b"\n"):
+                    remaining = _skip_rest_of_line(fh, remaining)
+                if strict:
+                    raise ValidationError(
+                        f"line {number}: longer than {MAX_LINE_BYTES} bytes", source=shown
+                    )
+                _log.warning("%s: line %d is not a JSON record, skipped", shown, number)
+                continue
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+            except (ValueError, UnicodeDecodeError) as exc:
+                if strict:
+                    raise ValidationError(f"line {number}: {exc}", source=shown) from None
+                _log.warning("%s: line %d is not a JSON record, skipped", shown, number)
+                continue
+            yield record
 
 
 def read_audit(

@@ -176,13 +176,13 @@ def test_health_on_an_hgx_board_with_a_lost_gpu_is_crit_against_8(run: Runner) -
 
 @pytest.mark.parametrize("name", ["generic", "h100", "h100-sxm-8", "a100-sxm-8"])
 def test_shipped_profiles_parse_as_pyyaml_does(name: str) -> None:
-    import yaml
-
     from sre_tools.health.policy import PROFILES, _profile_text, parse_profile
+    from sre_tools.inputs import load_yaml
 
     assert name in PROFILES
     text = _profile_text(name)
-    assert parse_profile(text) == yaml.safe_load(text)
+    # PyYAML through the shared loader, which also refuses a key given twice.
+    assert parse_profile(text) == load_yaml(text, name)
 
 
 @pytest.mark.parametrize(
@@ -200,6 +200,37 @@ def test_profile_parser_refuses_yaml_outside_its_subset(text: str) -> None:
 
     with pytest.raises(ValidationError):
         parse_profile(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("a: 1\nb: 2\na: 3\n", "line 3: duplicate key 'a' (first at line 1)", id="top"),
+        pytest.param(
+            "a:\n  b: 1\n  c: 2\n  b: 3\n",
+            "line 4: duplicate key 'b' (first at line 2)",
+            id="nested",
+        ),
+        pytest.param(
+            "a:\n  b: 1\na:\n  c: 2\n", "line 3: duplicate key 'a' (first at line 1)", id="block"
+        ),
+    ],
+)
+def test_profile_parser_refuses_a_key_given_twice(text: str, message: str) -> None:
+    """As the shared YAML loader does: the second value would silently replace the first."""
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.health.policy import parse_profile
+
+    with pytest.raises(ValidationError) as info:
+        parse_profile(text, "profile p")
+    assert str(info.value) == f"profile p: {message}"
+
+
+def test_profile_parser_keeps_the_same_key_in_different_mappings() -> None:
+    from sre_tools.health.policy import parse_profile
+
+    text = "a:\n  b: 1\nc:\n  b: 2\n"
+    assert parse_profile(text) == {"a": {"b": 1}, "c": {"b": 2}}
 
 
 @pytest.mark.parametrize(
