@@ -62,8 +62,15 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RemediationConfig)}
 
 
 def _positive(name: str, value: float, *, zero_ok: bool = True) -> None:
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-        raise ValidationError(f"must be {'>= 0' if zero_ok else '> 0'}, got {value}", field=name)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large for a float: not a setting
+        finite = False
+    shown = f"{value!r:.40}"
+    if not finite:
+        raise ValidationError(f"must be a finite number, got {shown}", field=name)
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ValidationError(f"must be {'>= 0' if zero_ok else '> 0'}, got {shown}", field=name)
 
 
 def validate_config(cfg: RemediationConfig) -> None:

@@ -83,13 +83,17 @@ def number(
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"expected a number, got {_kind(value)}", field=path)
-    num = float(value)
+    try:
+        num = float(value)
+    except OverflowError:  # an integer too large for a float
+        num = math.inf if value > 0 else -math.inf
     low_ok = num > low if low_open else num >= low
     high_ok = num < high if high_open else num <= high
     if not (low_ok and high_ok) or math.isnan(num):
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
-        raise ValidationError(f"must be in {lo}{low:g}, {high:g}{hi}, got {value!r}", field=path)
+        shown = f"{value!r:.40}"
+        raise ValidationError(f"must be in {lo}{low:g}, {high:g}{hi}, got {shown}", field=path)
     return num
 
 

@@ -321,3 +321,32 @@ def test_fuzz_json_depth_limit_is_exact(depth: int) -> None:
 @given(data=st.recursive(st.none() | st.integers() | st.text(), st.lists, max_leaves=20))
 def test_fuzz_json_round_trip(data: object) -> None:
     assert load_json(json.dumps(data), "x.json") == data
+
+
+@pytest.mark.parametrize(
+    ("args", "text", "message"),
+    [
+        (
+            ("remediation", "status", "--config"),
+            "remediation:\n  max_drained_nodes: " + "9" * 4000 + "\n",
+            "max_drained_nodes: must be a finite number",
+        ),
+        (
+            ("slo", "validate"),
+            "version: prometheus/v1\nservice: svc\nslos:\n  - name: a\n    objective: "
+            + "9" * 4000
+            + "\n    sli:\n      events:\n        error_query: x\n        total_query: y\n",
+            "objective: must be in",
+        ),
+    ],
+    ids=["remediation-config", "slo-objective"],
+)
+def test_an_integer_too_large_for_a_float_is_an_input_error(
+    sre: Sre, tmp_path: Path, args: tuple[str, ...], text: str, message: str
+) -> None:
+    """Under the 4300-digit limit, yet past a float: one line, exit 2 (was: OverflowError)."""
+    path = tmp_path / "big.yaml"
+    path.write_text(text)
+    code, _, err = sre(*args, str(path))
+    assert code == 2 and err.count("\n") == 1, err
+    assert message in err and "internal error" not in err and len(err) < 400
