@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import os
 import re
 import stat
@@ -389,6 +390,15 @@ def _constant(name: str) -> Any:
     raise ValidationError(f"not valid JSON: {name} is not a number")
 
 
+def _float(text: str) -> float:
+    """A JSON number with a fraction or exponent; ``1e999`` would be infinity, refused as the
+    literal ``Infinity`` is."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValidationError(f"not valid JSON: {text[:40]} is too large for a number")
+    return value
+
+
 def _check_depth(data: Any, source: str) -> None:
     stack = [(data, 1)]
     while stack:
@@ -421,7 +431,9 @@ def _long_integer_at(text: str) -> str:
 def load_json(text: str, source: str) -> Any:
     """A JSON text, refusing duplicate keys, ``NaN`` / ``Infinity`` and deep nesting."""
     try:
-        data = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+        data = json.loads(
+            text, object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_float
+        )
     except json.JSONDecodeError as exc:
         reason = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
         raise ValidationError(f"not valid JSON: {reason}", source=source) from None

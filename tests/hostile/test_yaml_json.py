@@ -230,6 +230,9 @@ HOSTILE_JSON = {
     "duplicate": ('{"node": "gpu01", "node": "gpu02"}', "duplicate key"),
     "nan": ('{"a": NaN}', "NaN is not a number"),
     "infinity": ("[-Infinity]", "-Infinity is not a number"),
+    # A number past a float's range reads as infinity: refused like the literal.
+    "overflowing-float": ('{"a": 1e999}', "1e999 is too large for a number"),
+    "overflowing-negative-float": ('{"a": -2.5E+400}', "-2.5E+400 is too large for a number"),
     "garbage": ("{not json", "not valid JSON"),
     "huge-int": (
         '{"note": "'
