@@ -145,12 +145,11 @@ class BasicAuth:
 
     @classmethod
     def load(cls, path: Path) -> BasicAuth:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ValidationError(f"cannot read: {reason}", source=str(path)) from None
-        return cls.from_text(text, str(path))
+        from sre_tools.inputs import MAX_SPEC_BYTES, read_text_capped
+
+        # Capped, never waiting on a FIFO: the one reader of input files (sre_tools/inputs.py).
+        text, source = read_text_capped(str(path), MAX_SPEC_BYTES, what="password file")
+        return cls.from_text(text, source)
 
     def verify(self, user: str, password: str) -> bool:
         """True when ``user`` exists and ``password`` matches; constant time in the password."""

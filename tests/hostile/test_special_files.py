@@ -201,6 +201,39 @@ def test_a_remediation_config_fifo_without_a_writer_is_the_defaults(fifo: Path) 
     assert time.monotonic() - start < 2.0
 
 
+def test_an_exporter_password_file_fifo_is_not_waited_on(fifo: Path) -> None:
+    """The exporter's basic-auth file (--basic-auth-file) goes through the same reader."""
+    from sre_tools.exceptions import ValidationError
+    from sre_tools.exporter.auth import BasicAuth
+
+    start = time.monotonic()
+    with unblocked(fifo), pytest.raises(ValidationError):
+        BasicAuth.load(fifo)  # empty: no user, refused
+    assert time.monotonic() - start < 2.0
+
+
+def test_a_mig_config_fifo_is_not_waited_on(fifo: Path, tmp_path: Path) -> None:
+    """The MIG layout file named by the policy (mig.config_file), read by `sre health`."""
+    from sre_tools.gpu.backend import RecordedBackend
+    from sre_tools.health.policy import load_policy
+    from sre_tools.health.runner import run_health
+    from sre_tools.health.state import CounterState
+    from tests.health.checks.conftest import H100, load
+
+    site = f"mig:\n  config_file: {fifo}\n  config_name: all-1g.10gb\n"
+    start = time.monotonic()
+    with unblocked(fifo):
+        run_health(
+            RecordedBackend(load(H100), "<test>"),
+            load_policy(None, site, "site.yaml"),
+            state=CounterState(),
+            sysfs=tmp_path,
+            kernel_log_lines=[],
+            host="n1",
+        )
+    assert time.monotonic() - start < 2.0
+
+
 # --- the audit log ---------------------------------------------------------------------------
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 from sre_tools.exceptions import ValidationError
 from sre_tools.gpu.errors import NotSupported
@@ -47,11 +46,10 @@ def _desired(ctx: Context, gpu: GpuRef) -> tuple[str, str, Any]:
     name = ctx.policy.get("mig.config_name")
     key = f"mig.config:{path}"
     if key not in ctx.cache:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ValidationError(f"cannot read: {reason}", source=str(path)) from None
+        from sre_tools.inputs import MAX_SPEC_BYTES, read_text_capped
+
+        # Capped, never waiting on a FIFO: the one reader of input files (sre_tools/inputs.py).
+        text, _ = read_text_capped(str(path), MAX_SPEC_BYTES, what="MIG config")
         # Imported here: mig.config needs PyYAML, which a node without a MIG config never reads.
         from sre_tools.mig.config import memory_class, parse_mig_config
 
