@@ -18,6 +18,7 @@ is a one-line :class:`~sre_tools.exceptions.SreError` naming the file (exit 1).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -149,6 +150,17 @@ def _write(
     real = Path(os.path.realpath(target))
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", dir=real.parent)
+    except PermissionError as exc:
+        if st is None or not os.access(real, os.W_OK):
+            raise _cannot_write(target, exc) from None
+        # A file we may write in a folder we may not (Grafana's provisioning folder, owned by
+        # root): rewritten in place, as a plain open would, instead of refusing.
+        try:
+            with open(real, mode, encoding=encoding) as fh:
+                writer(fh)
+        except OSError as err:
+            raise _cannot_write(target, err) from None
+        return
     except OSError as exc:
         raise _cannot_write(target, exc) from None
     if st is not None:
@@ -160,6 +172,12 @@ def _write(
     try:
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             os.fchmod(fh.fileno(), file_mode)
+            if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                # The file replaced keeps its owner and group (root rewriting Prometheus' rules
+                # or Grafana's dashboards must leave them readable to that service), where we
+                # may set them; else it is ours, with the old mode.
+                with contextlib.suppress(PermissionError):
+                    os.fchown(fh.fileno(), st.st_uid, st.st_gid)
             writer(fh)
         os.replace(tmp, real)
     except OSError as exc:

@@ -304,13 +304,18 @@ def _skip_rest_of_line(fh: Any, remaining: int) -> int:
     return remaining
 
 
+# An audit log fed through a pipe is read up to this much (a file is read whole, line by line).
+MAX_PIPE_BYTES = 1 << 30
+
+
 def iter_audit(path: Path | str, *, strict: bool = False) -> Iterator[dict[str, Any]]:
     """Every readable record, oldest first. An unreadable line, or one longer than
     :data:`MAX_LINE_BYTES` (no record we write is), is skipped with a warning (or, with
     ``strict``, a :class:`ValidationError` naming the line).
 
-    Only a regular file is read (a device such as ``/dev/zero`` or a FIFO is refused, never
-    read without end nor waited on), one line at a time: memory holds one line, never the
+    Only a regular file or a pipe is read (a device such as ``/dev/zero`` is refused, never read
+    without end; a pipe is read up to :data:`MAX_PIPE_BYTES`, a FIFO never waited on), one line
+    at a time: memory holds one line, never the
     whole log, so a log of years is read in full."""
     target = Path(path)
     shown = printable(target)
@@ -321,17 +326,26 @@ def iter_audit(path: Path | str, *, strict: bool = False) -> Iterator[dict[str, 
         return
     except OSError as exc:
         raise StoreError(f"{shown}: cannot read audit log: {exc.strerror or exc}") from exc
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    pipe = stat.S_ISFIFO(mode)  # `--audit <(zcat audit.jsonl.1.gz)`, or /dev/stdin from a pipe
+    if not stat.S_ISREG(mode) and not pipe:
         os.close(fd)
-        raise StoreError(f"{shown}: audit log: not a regular file")
+        raise StoreError(f"{shown}: audit log: not a regular file or a pipe")
     with os.fdopen(fd, "rb") as fh:
-        # Under a shared lock the log ends with a whole record (writers append under an
-        # exclusive one): read up to that end, without holding the lock while records are used.
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        try:
-            remaining = os.fstat(fd).st_size
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        if pipe:
+            # Blocking again: a pipe is read to its end (a FIFO without a writer is empty), at
+            # most MAX_PIPE_BYTES.
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            remaining = MAX_PIPE_BYTES
+        else:
+            # Under a shared lock the log ends with a whole record (writers append under an
+            # exclusive one): read up to that end, without holding the lock while records are
+            # used.
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                remaining = os.fstat(fd).st_size
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         number = 0
         while remaining > 0:
             raw = fh.readline(min(MAX_LINE_BYTES + 1, remaining))

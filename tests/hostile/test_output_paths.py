@@ -325,3 +325,70 @@ def test_dashboards_into_a_new_folder(sre: Sre, tmp_path: Path) -> None:
         str(target / n)
         for n in ("gpu-fleet.json", "slos.json", "reliability.json", "sre-tools.yml")
     ]
+
+
+NOBODY = 65534
+
+
+def test_a_replaced_output_keeps_its_owner_group_and_mode(tmp_path: Path) -> None:
+    """Root rewriting Prometheus' rules file (owned by the prometheus user, 0640) must leave it
+    readable to Prometheus: same owner, group and mode. A user who may not chown keeps the
+    mode on a file that is now theirs."""
+    from sre_tools.outputs import write_text
+
+    target = tmp_path / "slo.yml"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    root = os.geteuid() == 0
+    if root:
+        os.chown(target, NOBODY, NOBODY)
+    write_text(target, lambda fh: fh.write("new\n"))
+    st = target.stat()
+    assert target.read_text() == "new\n" and stat.S_IMODE(st.st_mode) == 0o640
+    owner = (NOBODY, NOBODY) if root else (os.geteuid(), os.getegid())
+    assert (st.st_uid, st.st_gid) == owner
+
+
+def test_a_writable_file_in_a_folder_we_may_not_write_is_rewritten_in_place(
+    tmp_path: Path,
+) -> None:
+    """Grafana's provisioning folder is root's, its dashboards the grafana user's: that user
+    regenerates them in place (no temporary file can be made there), as a plain open would."""
+    import shutil
+    import tempfile
+
+    from sre_tools.outputs import write_text
+
+    base = Path(tempfile.mkdtemp(prefix="sre-outputs-"))  # out of pytest's 0700 folder
+    try:
+        base.chmod(0o755)
+        folder = base / "dashboards"
+        folder.mkdir(mode=0o755)
+        target = folder / "fleet.json"
+        target.write_text("{}\n")
+        if os.geteuid() == 0:
+            # Root may write anywhere: the same situation for an unprivileged user, in a
+            # child process that drops to nobody (a fork: nobody need not reach the venv).
+            os.chown(target, NOBODY, NOBODY)
+            pid = os.fork()
+            if pid == 0:  # the child: never returns into pytest
+                status = 1
+                try:
+                    os.setgid(NOBODY)
+                    os.setuid(NOBODY)
+                    write_text(target, lambda fh: fh.write("new\n"))
+                    status = 0
+                finally:
+                    os._exit(status)
+            _, wait_status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(wait_status) == 0
+        else:
+            folder.chmod(0o555)
+            try:
+                write_text(target, lambda fh: fh.write("new\n"))
+            finally:
+                folder.chmod(0o755)
+        assert target.read_text() == "new\n"
+        assert sorted(p.name for p in folder.iterdir()) == ["fleet.json"]
+    finally:
+        shutil.rmtree(base)
