@@ -356,15 +356,19 @@ def test_promtool_accepts_every_rewritten_query(tmp_path: Path) -> None:
             doc = spec(query, query, counter=kind is Kind.COUNTER, name=f"q{i}")
         doc["metadata"]["labels"] = {"case": ident}
         docs.append(doc)
-    slos = load_texts([("all.yaml", yaml.safe_dump_all(docs))])
+    _promtool_accepts_the_rules_of(docs, tmp_path)
+
+
+def _promtool_accepts_the_rules_of(docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    """Load ``docs`` as one spec file, generate their rules, and have promtool check them all."""
+    slos = load_texts([("specs.yaml", yaml.safe_dump_all(docs))])
     rules = tmp_path / "rules.yml"
+    groups = generate(slos)
     with rules.open("w") as fh:
-        write(generate(slos), fh)
+        write(groups, fh)
     proc = _run([promtool(), "check", "rules", str(rules)], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {sum(len(g['rules']) for g in generate(slos)['groups'])} rules found" in (
-        proc.stdout
-    )
+    assert f"SUCCESS: {sum(len(g['rules']) for g in groups['groups'])} rules found" in proc.stdout
 
 
 def test_promtool_accepts_every_suggested_query(tmp_path: Path) -> None:
@@ -377,12 +381,7 @@ def test_promtool_accepts_every_suggested_query(tmp_path: Path) -> None:
         doc = spec(suggested, suggested, counter=counter, name=f"s{i}")
         doc["metadata"]["labels"] = {"case": ident}
         docs.append(doc)
-    slos = load_texts([("suggested.yaml", yaml.safe_dump_all(docs))])
-    rules = tmp_path / "rules.yml"
-    with rules.open("w") as fh:
-        write(generate(slos), fh)
-    proc = _run([promtool(), "check", "rules", str(rules)], tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _promtool_accepts_the_rules_of(docs, tmp_path)
 
 
 # Each scenario is one SLO written twice: with plain selectors and as whole expressions, with a
